@@ -1,0 +1,118 @@
+"""The registry of named GAN systems: one frozen config per article.
+
+Every number here is the article's (see ../shared/seeds/ and DESIGN.md); the places where we
+had to deviate are written next to the field, and `deviations` repeats them for the README.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    name: str
+    article: str
+    dataset: str                      # "mnist" | "fashion_mnist" | "x_squared"
+    family: str                       # "dcgan" | "mlp": which builder in training.models
+    latent_dim: int
+    sample_shape: tuple[int, ...]     # one generated sample, e.g. (28, 28, 1)
+    output_range: tuple[float, float]  # range of real data and of the generator's output
+    # Layers. For "mlp": hidden Dense widths; for "dcgan": filters of each (transposed) conv.
+    g_units: tuple[int, ...]
+    d_units: tuple[int, ...]
+    hidden_activation: str = "leaky_relu"  # "leaky_relu" | "relu"
+    g_alpha: float = 0.2              # LeakyReLU negative slope
+    d_alpha: float = 0.2
+    d_dropout: float = 0.0
+    g_kernel_init: str | None = None  # None keeps Keras's default (glorot_uniform)
+    d_kernel_init: str | None = None
+    g_out_activation: str = "tanh"
+    # Optimiser: Adam for both networks, as in every article.
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    # Batches: the discriminator sees `d_half_batch` real + `d_half_batch` fake samples per
+    # step, the generator `g_batch` latents per step.
+    d_half_batch: int = 64
+    g_batch: int = 128
+    real_label: float = 1.0           # 0.9 = one-sided label smoothing
+    # Schedule, in the article's unit. An "epoch" is `train_size // batch_size` steps, the
+    # article's int(X.shape[0] / n_batch).
+    unit: str = "epoch"               # "epoch" | "iteration"
+    length: int = 100                 # epochs or iterations
+    eval_every: int = 10              # in `unit`s
+    batch_size: int = 256             # the article's n_batch, which sets steps per epoch
+    grid: tuple[int, int] = (10, 10)  # the article's sample grid
+    grid_inverted: bool = False       # article 000 plots with cmap='gray_r'
+    param_counts: tuple[int, int] = (0, 0)  # (G, D) as the article's Keras code builds them
+    deviations: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GANConfig":
+        tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
+
+    def steps_per_epoch(self, train_size: int) -> int:
+        return max(1, train_size // self.batch_size)
+
+
+_ONE_STEP_NOTE = ("the discriminator takes its real and fake halves in one update (one batch, "
+                  "mean loss) where the article makes two train_on_batch calls")
+
+REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
+    GANConfig(
+        name="dcgan-mnist", article="000", dataset="mnist", family="dcgan",
+        latent_dim=100, sample_shape=(28, 28, 1), output_range=(0.0, 1.0),
+        g_units=(128, 128), d_units=(64, 64), d_dropout=0.4, g_out_activation="sigmoid",
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
+        unit="epoch", length=100, eval_every=10, grid=(10, 10), grid_inverted=True,
+        param_counts=(1_164_289, 40_705)),
+    GANConfig(
+        name="mlp-mnist", article="002", dataset="mnist", family="mlp",
+        latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
+        g_units=(128,), d_units=(128,), g_alpha=0.01, d_alpha=0.01,
+        learning_rate=1e-3, beta_1=0.9, d_half_batch=128, g_batch=128, batch_size=128,
+        unit="iteration", length=20_000, eval_every=1_000, grid=(4, 4),
+        param_counts=(114_064, 100_609),
+        deviations=(_ONE_STEP_NOTE,)),
+    GANConfig(
+        name="mlp-smooth-mnist", article="001", dataset="mnist", family="mlp",
+        latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
+        g_units=(256, 512, 1024), d_units=(512, 256),
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
+        real_label=0.9, unit="epoch", length=50, eval_every=5, grid=(10, 10),
+        param_counts=(1_486_352, 533_505),
+        deviations=("the article elides its layers, BATCH_SIZE and TOTAL_EPOCHS: we use the widely "
+                    "circulated version of its notebook (G Dense 256/512/1024 LReLU .2, D Dense "
+                    "512/256 LReLU .2, batch 256, 50 epochs)", _ONE_STEP_NOTE)),
+    GANConfig(
+        name="mlp-fashion", article="003", dataset="fashion_mnist", family="mlp",
+        latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
+        g_units=(256, 512, 1024), d_units=(1024, 512, 256), d_dropout=0.3,
+        g_kernel_init="normal_0.02", d_kernel_init="normal_0.02",
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
+        unit="epoch", length=100, eval_every=1, grid=(10, 10),
+        param_counts=(1_486_352, 1_460_225),
+        deviations=("the article builds a tanh layer and then reshapes the layer before it, so its "
+                    "generator has no tanh; we apply the tanh it meant (no parameters change)",
+                    _ONE_STEP_NOTE)),
+    GANConfig(
+        name="gan-1d", article="004", dataset="x_squared", family="mlp",
+        latent_dim=5, sample_shape=(2,), output_range=(-1.0, 1.0),
+        g_units=(15,), d_units=(25,), hidden_activation="relu",
+        g_kernel_init="he_uniform", d_kernel_init="he_uniform", g_out_activation="linear",
+        learning_rate=1e-3, beta_1=0.9, d_half_batch=64, g_batch=128, batch_size=128,
+        unit="iteration", length=10_000, eval_every=2_000, grid=(1, 1),
+        param_counts=(122, 101),
+        deviations=(_ONE_STEP_NOTE,)),
+]}
+
+
+def get_config(name: str) -> GANConfig:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(REGISTRY)}") from None

@@ -1,0 +1,94 @@
+"""Generator and discriminator builders: the articles' Sequential models, from a GANConfig."""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from training.config import GANConfig
+
+
+def _init(name: str | None):
+    if name is None:
+        return "glorot_uniform"  # Keras's default, what the articles get when they say nothing
+    if name == "normal_0.02":
+        return keras.initializers.RandomNormal(stddev=0.02)  # article 003, DCGAN-paper habit
+    return name
+
+
+def _activation(cfg: GANConfig, alpha: float):
+    if cfg.hidden_activation == "relu":
+        return layers.ReLU()
+    return layers.LeakyReLU(negative_slope=alpha)
+
+
+def _mlp_generator(cfg: GANConfig) -> keras.Sequential:
+    model = keras.Sequential(name="generator")
+    model.add(keras.Input((cfg.latent_dim,), name="z"))
+    for units in cfg.g_units:
+        model.add(layers.Dense(units, kernel_initializer=_init(cfg.g_kernel_init)))
+        model.add(_activation(cfg, cfg.g_alpha))
+    n_out = 1
+    for d in cfg.sample_shape:
+        n_out *= d
+    model.add(layers.Dense(n_out, activation=cfg.g_out_activation,
+                           kernel_initializer=_init(cfg.g_kernel_init)))
+    if len(cfg.sample_shape) > 1:
+        model.add(layers.Reshape(cfg.sample_shape))
+    return model
+
+
+def _mlp_discriminator(cfg: GANConfig) -> keras.Sequential:
+    model = keras.Sequential(name="discriminator")
+    model.add(keras.Input(cfg.sample_shape))
+    if len(cfg.sample_shape) > 1:
+        model.add(layers.Flatten())
+    for units in cfg.d_units:
+        model.add(layers.Dense(units, kernel_initializer=_init(cfg.d_kernel_init)))
+        model.add(_activation(cfg, cfg.d_alpha))
+        if cfg.d_dropout:
+            model.add(layers.Dropout(cfg.d_dropout))
+    model.add(layers.Dense(1, activation="sigmoid", kernel_initializer=_init(cfg.d_kernel_init)))
+    return model
+
+
+def _dcgan_generator(cfg: GANConfig) -> keras.Sequential:
+    # z [N,100] -> Dense 7*7*128 -> [N,7,7,128] -> ConvT s2 [N,14,14,128] -> ConvT s2 [N,28,28,128]
+    # -> Conv 7x7 [N,28,28,1] in [0,1] (article 000).
+    model = keras.Sequential(name="generator")
+    model.add(keras.Input((cfg.latent_dim,), name="z"))
+    model.add(layers.Dense(7 * 7 * cfg.g_units[0]))
+    model.add(layers.LeakyReLU(negative_slope=cfg.g_alpha))
+    model.add(layers.Reshape((7, 7, cfg.g_units[0])))
+    for filters in cfg.g_units:
+        model.add(layers.Conv2DTranspose(filters, (4, 4), strides=(2, 2), padding="same"))
+        model.add(layers.LeakyReLU(negative_slope=cfg.g_alpha))
+    model.add(layers.Conv2D(cfg.sample_shape[-1], (7, 7), padding="same",
+                            activation=cfg.g_out_activation))
+    return model
+
+
+def _dcgan_discriminator(cfg: GANConfig) -> keras.Sequential:
+    # [N,28,28,1] -> Conv s2 [N,14,14,64] -> Conv s2 [N,7,7,64] -> Dense 1 (article 000).
+    model = keras.Sequential(name="discriminator")
+    model.add(keras.Input(cfg.sample_shape))
+    for filters in cfg.d_units:
+        model.add(layers.Conv2D(filters, (3, 3), strides=(2, 2), padding="same"))
+        model.add(layers.LeakyReLU(negative_slope=cfg.d_alpha))
+        model.add(layers.Dropout(cfg.d_dropout))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(1, activation="sigmoid"))
+    return model
+
+
+_BUILDERS = {
+    "mlp": (_mlp_generator, _mlp_discriminator),
+    "dcgan": (_dcgan_generator, _dcgan_discriminator),
+}
+
+
+def build_generator(cfg: GANConfig) -> keras.Sequential:
+    return _BUILDERS[cfg.family][0](cfg)
+
+
+def build_discriminator(cfg: GANConfig) -> keras.Sequential:
+    return _BUILDERS[cfg.family][1](cfg)

@@ -1,0 +1,60 @@
+"""Pictures of a run: sample grids, the 1-D scatter, and metrics over time (matplotlib, Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from runtime.files import atomic_path  # noqa: E402
+from runtime.images import grid, save_png, to_uint8  # noqa: E402
+from training.config import GANConfig  # noqa: E402
+
+
+def save_samples(cfg: GANConfig, samples: np.ndarray, path: Path, real: np.ndarray | None = None):
+    """The article's picture: a rows x cols grid of images, or real vs generated points."""
+    if cfg.dataset == "x_squared":
+        return save_scatter(samples, real, path)
+    rows, cols = cfg.grid
+    pixels = to_uint8(samples[: rows * cols], cfg.output_range)
+    return save_png(grid(pixels, cols=cols, invert=cfg.grid_inverted), path, scale=2)
+
+
+def save_scatter(fake: np.ndarray, real: np.ndarray | None, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xs = np.linspace(-0.5, 0.5, 101)
+    ax.plot(xs, xs * xs, color="0.7", lw=1, label="y = x²")
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=8, color="tab:red", label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=8, color="tab:blue", label="generated")
+    ax.set(xlabel="x", ylabel="y")
+    ax.legend(loc="upper center")
+    return _save(fig, path)
+
+
+def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
+    """losses.png and d_accuracy.png over training steps, from metrics.jsonl rows."""
+    if not rows:
+        return
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    steps = [r["step"] for r in rows]
+    for name, keys, ylabel in (("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
+                               ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy")):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for key in keys:
+            ax.plot(steps, [r.get(key) for r in rows], marker="o", ms=3, label=key)
+        ax.set(xlabel="step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        _save(fig, plots_dir / f"{name}.png")
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

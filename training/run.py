@@ -1,0 +1,192 @@
+"""python -m training.run: train one of the registry's GANs with periodic evaluation.
+
+A thin CLI over `train()`; see `python -m training.run --help`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+import click  # noqa: E402
+
+from runtime.errors import GanEdgeError  # noqa: E402
+from training.config import REGISTRY, GANConfig, get_config  # noqa: E402
+
+
+def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
+    if run_dir:
+        return Path(run_dir)
+    if resume:
+        runs = sorted(Path("runs").glob(f"{arch}-*"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise GanEdgeError(f"--resume found no runs/{arch}-* folder; pass --run-dir")
+        return runs[-1]
+    return Path("runs") / f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _prepare_run_dir(run_dir: Path, arch: str, resume: bool) -> dict | None:
+    """Check the folder is ours to use; return its saved config.json when resuming."""
+    config_file = run_dir / "config.json"
+    saved = None
+    if config_file.is_file():
+        try:
+            saved = json.loads(config_file.read_text())
+        except ValueError:
+            raise GanEdgeError(f"{config_file} is corrupt; fix it or use a new --run-dir") from None
+        if saved.get("arch") != arch:
+            raise GanEdgeError(f"{run_dir} belongs to arch {saved.get('arch')!r}, not {arch!r}; "
+                               f"pass --arch {saved.get('arch')} or a new --run-dir")
+        if not resume:
+            raise GanEdgeError(f"{run_dir} already holds a run; add --resume to continue it or "
+                               f"pass a new --run-dir")
+    elif resume:
+        raise GanEdgeError(f"{run_dir} has no config.json, so there is nothing to resume; drop "
+                           f"--resume to start a new run there")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise GanEdgeError(f"cannot write to run dir {run_dir} ({e.strerror}); pass a writable "
+                           f"--run-dir") from None
+    return saved
+
+
+def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None = None,
+          eval_every: int | None = None, run_dir: str | Path | None = None, seed: int = 0,
+          resume: bool = False, data_dir: str | Path | None = None,
+          progress: bool = True) -> Path:
+    """Train `arch` to its article's schedule (or `epochs`/`steps`); return the run folder."""
+    for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every)):
+        if value is not None and value <= 0:
+            raise GanEdgeError(f"{name} must be a positive integer, got {value}")
+    if epochs is not None and steps is not None:
+        raise GanEdgeError("pass --epochs or --steps, not both")
+    try:
+        cfg = get_config(arch)
+    except ValueError as e:
+        raise GanEdgeError(str(e)) from None
+    run_dir = _resolve_run_dir(arch, str(run_dir) if run_dir else None, resume)
+    saved = _prepare_run_dir(run_dir, arch, resume)
+
+    # Heavy imports only once the arguments are known to be good.
+    import keras
+
+    from training import checkpoint as ckpt
+    from training.callbacks import (EvaluationCallback, NonFiniteLoss, Schedule, read_metrics,
+                                    write_metrics)
+    from training.data import load_images
+    from training.gan import GAN
+    from training.models import build_discriminator, build_generator
+    from training.pipeline import real_batches
+    from runtime.files import write_text_atomic
+
+    data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, data_dir)
+    x_train = None if data is None else data.x_train
+    if saved is not None:
+        seed = saved["seed"]
+    schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
+
+    if saved is None or epochs or steps or eval_every:
+        write_text_atomic(run_dir / "config.json", json.dumps({
+            "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
+            "data": None if data is None else {"source": data.source, "sha256": data.sha256},
+            "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
+        }, indent=2))
+
+    keras.utils.set_random_seed(seed)
+    gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
+              real_label=cfg.real_label, seed=seed)
+    gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                loss_fn=keras.losses.BinaryCrossentropy())
+
+    start = 0
+    if resume:
+        done = ckpt.list_checkpoints(run_dir)
+        if done:
+            ckpt.restore_checkpoint(gan, done[-1].path)
+            start = done[-1].step
+            write_metrics(run_dir, [r for r in read_metrics(run_dir) if r["step"] <= start])
+            click.echo(f"resuming {run_dir} from {done[-1].name} (step {start})", err=True)
+    if start >= schedule.total:
+        click.echo(f"{run_dir} is already complete ({start}/{schedule.total} steps)", err=True)
+        return run_dir
+
+    callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed, progress)
+    dataset = real_batches(cfg, x_train, seed, start, schedule.total)
+    try:
+        gan.fit(dataset, epochs=1, steps_per_epoch=schedule.total - start, verbose=0,
+                callbacks=[callback])
+    except NonFiniteLoss as e:
+        raise GanEdgeError(str(e)) from None
+    except KeyboardInterrupt:
+        callback.on_train_end()
+        last = ckpt.list_checkpoints(run_dir)
+        where = f"{last[-1].name} (step {last[-1].step})" if last else "no checkpoint yet"
+        raise GanEdgeError(f"interrupted at step {callback.step}; last checkpoint: {where}; "
+                           f"continue with: python -m training.run --arch {arch} --run-dir "
+                           f"{run_dir} --resume") from None
+    return run_dir
+
+
+def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
+    from training.callbacks import Schedule
+
+    spe = cfg.steps_per_epoch(len(x_train)) if x_train is not None else cfg.eval_every
+    unit_steps = spe if cfg.unit == "epoch" else 1  # steps in one of the article's units
+    old = (saved or {}).get("schedule")
+    if steps is not None:
+        total = steps
+    elif epochs is not None:
+        total = epochs * spe
+    elif old:
+        total = old["total_steps"]
+    else:
+        total = cfg.length * unit_steps
+    if eval_every is not None:
+        eval_steps = eval_every * unit_steps
+    elif old:
+        eval_steps = old["eval_every_steps"]
+    else:
+        eval_steps = cfg.eval_every * unit_steps
+    # Resume checkpoints at least once per data epoch, so a kill loses minutes, not hours.
+    save_steps = min(eval_steps, spe)
+    return Schedule(total, eval_steps, save_steps, spe)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--arch", default="mlp-mnist", show_default=True,
+              type=click.Choice(list(REGISTRY)), help="Which seed system to train.")
+@click.option("--epochs", type=int, help="Train this many epochs (train size // batch steps each).")
+@click.option("--steps", type=int, help="Train this many steps instead (tests, smoke runs).")
+@click.option("--eval-every", type=int,
+              help="Evaluate and checkpoint every K of the article's units (epochs or iterations).")
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Run folder [default: runs/<arch>-<timestamp>; with --resume the newest].")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
+@click.option("--data-dir", type=click.Path(), help="Folder with the data set's IDX or .npz files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, quiet):
+    """Train a GAN from the articles, with evaluation, checkpoints and plots in the run folder.
+
+    Defaults follow the article of the chosen --arch (batch, optimiser, schedule).
+    """
+    try:
+        out = train(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir,
+                    progress=not quiet)
+    except GanEdgeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    click.echo(str(out))
+
+
+if __name__ == "__main__":
+    main()
