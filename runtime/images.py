@@ -17,26 +17,37 @@ def to_uint8(samples: np.ndarray, output_range: tuple[float, float]) -> np.ndarr
     return np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(samples.shape[:3])
 
 
-def grid(pixels: np.ndarray, cols: int | None = None, pad: int = 2, invert: bool = False) -> np.ndarray:
-    """Tile [N, H, W] uint8 images into one [rows*(H+pad)+pad, cols*(W+pad)+pad] image."""
-    n, h, w = pixels.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    background = 255 if invert else 0
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), background, np.uint8)
-    for i, img in enumerate(pixels):
-        r, c = divmod(i, cols)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h,
-               pad + c * (w + pad):pad + c * (w + pad) + w] = 255 - img if invert else img
-    return canvas
+class GridCanvas:
+    """n tiles of h x w pixels, `cols` per row, filled one at a time (so batches can stream)."""
+
+    def __init__(self, n: int, h: int, w: int, cols: int | None = None, pad: int = 2,
+                 invert: bool = False):
+        self.cols = cols or math.ceil(math.sqrt(n))
+        rows = math.ceil(n / self.cols)
+        self.h, self.w, self.pad, self.invert = h, w, pad, invert
+        self.pixels = np.full((rows * (h + pad) + pad, self.cols * (w + pad) + pad),
+                              255 if invert else 0, np.uint8)
+
+    def put(self, i: int, tile: np.ndarray) -> None:
+        r, c = divmod(i, self.cols)
+        top, left = self.pad + r * (self.h + self.pad), self.pad + c * (self.w + self.pad)
+        self.pixels[top:top + self.h, left:left + self.w] = 255 - tile if self.invert else tile
 
 
-def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+def grid(pixels: np.ndarray, cols: int | None = None, invert: bool = False) -> np.ndarray:
+    """Tile [N, H, W] uint8 images into one image (inverted = dark digits on white)."""
+    canvas = GridCanvas(len(pixels), *pixels.shape[1:3], cols=cols, invert=invert)
+    for i, tile in enumerate(pixels):
+        canvas.put(i, tile)
+    return canvas.pixels
+
+
+def save_png(image: np.ndarray, path: str | Path, scale: int = 1, fmt: str | None = None) -> Path:
     """Write a uint8 image atomically; `scale` enlarges it (nearest neighbour) for viewing."""
     img = Image.fromarray(image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     with atomic_path(path) as tmp:
-        img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+        img.save(tmp, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return path

@@ -16,6 +16,7 @@ from runtime.files import write_text_atomic
 from training import checkpoint as ckpt
 from training.config import GANConfig
 from training.data import scale_images, x_squared_samples
+from training.evaluate import generate, score_samples, summary, write_best
 from training.plots import save_metric_plots, save_samples
 
 
@@ -40,7 +41,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     steps in between: a resume checkpoint that replaces the previous one."""
 
     def __init__(self, cfg: GANConfig, run_dir: Path, schedule: Schedule, start_step: int,
-                 x_train: np.ndarray | None, seed: int, progress: bool = True):
+                 x_train: np.ndarray | None, seed: int, progress: bool = True,
+                 eval_samples: int = 10_000, data_dir=None):
         super().__init__()
         self.cfg, self.run_dir, self.schedule = cfg, Path(run_dir), schedule
         self.step = start_step
@@ -50,6 +52,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.grid_z = np.random.default_rng(seed + 2).standard_normal(
             (100, cfg.latent_dim)).astype("float32")
         self.progress = progress
+        self.eval_samples, self.data_dir = eval_samples, data_dir
         self.bar = None
         self.tb = _tensorboard_writer(self.run_dir)
 
@@ -84,20 +87,25 @@ class EvaluationCallback(keras.callbacks.Callback):
         d = self.model.discriminator
         acc_real = float(np.mean(d(real, training=False).numpy() > 0.5))
         acc_fake = float(np.mean(d(fake, training=False).numpy() <= 0.5))
+        generated = generate(lambda z: self.model.generator(z, training=False), self.cfg,
+                             self.eval_samples)
+        quality = score_samples(self.cfg, generated, self.data_dir)
         name = self._save(kind="eval")
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
                "checkpoint": name, **{k: float(v) for k, v in logs.items()},
-               "d_acc_real": acc_real, "d_acc_fake": acc_fake, "time": time.time()}
+               "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality, "time": time.time()}
         samples = self.model.generator(self.grid_z, training=False).numpy()
         save_samples(self.cfg, samples, self.run_dir / "samples" / f"{name}.png", real=real)
         rows = append_metrics(self.run_dir, row)
+        best = write_best(self.run_dir, rows)
         save_metric_plots(rows, self.run_dir / "plots")
         self._tensorboard(row, samples)
         for m in self.model.metrics:  # losses in the next row cover the next period only
             m.reset_state()
         self.bar.write(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
                        f"g_loss {row.get('g_loss', float('nan')):.3f} "
-                       f"D acc real {acc_real:.0%} fake {acc_fake:.0%}")
+                       f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
+                       + summary(quality) + (" | best so far" if best is row else ""))
         return row
 
     def _save(self, kind: str) -> str:

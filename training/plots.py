@@ -41,8 +41,14 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
         return
     plots_dir.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in rows]
-    for name, keys, ylabel in (("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
-                               ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy")):
+    charts = [("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
+              ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy")]
+    if "classifier_score" in rows[-1]:
+        charts += [("classifier_score", ("classifier_score",), "classifier score (max 10)"),
+                   ("frechet_distance", ("frechet_distance",), "Frechet distance to test split")]
+    if "energy_distance" in rows[-1]:
+        charts += [("energy_distance", ("energy_distance",), "energy distance to real samples")]
+    for name, keys, ylabel in charts:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for key in keys:
             ax.plot(steps, [r.get(key) for r in rows], marker="o", ms=3, label=key)

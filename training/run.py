@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import click  # noqa: E402
 
+from runtime.cli_util import run_cli  # noqa: E402
 from runtime.errors import GanEdgeError  # noqa: E402
 from training.config import REGISTRY, GANConfig, get_config  # noqa: E402
 
@@ -61,9 +62,10 @@ def _prepare_run_dir(run_dir: Path, arch: str, resume: bool) -> dict | None:
 def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None = None,
           eval_every: int | None = None, run_dir: str | Path | None = None, seed: int = 0,
           resume: bool = False, data_dir: str | Path | None = None,
-          progress: bool = True) -> Path:
+          progress: bool = True, eval_samples: int = 10_000) -> Path:
     """Train `arch` to its article's schedule (or `epochs`/`steps`); return the run folder."""
-    for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every)):
+    for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every),
+                        ("--eval-samples", eval_samples)):
         if value is not None and value <= 0:
             raise GanEdgeError(f"{name} must be a positive integer, got {value}")
     if epochs is not None and steps is not None:
@@ -93,13 +95,6 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         seed = saved["seed"]
     schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
 
-    if saved is None or epochs or steps or eval_every:
-        write_text_atomic(run_dir / "config.json", json.dumps({
-            "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
-            "data": None if data is None else {"source": data.source, "sha256": data.sha256},
-            "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
-        }, indent=2))
-
     keras.utils.set_random_seed(seed)
     gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
               real_label=cfg.real_label, seed=seed)
@@ -115,14 +110,22 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
             start = done[-1].step
             write_metrics(run_dir, [r for r in read_metrics(run_dir) if r["step"] <= start])
             click.echo(f"resuming {run_dir} from {done[-1].name} (step {start})", err=True)
+    if saved is None or epochs or steps or eval_every:
+        write_text_atomic(run_dir / "config.json", json.dumps({
+            "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
+            "data": None if data is None else {"source": data.source, "sha256": data.sha256},
+            "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
+        }, indent=2))
+
     if start >= schedule.total:
         click.echo(f"{run_dir} is already complete ({start}/{schedule.total} steps)", err=True)
         return run_dir
 
-    callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed, progress)
+    callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed, progress,
+                                  eval_samples, data_dir)
     dataset = real_batches(cfg, x_train, seed, start, schedule.total)
     try:
-        gan.fit(dataset, epochs=1, steps_per_epoch=schedule.total - start, verbose=0,
+        gan.fit(dataset, epochs=1, steps_per_epoch=schedule.total - start, verbose=0, shuffle=False,
                 callbacks=[callback])
     except NonFiniteLoss as e:
         raise GanEdgeError(str(e)) from None
@@ -139,7 +142,8 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
 def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
     from training.callbacks import Schedule
 
-    spe = cfg.steps_per_epoch(len(x_train)) if x_train is not None else cfg.eval_every
+    # Article 004 calls its iterations epochs; for generated data an epoch is one step.
+    spe = cfg.steps_per_epoch(len(x_train)) if x_train is not None else 1
     unit_steps = spe if cfg.unit == "epoch" else 1  # steps in one of the article's units
     old = (saved or {}).get("schedule")
     if steps is not None:
@@ -156,14 +160,15 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
         eval_steps = old["eval_every_steps"]
     else:
         eval_steps = cfg.eval_every * unit_steps
-    # Resume checkpoints at least once per data epoch, so a kill loses minutes, not hours.
-    save_steps = min(eval_steps, spe)
+    # Epoch schedules evaluate rarely (every 10 DCGAN epochs is an hour here): add a resume
+    # checkpoint every epoch, so a kill loses minutes. Iteration schedules evaluate often enough.
+    save_steps = min(eval_steps, spe) if cfg.unit == "epoch" else eval_steps
     return Schedule(total, eval_steps, save_steps, spe)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--arch", default="mlp-mnist", show_default=True,
-              type=click.Choice(list(REGISTRY)), help="Which seed system to train.")
+              help=f"Which seed system to train: {', '.join(REGISTRY)}.")
 @click.option("--epochs", type=int, help="Train this many epochs (train size // batch steps each).")
 @click.option("--steps", type=int, help="Train this many steps instead (tests, smoke runs).")
 @click.option("--eval-every", type=int,
@@ -173,20 +178,18 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
 @click.option("--data-dir", type=click.Path(), help="Folder with the data set's IDX or .npz files.")
+@click.option("--eval-samples", default=10_000, show_default=True, type=int,
+              help="Generated samples scored at each evaluation.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, quiet):
+def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, eval_samples, quiet):
     """Train a GAN from the articles, with evaluation, checkpoints and plots in the run folder.
 
     Defaults follow the article of the chosen --arch (batch, optimiser, schedule).
     """
-    try:
-        out = train(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir,
-                    progress=not quiet)
-    except GanEdgeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    out = train(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir,
+                progress=not quiet, eval_samples=eval_samples)
     click.echo(str(out))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

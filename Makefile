@@ -1,0 +1,28 @@
+# Two entry points, each doing all of its own set-up on a fresh machine:
+#   make demo   train mlp-mnist to its article's schedule, export it to ONNX, write grid.png
+#   make test   run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN ?= runs/demo-mlp-mnist
+
+.PHONY: demo test setup
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[train,export,cpu,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/python -m training.run --arch mlp-mnist --run-dir $(RUN) $(if $(wildcard $(RUN)/config.json),--resume)
+	$(BIN)/ganexport --run $(RUN) --best
+	$(BIN)/ganrun --model $(RUN)/export/generator.int8.onnx --n 25 --seed 0 --out grid.png
+	@echo "wrote grid.png"
+
+test: setup
+	$(BIN)/python -m pytest -q

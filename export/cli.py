@@ -1,0 +1,137 @@
+"""ganexport: pick a generator checkpoint, export it to validated ONNX files."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+
+from runtime.cli_util import run_cli  # noqa: E402
+from runtime.errors import GanEdgeError  # noqa: E402
+
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def latest_run(root: Path = Path("runs")) -> Path:
+    runs = [p for p in root.glob("*") if (p / "checkpoints").is_dir()] if root.is_dir() else []
+    if not runs:
+        raise GanEdgeError(f"no run with checkpoints under {root}/; train one with "
+                           f"`python -m training.run` or pass --run DIR")
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+def choose_checkpoint(run: Path, epoch: int | None, step: int | None, best: bool) -> Path:
+    from training.checkpoint import list_checkpoints
+    done = [c for c in list_checkpoints(run) if c.kind == "eval"]
+    if not done:
+        raise GanEdgeError(f"{run} has no evaluation checkpoints yet")
+    names = ", ".join(c.name for c in done)
+    if best:
+        best_file = run / "best.json"
+        if not best_file.is_file():
+            raise GanEdgeError(f"{run} has no best.json (no quality metrics yet); pick one with "
+                               f"--epoch or --step from: {names}")
+        name = json.loads(best_file.read_text())["checkpoint"]
+    elif epoch is not None:
+        name = f"epoch_{epoch:03d}"
+    elif step is not None:
+        name = f"step_{step:06d}"
+    else:
+        return done[-1].path
+    for c in done:
+        if c.name == name:
+            return c.path
+    raise GanEdgeError(f"{run} has no checkpoint {name}; it has: {names}")
+
+
+def validate_only(path: Path, checkpoint: Path | None, quality_samples: int) -> dict:
+    """Validate one existing file against its source checkpoint (from manifest.json beside it)."""
+    import keras
+
+    from export.validate import validate
+    from runtime.generator import Generator
+    from training.config import get_config
+    if not path.is_file():
+        raise GanEdgeError(f"{path} does not exist")
+    gen = Generator.from_file(path)
+    if checkpoint is None:
+        manifest = path.parent / "manifest.json"
+        if not manifest.is_file():
+            raise GanEdgeError(f"no manifest.json beside {path} to find its checkpoint; pass "
+                               f"--checkpoint-dir")
+        checkpoint = Path(json.loads(manifest.read_text())["checkpoint"])
+    generator = keras.saving.load_model(checkpoint / "generator.keras", compile=False)
+    return validate(path, generator, get_config(gen.arch), gen.info.precision, quality_samples)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="Run folder [default: the newest under runs/].")
+@click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs).")
+@click.option("--step", type=int, help="Export checkpoints/step_NNNNNN (iteration schedules).")
+@click.option("--best", is_flag=True, help="Export the checkpoint the quality metrics rank best.")
+@click.option("--precision", default="fp32,int8,fp16", show_default=True,
+              help="Comma-separated: fp32, int8 (CPU), fp16 (GPU).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output folder [default: <run>/export].")
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
+@click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(min=100),
+              help="Samples scored to check that int8/fp16 keep fp32's quality.")
+@click.option("--validate", "validate_file", type=click.Path(dir_okay=False),
+              help="Only validate this exported file against its checkpoint.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
+              help="With --validate: the checkpoint folder the file came from.")
+def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples, validate_file,
+         checkpoint_dir):
+    """Export a generator checkpoint to ONNX (fp32, int8, fp16), validated against Keras.
+
+    Without --epoch/--step/--best the newest evaluation checkpoint is used.
+    """
+    if validate_file:
+        report = validate_only(Path(validate_file),
+                               Path(checkpoint_dir) if checkpoint_dir else None, quality_samples)
+        click.echo(json.dumps(report, indent=2))
+        return
+    if sum(x is not None and x is not False for x in (epoch, step, best or None)) > 1:
+        raise GanEdgeError("pass at most one of --epoch, --step, --best")
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise GanEdgeError(f"unknown precision {', '.join(unknown) or '(none)'}; choose from "
+                           f"{', '.join(PRECISIONS)}")
+    run = Path(run_dir) if run_dir else latest_run()
+    if not run.is_dir():
+        raise GanEdgeError(f"run folder {run} does not exist")
+    checkpoint = choose_checkpoint(run, epoch, step, best)
+    out = Path(out_dir) if out_dir else run / "export"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").touch()
+        (out / ".write-test").unlink()
+    except OSError as e:
+        raise GanEdgeError(f"cannot write to --out {out} ({e.strerror}); choose a writable "
+                           f"folder") from None
+    click.echo(f"exporting {checkpoint}", err=True)
+    from export.pipeline import export_checkpoint
+    manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
+                                 progress=lambda msg: click.echo(msg, err=True))
+    click.echo(str(out / "manifest.json"))
+    for f in manifest["files"]:
+        q = f["quality"]
+        score = (f"classifier score {q['classifier_score']:.2f}" if "classifier_score" in q
+                 else f"energy distance {q['energy_distance']:.4f}")
+        click.echo(f"  {f['file']}: {f['bytes'] / 1e6:.2f} MB, max |diff| vs Keras "
+                   f"{max(v for k, v in f['parity'].items() if k != 'bound'):.2g}, {score}",
+                   err=True)
+
+
+def entry() -> None:
+    run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    entry()

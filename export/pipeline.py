@@ -1,0 +1,153 @@
+"""Export one checkpoint's generator: convert, derive int8/fp16, validate, then publish.
+
+Every file is written under a temp name, validated, and only then renamed into place, so a
+file that fails validation is never left behind looking good. manifest.json is written last.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from runtime.errors import GanEdgeError
+from runtime.files import write_text_atomic
+from training.config import GANConfig, get_config
+
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) -> dict:
+    lo, hi = cfg.output_range
+    return {
+        "gan.arch": cfg.name, "gan.latent_dim": str(cfg.latent_dim),
+        "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
+        "gan.output_range": f"{lo:g},{hi:g}", "gan.epoch": f"{checkpoint['epoch']:g}",
+        "gan.step": str(checkpoint["step"]), "gan.checkpoint": checkpoint["name"],
+        "gan.precision": precision, "gan.metrics": json.dumps(checkpoint.get("metrics", {})),
+        "gan.source_sha256": source_sha,
+        "gan.target": "gpu" if precision == "fp16" else "cpu",
+    }
+
+
+def _set_metadata(path: Path, meta: dict) -> None:
+    import onnx
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name = "gan-edge"
+    onnx.save(model, str(path))
+
+
+def _has_conv_transpose(generator) -> bool:
+    import keras
+    return any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in generator.layers)
+
+
+def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
+    """Write `precision`'s file into `tmp` and return its path (not yet validated)."""
+    import onnx
+
+    from export.convert import to_onnx
+    from export.quantize import convert_fp16, quantize_int8
+    fp32 = tmp / "fp32.onnx"
+    if not fp32.exists():
+        onnx.save(to_onnx(generator, cfg, opset), str(fp32))
+    if precision == "fp32":
+        return fp32
+    out = tmp / f"{precision}.onnx"
+    if precision == "fp16":
+        convert_fp16(fp32, out)
+    else:
+        # onnxruntime's CPU provider has no int8 ConvTranspose kernel: quantize the exact
+        # sub-pixel form instead, so the DCGAN's upsampling layers run in int8 too.
+        source = fp32
+        if _has_conv_transpose(generator):
+            source = tmp / "fp32_subpixel.onnx"
+            onnx.save(to_onnx(generator, cfg, opset, subpixel=True), str(source))
+        quantize_int8(source, out, cfg.latent_dim)
+    return out
+
+
+def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = 17,
+                      quality_samples: int = 2000, progress=print) -> dict:
+    """Export, validate and publish; return the manifest."""
+    import keras
+
+    from export.validate import validate
+    checkpoint_dir = Path(checkpoint_dir)
+    state = json.loads((checkpoint_dir / "state.json").read_text())
+    cfg = get_config(state["arch"])
+    source = checkpoint_dir / "generator.keras"
+    try:
+        generator = keras.saving.load_model(source, compile=False)
+    except Exception as e:
+        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
+                           f"corrupt: pick another with --epoch/--step") from None
+    if generator.count_params() != cfg.param_counts[0] and cfg.param_counts[0]:
+        raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
+                           f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
+    source_sha = sha256_file(source)
+    metrics = _metrics_for(checkpoint_dir.parent.parent, checkpoint_dir.name)
+    info = {"name": checkpoint_dir.name, "step": state["step"],
+            "epoch": round(state["epoch"], 4), "metrics": metrics}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
+        built = []
+        for precision in precisions:
+            progress(f"{precision}: converting")
+            path = build_file(precision, generator, cfg, Path(tmp), opset)
+            _set_metadata(path, metadata(cfg, precision, info, source_sha))
+            progress(f"{precision}: validating against Keras")
+            report = validate(path, generator, cfg, precision, quality_samples)
+            built.append(path)
+            entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
+                            "target": "gpu" if precision == "fp16" else "cpu",
+                            "bytes": path.stat().st_size, "sha256": sha256_file(path), **report})
+        # All passed: publish together, so the folder never mixes two exports.
+        for stale in out_dir.glob("generator.*.onnx"):
+            stale.unlink()
+        for path, entry in zip(built, entries):
+            os.replace(path, out_dir / entry["file"])
+            progress(f"{entry['precision']}: {out_dir / entry['file']} "
+                     f"({entry['bytes'] / 1e6:.2f} MB)")
+    manifest = {"arch": cfg.name, "checkpoint": str(checkpoint_dir.resolve()),
+                "checkpoint_name": checkpoint_dir.name, "step": state["step"],
+                "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
+                "opset": opset, "tools": _versions(), "files": entries}
+    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _metrics_for(run_dir: Path, name: str) -> dict:
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("checkpoint") == name:
+                return {k: v for k, v in row.items() if k != "class_histogram"}
+    return {}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for pkg in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime",
+                "onnxruntime-gpu"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

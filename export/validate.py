@@ -1,0 +1,85 @@
+"""Validation of an exported file against the Keras generator it came from, as its own step.
+
+Checks, in order: the ONNX checker; the generator interface (input z [batch, latent], output
+sample, dynamic batch, gan.* metadata); values against Keras on fixed seeded latents at batch
+1, 7 and 64; and for every precision the quality on the same latents against fp32.
+Any failure raises ValidationError: never a warning.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import GanEdgeError
+from runtime.generator import Generator
+from training.config import GANConfig
+
+BATCHES = (1, 7, 64)
+# Max abs difference from Keras, as a fraction of the output range (1 for [0,1], 2 for [-1,1]).
+MAX_ABS = {"fp32": 1e-5, "fp16": 5e-3, "int8": 0.15}
+SCORE_DELTA = 0.1        # classifier score within 0.1 of fp32's, same latents
+ENERGY_DELTA = 0.01      # gan-1d: energy distance within 0.01 of fp32's
+
+
+class ValidationError(GanEdgeError):
+    pass
+
+
+def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
+             quality_samples: int = 2000, seed: int = 0) -> dict:
+    """Return the parity and quality figures of `path`, or raise ValidationError."""
+    import onnx
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ValidationError(f"{path}: onnx.checker failed: {str(e).splitlines()[0][:200]}") from None
+    gen = Generator.from_file(path)
+    if gen.info.arch != cfg.name or gen.info.latent_dim != cfg.latent_dim:
+        raise ValidationError(f"{path}: metadata says {gen.info.arch} (latent "
+                              f"{gen.info.latent_dim}), the checkpoint is {cfg.name}")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if not graph.output[0].type.tensor_type.shape.dim[0].dim_param:
+        raise ValidationError(f"{path}: the batch dimension of 'sample' is fixed, not dynamic")
+
+    lo, hi = cfg.output_range
+    bound = MAX_ABS[precision] * (hi - lo)
+    rng = np.random.default_rng(seed)
+    parity = {}
+    for batch in BATCHES:
+        z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
+        got, want = gen.run(z), keras_generator(z, training=False).numpy()
+        if got.shape != (batch, *cfg.sample_shape):
+            raise ValidationError(f"{path}: batch {batch} gave shape {got.shape}, expected "
+                                  f"{(batch, *cfg.sample_shape)}")
+        parity[f"max_abs_batch_{batch}"] = float(np.max(np.abs(got - want)))
+    worst = max(parity.values())
+    if not worst <= bound:  # `not <=` also catches NaN
+        raise ValidationError(f"{path}: {precision} differs from Keras by up to {worst:.3g}, "
+                              f"above its bound {bound:.3g}")
+    parity["bound"] = bound
+    return {"parity": parity, "quality": _quality(path, gen, keras_generator, cfg,
+                                                   quality_samples)}
+
+
+def _quality(path, gen, keras_generator, cfg, n) -> dict:
+    from training.evaluate import eval_latents, score_samples
+    z = eval_latents(cfg, n)
+    ours = score_samples(cfg, np.concatenate([gen.run(z[i:i + 500]) for i in range(0, n, 500)]))
+    ref = score_samples(cfg, np.concatenate(
+        [keras_generator(z[i:i + 500], training=False).numpy() for i in range(0, n, 500)]))
+    if "energy_distance" in ours:
+        delta = ours["energy_distance"] - ref["energy_distance"]
+        if not delta <= ENERGY_DELTA:
+            raise ValidationError(f"{path}: energy distance {ours['energy_distance']:.4f} is "
+                                  f"{delta:.4f} worse than fp32's, above {ENERGY_DELTA}")
+        return {**ours, "fp32_energy_distance": ref["energy_distance"]}
+    delta = abs(ours["classifier_score"] - ref["classifier_score"])
+    if not delta <= SCORE_DELTA or ours["classes_covered"] != ref["classes_covered"]:
+        raise ValidationError(
+            f"{path}: quality moved from fp32's (classifier score {ref['classifier_score']:.3f} "
+            f"-> {ours['classifier_score']:.3f}, classes {ref['classes_covered']} -> "
+            f"{ours['classes_covered']}); bound: score within {SCORE_DELTA}, classes unchanged")
+    return {**{k: ours[k] for k in ("n_samples", "classifier_score", "frechet_distance",
+                                     "classes_covered", "kl_to_uniform", "confident_share")},
+            "fp32_classifier_score": ref["classifier_score"]}

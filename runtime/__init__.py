@@ -1,0 +1,1 @@
+"""gan-edge runtime: generate samples from an exported ONNX generator with onnxruntime alone."""

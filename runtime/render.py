@@ -1,0 +1,52 @@
+"""Turn a stream of generated batches into the requested files, with bounded memory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from runtime.files import atomic_path
+from runtime.images import GridCanvas, save_png, to_uint8
+
+
+def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
+           out_dir: Path | None) -> None:
+    if gen.info.sample_shape == (2,):
+        points = np.concatenate(list(gen.generate(n, seed, batch)))
+        return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
+    canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)
+    i = 0
+    for samples in gen.generate(n, seed, batch):
+        for tile in to_uint8(samples, gen.info.output_range):
+            canvas.put(i, tile)
+            if out_dir is not None:
+                save_png(tile, out_dir / f"sample_{i:06d}.png")
+            i += 1
+    scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
+    save_png(canvas.pixels, out, scale=scale, fmt=fmt)
+
+
+def _save_csv(points: np.ndarray, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        np.savetxt(tmp, points, delimiter=",", header="x,y", comments="", fmt="%.6f")
+
+
+def _save_scatter(points: np.ndarray, out: Path, fmt: str, size: int = 480) -> None:
+    """Generated (x, y) points over the real curve y = x^2, drawn with Pillow alone."""
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    x0, x1, y0, y1 = -0.6, 0.6, -0.05, 0.3  # the region of article 004's plots
+
+    def px(x, y):
+        return (x - x0) / (x1 - x0) * (size - 40) + 30, size - 30 - (y - y0) / (y1 - y0) * (size - 40)
+    draw.line([px(x0, 0), px(x1, 0)], fill="gray")
+    draw.line([px(0, y0), px(0, y1)], fill="gray")
+    xs = np.linspace(-0.5, 0.5, 200)
+    draw.line([px(x, x * x) for x in xs], fill=(200, 60, 60), width=2)
+    for x, y in points:
+        cx, cy = px(float(x), float(y))
+        draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(40, 90, 200))
+    draw.text((36, 8), "red: y = x^2 (real)   blue: generated", fill="black")
+    with atomic_path(out) as tmp:
+        img.save(tmp, format=fmt)

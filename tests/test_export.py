@@ -1,0 +1,151 @@
+"""ganexport: ONNX parity with Keras, quantized variants within bounds, metadata, bad input."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from training.config import REGISTRY
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_runs):
+    from export.pipeline import export_checkpoint
+    out = {}
+    for arch, run in tiny_runs.items():
+        ckpt = sorted((run / "checkpoints").iterdir())[-1]
+        out[arch] = export_checkpoint(ckpt, run / "export", quality_samples=200,
+                                      progress=lambda msg: None)
+    return out
+
+
+def _keras_generator(run):
+    import keras
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    return keras.saving.load_model(ckpt / "generator.keras", compile=False)
+
+
+@pytest.mark.parametrize("arch", sorted(REGISTRY))
+def test_every_precision_matches_keras_within_its_bound(arch, exports, tiny_runs):
+    from export.validate import MAX_ABS
+    from runtime.generator import Generator
+    from training.config import get_config
+    cfg = get_config(arch)
+    keras_g = _keras_generator(tiny_runs[arch])
+    lo, hi = cfg.output_range
+    files = {f["precision"]: f for f in exports[arch]["files"]}
+    assert set(files) == {"fp32", "int8", "fp16"}
+    rng = np.random.default_rng(42)  # latents the export's own validation never saw
+    for precision, entry in files.items():
+        gen = Generator.from_file(tiny_runs[arch] / "export" / entry["file"])
+        for batch in (1, 7, 64):
+            z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
+            got, want = gen.run(z), keras_g(z, training=False).numpy()
+            assert got.shape == want.shape == (batch, *cfg.sample_shape)
+            assert np.max(np.abs(got - want)) <= MAX_ABS[precision] * (hi - lo), precision
+    assert MAX_ABS["fp32"] == 1e-5
+
+
+def test_metadata_describes_the_model(exports, tiny_runs):
+    from training.config import get_config
+    cfg = get_config("dcgan-mnist")
+    path = tiny_runs["dcgan-mnist"] / "export" / "generator.int8.onnx"
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["gan.arch"] == "dcgan-mnist"
+    assert meta["gan.latent_dim"] == "100" and meta["gan.sample_shape"] == "28,28,1"
+    assert meta["gan.output_range"] == "0,1" and meta["gan.precision"] == "int8"
+    assert meta["gan.epoch"] == "2" and "classifier_score" in json.loads(meta["gan.metrics"])
+    manifest = exports["dcgan-mnist"]
+    assert meta["gan.source_sha256"] == manifest["source_sha256"]
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["z"]
+    assert [o.name for o in model.graph.output] == ["sample"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert cfg.output_range == (0.0, 1.0)
+
+
+def test_dcgan_int8_has_no_float_conv_transpose(exports, tiny_runs):
+    ops = {n.op_type for n in onnx.load(str(tiny_runs["dcgan-mnist"] / "export" /
+                                            "generator.int8.onnx")).graph.node}
+    assert "ConvTranspose" not in ops and "DepthToSpace" in ops and "QuantizeLinear" in ops
+
+
+def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
+    from export.pipeline import sha256_file
+    run = tiny_runs["mlp-mnist"]
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["arch"] == "mlp-mnist" and manifest["tools"]["tf2onnx"]
+    for f in manifest["files"]:
+        path = run / "export" / f["file"]
+        assert f["bytes"] == path.stat().st_size and f["sha256"] == sha256_file(path)
+        assert f["parity"]["max_abs_batch_64"] <= f["parity"]["bound"]
+        assert "classifier_score" in f["quality"]
+
+
+def test_subpixel_rewrite_equals_conv_transpose():
+    import keras
+
+    from export.convert import subpixel_conv_transpose, subpixel_weights
+    keras.utils.set_random_seed(3)
+    for c_in, c_out, size in ((3, 5, 7), (128, 128, 14)):
+        layer = keras.layers.Conv2DTranspose(c_out, (4, 4), strides=2, padding="same")
+        x = np.random.default_rng(0).standard_normal((2, size, size, c_in)).astype(np.float32)
+        want = layer(x).numpy()
+        kernel, bias = layer.get_weights()
+        got = subpixel_conv_transpose(x, subpixel_weights(kernel), np.tile(bias, 4)).numpy()
+        assert got.shape == want.shape == (2, 2 * size, 2 * size, c_out)
+        assert np.max(np.abs(got - want)) <= 1e-5
+
+
+def test_validation_failure_is_typed_and_leaves_no_file(tiny_runs, tmp_path, monkeypatch):
+    from export import pipeline, validate
+    run = tiny_runs["mlp-mnist"]
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    monkeypatch.setitem(validate.MAX_ABS, "int8", 0.0)  # no int8 file can pass this
+    with pytest.raises(validate.ValidationError, match="above its bound"):
+        pipeline.export_checkpoint(ckpt, tmp_path, ("fp32", "int8"), quality_samples=200,
+                                   progress=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, tiny_runs, tmp_path):
+    good = tiny_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
+    result = run_cli("-m", "export.cli", "--validate", str(good), "--quality-samples", "200")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["parity"]["max_abs_batch_64"] <= 1e-5
+    model = onnx.load(str(good))
+    del model.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(model, str(foreign))
+    assert_one_line_error(run_cli("-m", "export.cli", "--validate", str(foreign)),
+                          "not a gan-edge generator")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    assert_one_line_error(run_cli("-m", "export.cli", "--validate", str(junk)),
+                          "not a loadable ONNX model")
+
+
+def test_bad_export_arguments(tiny_runs, tmp_path):
+    run = str(tiny_runs["mlp-mnist"])
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--epoch", "41"),
+                          "no checkpoint epoch_041", "step_000004")
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--precision", "int4"),
+                          "unknown precision int4")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--out", str(blocker / "x")),
+                          "cannot write to --out")
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", str(tmp_path)),
+                          "no evaluation checkpoints")
+
+
+def test_corrupt_checkpoint_is_refused(tiny_runs, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
+    g = run / "checkpoints" / "step_000004" / "generator.keras"
+    g.write_bytes(g.read_bytes()[:500])
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", str(run), "--step", "4"),
+                          "corrupt")
+    assert not (run / "export").exists() or not list((run / "export").glob("*.onnx"))

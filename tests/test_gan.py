@@ -1,0 +1,46 @@
+"""The GAN's train step: both networks learn in every step (the Keras 3 trainable trap)."""
+import numpy as np
+import pytest
+
+from training.config import REGISTRY, get_config
+
+
+def _gan(name):
+    import keras
+
+    from training.gan import GAN
+    from training.models import build_discriminator, build_generator
+    cfg = get_config(name)
+    keras.utils.set_random_seed(0)
+    gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
+              real_label=cfg.real_label, seed=0)
+    gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                loss_fn=keras.losses.BinaryCrossentropy())
+    return cfg, gan
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_step_moves_every_weight_of_both_networks(name):
+    import tensorflow as tf
+    cfg, gan = _gan(name)
+    rng = np.random.default_rng(0)
+    lo, hi = cfg.output_range
+    step_fn = tf.function(gan.train_step)
+    for step in range(2):
+        real = rng.uniform(lo, hi, (cfg.d_half_batch, *cfg.sample_shape)).astype("float32")
+        before = {id(v): v.numpy().copy() for v in gan.generator.trainable_variables
+                  + gan.discriminator.trainable_variables}
+        logs = step_fn({"real": tf.constant(real), "step": tf.constant(step, tf.int64)})
+        for net in (gan.generator, gan.discriminator):
+            for v in net.trainable_variables:
+                assert not np.array_equal(before[id(v)], v.numpy()), f"{net.name} {v.path} did not move"
+        assert all(np.isfinite(float(x)) for x in logs.values())
+
+
+def test_latents_are_a_function_of_seed_and_step_only():
+    _, gan = _gan("gan-1d")
+    a = gan.latents(4, 7, 0).numpy()
+    assert np.array_equal(a, gan.latents(4, 7, 0).numpy())
+    assert not np.array_equal(a, gan.latents(4, 8, 0).numpy())
+    assert not np.array_equal(a, gan.latents(4, 7, 1).numpy())

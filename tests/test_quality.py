@@ -1,0 +1,97 @@
+"""Quality metrics on constructed inputs with known answers, and the best-checkpoint rule."""
+import json
+
+import numpy as np
+import pytest
+
+from training.quality import (class_coverage, classifier_score, confident_share,
+                              energy_distance, frechet_distance, function_metrics, is_better)
+
+
+def one_hot(labels, n=10):
+    return np.eye(n)[labels]
+
+
+def test_perfect_classifier_on_a_balanced_set_scores_n_classes():
+    assert classifier_score(one_hot(np.arange(1000) % 10)) == pytest.approx(10, rel=1e-6)
+
+
+def test_one_class_scores_one_and_covers_one_class():
+    probs = one_hot(np.full(500, 3))
+    assert classifier_score(probs) == pytest.approx(1.0)
+    cov = class_coverage(probs)
+    assert cov["classes_covered"] == 1
+    assert cov["kl_to_uniform"] == pytest.approx(np.log(10))
+    assert cov["class_histogram"][3] == 1.0
+
+
+def test_balanced_set_has_zero_kl_to_uniform():
+    assert class_coverage(one_hot(np.arange(100) % 10))["kl_to_uniform"] == pytest.approx(0, abs=1e-12)
+
+
+def test_frechet_distance_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2000, 16))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    # Same covariance, mean shifted by 3 in one coordinate: distance = 9.
+    b = a.copy()
+    b[:, 0] += 3
+    assert frechet_distance(a, b) == pytest.approx(9, rel=1e-6)
+    # Scaled by 2: Tr(C + 4C - 2*2C) = Tr(C), about 16 for unit Gaussians.
+    assert frechet_distance(a, 2 * a) == pytest.approx(np.trace(np.cov(a, rowvar=False)), rel=1e-6)
+
+
+def test_confident_share():
+    probs = np.array([[0.95, 0.05], [0.6, 0.4], [0.1, 0.9]])
+    assert confident_share(probs) == pytest.approx(2 / 3)
+
+
+def test_energy_distance_and_function_metrics():
+    rng = np.random.default_rng(0)
+    x = rng.random(1000) - 0.5
+    real = np.stack([x, x * x], 1)
+    assert energy_distance(real, real) == pytest.approx(0, abs=1e-12)
+    m = function_metrics(real, real)
+    assert m["mean_abs_error"] == 0 and m["share_in_domain"] == 1.0
+    off = function_metrics(real + [0, 0.5], real)
+    assert off["mean_abs_error"] == pytest.approx(0.5) and off["energy_distance"] > 0.1
+
+
+def _row(step, score, covered, fd):
+    hist = [0.1] * 10
+    return {"step": step, "checkpoint": f"epoch_{step:03d}", "classifier_score": score,
+            "classes_covered": covered, "class_histogram": hist, "frechet_distance": fd}
+
+
+def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
+    from training.callbacks import read_metrics, write_metrics
+    from training.evaluate import write_best
+    rows = [_row(1, 9.5, 9, 10.0),   # highest score but a class missing
+            _row(2, 8.0, 10, 20.0),
+            _row(3, 8.7, 10, 30.0),  # best: full coverage, highest score
+            _row(4, 8.7, 10, 40.0),  # tie on score, worse Frechet
+            _row(5, 3.0, 10, 5.0)]
+    write_metrics(tmp_path, rows)
+    best = write_best(tmp_path, read_metrics(tmp_path))
+    assert best["checkpoint"] == "epoch_003"
+    assert json.loads((tmp_path / "best.json").read_text())["step"] == 3
+    assert is_better(_row(6, 8.7, 10, 1.0), best)
+
+
+def test_shipped_evaluator_loads_offline_and_reaches_its_stated_accuracy(real_mnist):
+    from training.evaluator import MIN_ACCURACY, load_evaluator
+    ev = load_evaluator("mnist")
+    assert ev.info["test_accuracy"] >= MIN_ACCURACY["mnist"]
+    probs, feats = ev.predict(real_mnist.x_test[:2000] / 255.0)  # a fixed slice
+    accuracy = float(np.mean(probs.argmax(1) == real_mnist.y_test[:2000]))
+    assert accuracy >= MIN_ACCURACY["mnist"] - 0.005  # a 2,000-image slice varies a little
+    assert feats.shape == (2000, 128)
+
+
+def test_real_test_digits_score_near_ten(real_mnist):
+    from training.evaluator import load_evaluator
+    from training.quality import image_metrics
+    ev = load_evaluator("mnist")
+    probs, feats = ev.predict(real_mnist.x_test[:2000] / 255.0)
+    m = image_metrics(probs, feats, feats)
+    assert m["classifier_score"] > 9.0 and m["classes_covered"] == 10

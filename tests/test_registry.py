@@ -1,0 +1,46 @@
+import pytest
+
+from training.config import REGISTRY, GANConfig, get_config
+from training.models import build_discriminator, build_generator
+
+# (G, D) parameter counts of the articles' Keras code, computed from their layer lists;
+# article 004 prints its own summaries (G 122, D 101).
+ARTICLE_COUNTS = {
+    "dcgan-mnist": (1_164_289, 40_705),
+    "mlp-mnist": (114_064, 100_609),
+    "mlp-smooth-mnist": (1_486_352, 533_505),
+    "mlp-fashion": (1_486_352, 1_460_225),
+    "gan-1d": (122, 101),
+}
+
+
+def test_registry_holds_the_five_seed_systems():
+    assert set(ARTICLE_COUNTS) <= set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(ARTICLE_COUNTS))
+def test_each_entry_builds_with_the_articles_parameter_counts_and_shapes(name):
+    cfg = get_config(name)
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    assert (g.count_params(), d.count_params()) == ARTICLE_COUNTS[name]
+    assert g.input_shape == (None, cfg.latent_dim)
+    assert g.output_shape == (None, *cfg.sample_shape)
+    assert d.input_shape == (None, *cfg.sample_shape)
+    assert d.output_shape == (None, 1)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known: dcgan-mnist, mlp-mnist"):
+        get_config("nope")
+
+
+def test_deviations_are_documented_where_the_articles_leave_gaps():
+    assert any("tanh" in d for d in get_config("mlp-fashion").deviations)
+    assert any("elides" in d for d in get_config("mlp-smooth-mnist").deviations)
+    assert get_config("mlp-smooth-mnist").real_label == 0.9
+
+
+def test_config_round_trips_through_json_types():
+    import json
+    cfg = get_config("dcgan-mnist")
+    assert GANConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

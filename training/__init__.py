@@ -1,0 +1,1 @@
+"""gan-edge training: the articles' GANs in Keras 3, with evaluation and resumable runs."""

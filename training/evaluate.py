@@ -1,0 +1,134 @@
+"""Score generators on demand, and the best-checkpoint bookkeeping shared with training.
+
+    python -m training.evaluate --run runs/dcgan-mnist-...            # every checkpoint
+    python -m training.evaluate --run DIR --checkpoint epoch_040      # one
+    python -m training.evaluate --onnx runs/.../export/generator.int8.onnx
+    python -m training.evaluate --run DIR --write    # add the scores to metrics.jsonl, best.json
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from runtime.cli_util import run_cli  # noqa: E402
+from runtime.errors import GanEdgeError  # noqa: E402
+from runtime.files import write_text_atomic  # noqa: E402
+from training.config import GANConfig, get_config  # noqa: E402
+from training.quality import function_metrics, image_metrics, is_better  # noqa: E402
+
+EVAL_SEED = 1234  # every checkpoint is scored on the same latents
+
+
+def eval_latents(cfg: GANConfig, n: int, seed: int = EVAL_SEED) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, cfg.latent_dim)).astype("float32")
+
+
+def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None) -> dict:
+    """Quality metrics of generated samples (in the generator's output range)."""
+    if cfg.dataset == "x_squared":
+        from training.data import x_squared_samples
+        real = x_squared_samples(np.random.default_rng(EVAL_SEED + 1), len(samples))
+        return function_metrics(samples, real)
+    from training.evaluator import load_evaluator
+    evaluator = load_evaluator(cfg.dataset)
+    lo, hi = cfg.output_range
+    probs, feats = evaluator.predict((samples - lo) / (hi - lo))
+    return image_metrics(probs, feats, evaluator.reference_features(cfg.dataset, data_dir))
+
+
+def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
+    z = eval_latents(cfg, n)
+    return np.concatenate([np.asarray(predict(z[i:i + batch])) for i in range(0, n, batch)])
+
+
+def best_from_rows(rows: list[dict]) -> dict | None:
+    best = None
+    for row in rows:
+        if ("classifier_score" in row or "energy_distance" in row) and is_better(row, best):
+            best = row
+    return best
+
+
+def write_best(run_dir: Path, rows: list[dict]) -> dict | None:
+    """best.json: the metrics row of the checkpoint that the best-checkpoint rule prefers."""
+    best = best_from_rows(rows)
+    if best is not None:
+        write_text_atomic(Path(run_dir) / "best.json", json.dumps(best, indent=2) + "\n")
+    return best
+
+
+def score_checkpoint(run_dir: Path, name: str, n: int, data_dir=None) -> dict:
+    import keras
+    cfg = get_config(json.loads((Path(run_dir) / "config.json").read_text())["arch"])
+    path = Path(run_dir) / "checkpoints" / name / "generator.keras"
+    if not path.is_file():
+        raise GanEdgeError(f"no generator at {path}")
+    generator = keras.saving.load_model(path, compile=False)
+    samples = generate(lambda z: generator(z, training=False), cfg, n)
+    return score_samples(cfg, samples, data_dir)
+
+
+def score_onnx(path: Path, n: int, data_dir=None) -> dict:
+    from runtime.generator import Generator
+    gen = Generator.from_file(path, threads=0)
+    cfg = get_config(gen.arch)
+    return score_samples(cfg, generate(gen.run, cfg, n), data_dir)
+
+
+def summary(m: dict) -> str:
+    if "energy_distance" in m:
+        return (f"energy {m['energy_distance']:.4f}  |y-x^2| {m['mean_abs_error']:.4f}  "
+                f"in domain {m['share_in_domain']:.1%}  (n={m['n_samples']})")
+    return (f"score {m['classifier_score']:.2f}  FD {m['frechet_distance']:.1f}  "
+            f"classes {m['classes_covered']}/10  KL {m['kl_to_uniform']:.3f}  "
+            f"confident {m['confident_share']:.1%}  (n={m['n_samples']})")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run folder.")
+@click.option("--checkpoint", "names", multiple=True, help="Checkpoint(s) to score [all].")
+@click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), help="Score an ONNX file.")
+@click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(min=100),
+              help="Generated samples per score.")
+@click.option("--write", is_flag=True, help="Merge the scores into metrics.jsonl and best.json.")
+@click.option("--data-dir", type=click.Path(), help="Folder with the data set's files.")
+def main(run_dir, names, onnx_file, n, write, data_dir):
+    """Score generators with the objective quality metrics (classifier score, Frechet distance,
+    class coverage, confident share; energy distance for gan-1d)."""
+    if onnx_file:
+        click.echo(f"{onnx_file}: " + summary(score_onnx(Path(onnx_file), n, data_dir)))
+        return
+    if not run_dir:
+        raise GanEdgeError("pass --run DIR or --onnx FILE")
+    from training.callbacks import read_metrics, write_metrics
+    from training.checkpoint import list_checkpoints
+    run = Path(run_dir)
+    known = {c.name: c for c in list_checkpoints(run) if c.kind == "eval"}
+    if not known:
+        raise GanEdgeError(f"{run} has no evaluation checkpoints")
+    for name in names:
+        if name not in known:
+            raise GanEdgeError(f"no checkpoint {name} in {run}; it has: {', '.join(known)}")
+    rows = read_metrics(run)
+    for name in names or known:
+        metrics = score_checkpoint(run, name, n, data_dir)
+        click.echo(f"{name}: " + summary(metrics))
+        for row in rows:
+            if row.get("checkpoint") == name:
+                row.update(metrics)
+    if write:
+        write_metrics(run, rows)
+        best = write_best(run, rows)
+        if best:
+            click.echo(f"best: {best['checkpoint']}")
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])

@@ -1,0 +1,81 @@
+"""Objective quality metrics for generated samples (numpy only).
+
+Image GANs are scored in the feature space of a frozen classifier (training/evaluator.py), as
+TF-GAN's MNIST example does; the 1-D GAN of article 004 is scored against its known function.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def classifier_score(probs: np.ndarray) -> float:
+    """exp(E_x[KL(p(y|x) || p(y))]), TF-GAN's classifier_score: 1 (one class) .. n_classes."""
+    p = np.clip(probs.astype(np.float64), EPS, 1.0)
+    marginal = p.mean(axis=0, keepdims=True)
+    return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(Ca + Cb - 2 (Ca Cb)^1/2), with the trace term from eigenvalues:
+    Tr((Ca Cb)^1/2) = sum sqrt(eig(sqrt(Ca) Cb sqrt(Ca))), all symmetric, so numpy suffices."""
+    a, b = feat_a.astype(np.float64), feat_b.astype(np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(ca)
+    sqrt_ca = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(sqrt_ca @ cb @ sqrt_ca), 0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(ca) + np.trace(cb) - 2 * cross)
+
+
+def class_coverage(probs: np.ndarray, min_share: float = 0.01) -> dict:
+    """Predicted-class histogram, classes holding >= 1 % of samples, KL(histogram || uniform)."""
+    n_classes = probs.shape[1]
+    hist = np.bincount(probs.argmax(axis=1), minlength=n_classes) / len(probs)
+    nonzero = hist[hist > 0]
+    kl_uniform = float(np.sum(nonzero * np.log(nonzero * n_classes)))
+    return {"classes_covered": int(np.sum(hist >= min_share)), "class_histogram":
+            [round(float(h), 4) for h in hist], "kl_to_uniform": kl_uniform}
+
+
+def confident_share(probs: np.ndarray, threshold: float = 0.9) -> float:
+    return float(np.mean(probs.max(axis=1) >= threshold))
+
+
+def image_metrics(probs: np.ndarray, features: np.ndarray, ref_features: np.ndarray) -> dict:
+    """All image metrics for one set of samples; `ref_features` are the test split's."""
+    return {"n_samples": int(len(probs)), "classifier_score": classifier_score(probs),
+            "frechet_distance": frechet_distance(features, ref_features),
+            **class_coverage(probs), "confident_share": confident_share(probs)}
+
+
+def energy_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """2 E|A-B| - E|A-A'| - E|B-B'| (Euclidean): 0 iff the distributions are equal."""
+    def mean_dist(x, y):
+        return float(np.mean(np.linalg.norm(x[:, None, :] - y[None, :, :], axis=-1)))
+    return 2 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
+
+
+def function_metrics(fake: np.ndarray, real: np.ndarray) -> dict:
+    """Article 004: how far generated (x, y) points are from y = x^2 on x in [-0.5, 0.5]."""
+    x, y = fake[:, 0], fake[:, 1]
+    return {"n_samples": int(len(fake)), "mean_abs_error": float(np.mean(np.abs(y - x * x))),
+            "share_in_domain": float(np.mean(np.abs(x) <= 0.5)),
+            "energy_distance": energy_distance(fake[:2000], real[:2000])}
+
+
+def is_better(a: dict, b: dict | None) -> bool:
+    """The best-checkpoint rule: all classes covered first, then the higher classifier score,
+    ties to the lower Frechet distance. For gan-1d: the lower energy distance."""
+    if b is None:
+        return True
+    if "energy_distance" in a:
+        return a["energy_distance"] < b["energy_distance"]
+    full_a, full_b = a["classes_covered"] == len(a["class_histogram"]), \
+        b["classes_covered"] == len(b["class_histogram"])
+    if full_a != full_b:
+        return full_a
+    if round(a["classifier_score"], 3) != round(b["classifier_score"], 3):
+        return a["classifier_score"] > b["classifier_score"]
+    return a["frechet_distance"] < b["frechet_distance"]
