@@ -9,15 +9,9 @@ def _gan(name):
     import keras
 
     from training.gan import GAN
-    from training.models import build_discriminator, build_generator
     cfg = get_config(name)
     keras.utils.set_random_seed(0)
-    gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
-              real_label=cfg.real_label, seed=0)
-    gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                loss_fn=keras.losses.BinaryCrossentropy())
-    return cfg, gan
+    return cfg, GAN.from_config(cfg, seed=0)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -49,7 +49,8 @@ class Evaluator:
     def __init__(self, model, info: dict):
         import keras
         self.info = info
-        self.model = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+        self.model = keras.Model(model.inputs[0],
+                                 [model.output, model.get_layer(FEATURE_LAYER).output])
 
     def predict(self, images01: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(images01, np.float32).reshape(-1, 28, 28, 1)

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 class GAN(keras.Model):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
-                 g_batch: int, real_label: float = 1.0, seed: int = 0, **kwargs):
+                 g_batch: int, real_label: float = 1.0, seed: int = 0, d_update: str = "joint",
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -20,9 +21,21 @@ class GAN(keras.Model):
         self.g_batch = g_batch
         self.real_label = real_label  # 0.9 = one-sided label smoothing (article 001)
         self.seed = seed
+        self.d_update = d_update  # "joint" | "split", see GANConfig.d_update
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_tracker = keras.metrics.Mean(name="d_acc")
+
+    @classmethod
+    def from_config(cls, cfg, seed: int = 0) -> "GAN":
+        """Both networks as the article builds them, compiled with its optimiser and loss."""
+        from training.models import build_discriminator, build_generator
+        gan = cls(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
+                  real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
+        gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                    g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                    loss_fn=keras.losses.BinaryCrossentropy())
+        return gan
 
     def compile(self, d_optimizer, g_optimizer, loss_fn):
         super().compile()
@@ -44,15 +57,18 @@ class GAN(keras.Model):
         real, step = data["real"], data["step"]
         n_real = tf.shape(real)[0]
 
-        # Discriminator: half real (label 1 or 0.9), half generated (label 0), one update.
+        # Discriminator: half real (label 1 or 0.9), half generated (label 0).
         fake = self.generator(self.latents(n_real, step, 0), training=True)
-        x = tf.concat([real, fake], axis=0)
-        y = tf.concat([tf.fill((n_real, 1), self.real_label), tf.zeros((n_real, 1))], axis=0)
-        with tf.GradientTape() as tape:
-            p = self.discriminator(x, training=True)
-            d_loss = self.loss_fn(y, p)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        y_real = tf.fill((n_real, 1), self.real_label)
+        y_fake = tf.zeros((n_real, 1))
+        if self.d_update == "split":
+            d_loss_real, p_real = self._d_update(real, y_real)
+            d_loss_fake, p_fake = self._d_update(fake, y_fake)
+            d_loss = 0.5 * (d_loss_real + d_loss_fake)
+            p = tf.concat([p_real, p_fake], axis=0)
+        else:
+            d_loss, p = self._d_update(tf.concat([real, fake], 0), tf.concat([y_real, y_fake], 0))
+        y = tf.concat([y_real, y_fake], axis=0)
         d_acc = tf.reduce_mean(tf.cast(tf.equal(p > 0.5, y > 0.5), tf.float32))
 
         # Generator: a full batch of latents labelled "real", through the (not updated) D.
@@ -67,6 +83,14 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.d_acc_tracker.update_state(d_acc)
         return {m.name: m.result() for m in self.metrics}
+
+    def _d_update(self, x, y):
+        with tf.GradientTape() as tape:
+            p = self.discriminator(x, training=True)
+            loss = self.loss_fn(y, p)
+        grads = tape.gradient(loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        return loss, p
 
     def call(self, z, training=False):
         return self.generator(z, training=training)

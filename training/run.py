@@ -85,7 +85,6 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
                                     write_metrics)
     from training.data import load_images
     from training.gan import GAN
-    from training.models import build_discriminator, build_generator
     from training.pipeline import real_batches
     from runtime.files import write_text_atomic
 
@@ -96,11 +95,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
 
     keras.utils.set_random_seed(seed)
-    gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
-              real_label=cfg.real_label, seed=seed)
-    gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                loss_fn=keras.losses.BinaryCrossentropy())
+    gan = GAN.from_config(cfg, seed)
 
     start = 0
     if resume:

@@ -1,0 +1,202 @@
+"""python -m benchmarks: measure gan-edge against its alternatives, write a report.
+
+Writes benchmarks/results/<host>-<date>.json and .md plus PNG charts. Contenders alternate in
+rounds inside one process tree so that machine drift hits all of them; no figure here is
+asserted in tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import click  # noqa: E402
+
+from runtime.cli_util import run_cli  # noqa: E402
+from runtime.errors import GanEdgeError  # noqa: E402
+
+GOALS = [  # (key in the report's "goals", description, comparison, target)
+    ("train_speedup_mlp-mnist", "train step vs article loop, mlp-mnist", ">=", 15.0),
+    ("train_speedup_dcgan-mnist", "train step vs article loop, dcgan-mnist", ">=", 1.0),
+    ("int8_size_ratio", "int8 file size / fp32 file size", "<=", 0.30),
+    ("int8_speedup_b256", "int8 (rewrite) / fp32 throughput, batch 256", ">=", 1.5),
+    ("int8_quality_delta", "|classifier score int8 - fp32|", "<=", 0.1),
+    ("ganrun_wall_s", "ganrun --n 25 wall time, median (s)", "<=", 0.25),
+    ("ganrun_rss_mb", "ganrun --n 25 peak RSS, median (MB)", "<=", 90.0),
+    ("cold_start_speedup", "Keras script / ganrun wall time", ">=", 15.0),
+]
+
+
+def _find_checkpoint(arch: str, run: str | None) -> Path | None:
+    from training.checkpoint import list_checkpoints
+    runs = [Path(run)] if run else sorted(Path("runs").glob(f"{arch}-*"),
+                                          key=lambda p: p.stat().st_mtime)
+    for r in reversed(runs):
+        best = r / "best.json"
+        if best.is_file():
+            return r / "checkpoints" / json.loads(best.read_text())["checkpoint"]
+        done = [c for c in list_checkpoints(r) if c.kind == "eval"]
+        if done:
+            return done[-1].path
+    return None
+
+
+def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, Path, str]:
+    """ONNX files per contender, the Keras generator, its .keras path, and where it came from."""
+    import keras
+    import onnx
+
+    from export.pipeline import build_file, metadata
+    from export.quantize import quantize_int8
+    from training.config import get_config
+    from training.models import build_generator
+    cfg = get_config(arch)
+    ckpt = _find_checkpoint(arch, run)
+    if ckpt is not None:
+        source = f"trained checkpoint {ckpt}"
+        keras_path = ckpt / "generator.keras"
+        generator = keras.saving.load_model(keras_path, compile=False)
+    else:  # speed does not depend on training; quality figures are then marked untrained
+        source = "untrained (randomly initialised) generator: quality figures are not meaningful"
+        keras.utils.set_random_seed(0)
+        generator = build_generator(cfg)
+        keras_path = tmp / "generator.keras"
+        generator.save(keras_path)
+    log(f"models from: {source}")
+    files = {p: build_file(p, generator, cfg, tmp, 17) for p in ("fp32", "int8", "fp16")}
+    if (tmp / "fp32_subpixel.onnx").exists():  # the DCGAN: also int8 without the rewrite
+        files["int8_no_rewrite"] = tmp / "int8_no_rewrite.onnx"
+        quantize_int8(files["fp32"], files["int8_no_rewrite"], cfg.latent_dim)
+    info = {"name": "benchmark", "step": 0, "epoch": 0}
+    for precision, path in files.items():
+        model = onnx.load(str(path))
+        for k, v in metadata(cfg, precision.split("_")[0], info, "").items():
+            model.metadata_props.add(key=k, value=v)
+        onnx.save(model, str(path))
+    return files, generator, keras_path, source
+
+
+def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bool,
+                   out_dir: Path, log=print) -> dict:
+    import numpy as np
+
+    from benchmarks import cold_start, generation, train_step
+    from runtime.generator import Generator
+    from training.config import get_config
+    from training.evaluate import eval_latents, score_samples
+    cfg = get_config(arch)
+    report = {"host": socket.gethostname(), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "processor": platform.processor() or platform.machine(),
+                          "python": platform.python_version()},
+              "quick": quick, "arch": arch}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        files, generator, keras_path, source = _models(arch, run, tmp, log)
+        report["model_source"] = source
+
+        log("training: project train step vs the articles' loop")
+        report["training"] = [train_step.measure(a, steps=(5 if quick else 30) if "mlp" in a or a == "gan-1d"
+                                                 else (1 if quick else 3), rounds=1 if quick else 3)
+                              for a in train_archs]
+
+        log("generation: images per second in-process")
+        sessions = {p: Generator.from_file(f) for p, f in files.items()}
+        contenders = {"keras_predict": lambda z: generator.predict(z, verbose=0, batch_size=len(z)),
+                      "keras_call": lambda z: generator(z, training=False).numpy(),
+                      **{f"onnx_{p}": s.run for p, s in sessions.items()}}
+        batches = (1, 25, 256)
+        speed = generation.time_contenders(contenders, batches, cfg.latent_dim,
+                                           min_seconds=0.2 if quick else 1.0,
+                                           rounds=1 if quick else 3)
+        flops = generation.generator_flops(generator)
+        peak = generation.measure_peak_gflops(0.5 if quick else 2.0)
+        report["generation"] = {
+            "images_per_s": speed, "flops_per_image": flops, "peak_gflops": peak,
+            "peak_note": "best rate of numpy's 1024x1024 float32 matmul on all cores",
+            "fraction_of_peak": {n: {b: v * flops / 1e9 / peak for b, v in per.items()}
+                                 for n, per in speed.items()},
+            "note": "fp16 is measured on the CPU, where onnxruntime runs it slower than fp32; "
+                    "it is the GPU format" if "CUDAExecutionProvider" not in
+                    sessions["fp32"].session.get_providers() else ""}
+
+        log("cold start: whole ganrun process vs a Keras script")
+        report["cold_start"] = cold_start.measure(files["int8"], keras_path, tmp,
+                                                  repeats=2 if quick else 7)
+
+        log("files: size and quality per precision")
+        n = 1000 if quick else 10_000
+        z = eval_latents(cfg, n)
+        report["files"] = {}
+        for p, s in sessions.items():
+            samples = np.concatenate([s.run(z[i:i + 500]) for i in range(0, n, 500)])
+            q = score_samples(cfg, samples)
+            report["files"][p] = {"bytes": files[p].stat().st_size,
+                                  **{k: v for k, v in q.items() if k != "class_histogram"}}
+    report["goals"] = _goals(report)
+    return _write(report, out_dir)
+
+
+def _goals(r: dict) -> list[dict]:
+    values = {f"train_speedup_{t['arch']}": t["speedup"] for t in r["training"]}
+    f, g, c = r["files"], r["generation"]["images_per_s"], r["cold_start"]
+    values["int8_size_ratio"] = f["int8"]["bytes"] / f["fp32"]["bytes"]
+    values["int8_speedup_b256"] = g["onnx_int8"][256] / g["onnx_fp32"][256]
+    if "classifier_score" in f["int8"]:
+        values["int8_quality_delta"] = abs(f["int8"]["classifier_score"] - f["fp32"]["classifier_score"])
+    values["ganrun_wall_s"] = c["ganrun"]["wall_s_median"]
+    values["ganrun_rss_mb"] = c["ganrun"]["peak_rss_mb_median"]
+    values["cold_start_speedup"] = c["speedup_wall"]
+    out = []
+    for key, what, op, target in GOALS:
+        v = values.get(key)
+        met = None if v is None else (v >= target if op == ">=" else v <= target)
+        out.append({"goal": key, "what": what, "target": f"{op} {target:g}", "measured": v,
+                    "met": met})
+    return out
+
+
+def _write(report: dict, out_dir: Path) -> dict:
+    from runtime.files import write_text_atomic
+    from benchmarks.report import charts, markdown
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{report['host']}-{report['date'][:10]}"
+    report["charts"] = charts(report, out_dir, stem)
+    write_text_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out_dir / f"{stem}.md", markdown(report))
+    report["paths"] = [str(out_dir / f"{stem}.json"), str(out_dir / f"{stem}.md")]
+    return report
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quick", is_flag=True, help="One short round of everything (a minute or two).")
+@click.option("--arch", default="dcgan-mnist", show_default=True,
+              help="Generator measured for generation, cold start and files.")
+@click.option("--train-arch", "train_archs", multiple=True,
+              default=("mlp-mnist", "dcgan-mnist"), show_default=True,
+              help="Architectures whose train step is measured.")
+@click.option("--run", type=click.Path(file_okay=False),
+              help="Run whose best checkpoint to measure [default: newest runs/<arch>-*].")
+@click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False))
+def main(quick, arch, train_archs, run, out_dir):
+    """Measure training speed, generation speed, cold start and file size/quality side by side."""
+    from training.config import REGISTRY
+    for a in (arch, *train_archs):
+        if a not in REGISTRY:
+            raise GanEdgeError(f"unknown architecture {a!r}; known: {', '.join(REGISTRY)}")
+    report = run_benchmarks(arch, list(train_archs), run, quick, Path(out_dir),
+                            log=lambda m: click.echo(m, err=True))
+    for p in report["paths"]:
+        click.echo(p)
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])

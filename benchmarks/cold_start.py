@@ -1,0 +1,53 @@
+"""Whole-process cold start: `ganrun --n 25` vs the articles' way (a Keras script), wall time
+and peak RSS of each process, contenders alternating."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+KERAS_SCRIPT = """
+import sys
+import numpy as np
+import keras
+from PIL import Image
+g = keras.saving.load_model(sys.argv[1], compile=False)
+x = g.predict(np.random.default_rng(0).standard_normal((25, g.input_shape[1])), verbose=0)
+tiles = (np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8)
+Image.fromarray(np.vstack([np.hstack(list(tiles[r * 5:(r + 1) * 5])) for r in range(5)])).save(sys.argv[2])
+"""
+
+
+def run_once(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one child process, from wait4's rusage."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) -> dict:
+    ganrun = [sys.executable, "-m", "runtime.cli", "--model", str(onnx_model), "--n", "25",
+              "--quiet", "--out", str(out_dir / "ganrun.png")]
+    keras_cmd = [sys.executable, "-c", KERAS_SCRIPT, str(keras_model), str(out_dir / "keras.png")]
+    samples = {"ganrun": [], "keras_script": []}
+    for _ in range(repeats):
+        for name, cmd in (("ganrun", ganrun), ("keras_script", keras_cmd)):
+            samples[name].append(run_once(cmd))
+    out = {}
+    for name, runs in samples.items():
+        wall, rss = np.array(runs).T
+        out[name] = {"wall_s_median": float(np.median(wall)), "wall_s_min": float(wall.min()),
+                     "wall_s_max": float(wall.max()), "peak_rss_mb_median": float(np.median(rss)),
+                     "peak_rss_mb_min": float(rss.min()), "peak_rss_mb_max": float(rss.max()),
+                     "runs": len(runs)}
+    out["speedup_wall"] = out["keras_script"]["wall_s_median"] / out["ganrun"]["wall_s_median"]
+    return out

@@ -1,0 +1,65 @@
+"""In-process generation speed: Keras predict, Keras direct call, onnxruntime per precision.
+
+Images per second at several batch sizes, contenders alternating in rounds, and the fraction
+of the machine's fp32 peak each reaches, from the generator's FLOP count.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def generator_flops(generator) -> int:
+    """Multiply-adds x 2 for one sample through Dense, Conv2D and Conv2DTranspose layers."""
+    import keras
+    flops = 0
+    for layer in generator.layers:
+        if isinstance(layer, keras.layers.Dense):
+            flops += 2 * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            # every input pixel scatters a kh x kw x C_out patch from C_in channels
+            h, w, c_in = layer.input.shape[1:]
+            kh, kw, c_out, _ = layer.kernel.shape
+            flops += 2 * h * w * c_in * kh * kw * c_out
+        elif isinstance(layer, keras.layers.Conv2D):
+            h, w, c_out = layer.output.shape[1:]
+            kh, kw, c_in, _ = layer.kernel.shape
+            flops += 2 * h * w * c_out * kh * kw * c_in
+    return flops
+
+
+def measure_peak_gflops(seconds: float = 1.0, n: int = 1024) -> float:
+    """Achievable fp32 peak, estimated as numpy's best n x n float32 matmul rate (BLAS on every
+    core). Not the datasheet peak: what a well-tuned GEMM really gets on this machine."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ a
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def time_contenders(contenders: dict, batches, latent_dim: int, min_seconds: float,
+                    rounds: int) -> dict:
+    """{name: {batch: images/s}} as medians over alternating rounds."""
+    rng = np.random.default_rng(0)
+    results = {name: {b: [] for b in batches} for name in contenders}
+    for batch in batches:
+        z = rng.standard_normal((batch, latent_dim)).astype(np.float32)
+        for fn in contenders.values():
+            fn(z)  # warm-up: graph tracing, session memory plans
+        for _ in range(rounds):
+            for name, fn in contenders.items():
+                calls, start = 0, time.perf_counter()
+                while True:
+                    fn(z)
+                    calls += 1
+                    elapsed = time.perf_counter() - start
+                    if elapsed >= min_seconds and calls >= 2:
+                        break
+                results[name][batch].append(calls * batch / elapsed)
+    return {name: {b: float(np.median(v)) for b, v in per.items()}
+            for name, per in results.items()}

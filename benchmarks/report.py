@@ -1,0 +1,96 @@
+"""The benchmark report as Markdown and PNG charts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "not measured"
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"# gan-edge benchmarks: {r['host']}, {r['date']}", "",
+             f"Machine: {m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}."
+             f" Mode: {'quick' if r['quick'] else 'full'}. Generator: `{r['arch']}`, "
+             f"{r['model_source']}.", "",
+             "Made by `python -m benchmarks" + (" --quick" if r["quick"] else "") + "`.", "",
+             "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
+    for g in r["goals"]:
+        met = "n/a" if g["met"] is None else ("yes" if g["met"] else "**no**")
+        lines.append(f"| {g['what']} | {g['target']} | {_fmt(g['measured'])} | {met} |")
+    lines += ["", "## Training: seconds per step (medians of alternating rounds)", "",
+              "| arch | gan-edge step | article loop | speed-up |", "|---|---|---|---|"]
+    for t in r["training"]:
+        lines.append(f"| {t['arch']} | {t['project_s_per_step'] * 1e3:.1f} ms | "
+                     f"{t['article_s_per_step'] * 1e3:.1f} ms | {t['speedup']:.1f}x |")
+    g = r["generation"]
+    batches = list(next(iter(g["images_per_s"].values())))
+    lines += ["", "## Generation in-process: images per second (share of fp32 peak)", "",
+              f"FLOPs per image: {g['flops_per_image'] / 1e6:.1f} M. Peak: "
+              f"{g['peak_gflops']:.1f} GFLOP/s ({g['peak_note']}). {g['note']}", "",
+              "| contender | " + " | ".join(f"batch {b}" for b in batches) + " |",
+              "|---|" + "---|" * len(batches)]
+    for name, per in g["images_per_s"].items():
+        cells = [f"{per[b]:,.0f} ({g['fraction_of_peak'][name][b]:.0%})" for b in batches]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    c = r["cold_start"]
+    lines += ["", "## Cold start, whole process, 25 images to a PNG", "",
+              "| command | wall median (min-max) | peak RSS median (min-max) |", "|---|---|---|"]
+    for name in ("ganrun", "keras_script"):
+        x = c[name]
+        lines.append(f"| {name} | {x['wall_s_median']:.2f} s ({x['wall_s_min']:.2f}-"
+                     f"{x['wall_s_max']:.2f}) | {x['peak_rss_mb_median']:.0f} MB "
+                     f"({x['peak_rss_mb_min']:.0f}-{x['peak_rss_mb_max']:.0f}) |")
+    lines += ["", "## Files: size and quality per precision", ""]
+    files = r["files"]
+    keys = [k for k in ("classifier_score", "frechet_distance", "classes_covered",
+                        "kl_to_uniform", "energy_distance") if k in next(iter(files.values()))]
+    lines += ["| file | size | " + " | ".join(keys) + " | samples |",
+              "|---|---|" + "---|" * (len(keys) + 1)]
+    for name, f in files.items():
+        lines.append(f"| {name} | {f['bytes'] / 1e6:.2f} MB | "
+                     + " | ".join(_fmt(f[k]) for k in keys) + f" | {f['n_samples']} |")
+    lines += ["", *[f"![{Path(p).stem}]({Path(p).name})" for p in r.get("charts", [])], ""]
+    return "\n".join(lines)
+
+
+def charts(r: dict, out_dir: Path, stem: str) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from runtime.files import atomic_path
+    paths = []
+    speed = r["generation"]["images_per_s"]
+    batches = list(next(iter(speed.values())))
+    fig, axes = plt.subplots(1, len(batches), figsize=(4 * len(batches), 3.5))
+    for ax, b in zip(axes, batches):
+        names = list(speed)
+        ax.barh(names, [speed[n][b] for n in names], color="tab:blue")
+        ax.set(title=f"batch {b}", xlabel="images / s")
+    fig.suptitle(f"generation speed, {r['arch']}")
+    fig.tight_layout()
+    path = out_dir / f"{stem}-generation.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    paths.append(str(path))
+
+    c = r["cold_start"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8))
+    names = ["ganrun", "keras_script"]
+    a1.barh(names, [c[n]["wall_s_median"] for n in names], color="tab:green")
+    a1.set(xlabel="wall time, s (median)")
+    a2.barh(names, [c[n]["peak_rss_mb_median"] for n in names], color="tab:orange")
+    a2.set(xlabel="peak RSS, MB (median)")
+    fig.suptitle("cold start: 25 images to a PNG")
+    fig.tight_layout()
+    path = out_dir / f"{stem}-cold-start.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    paths.append(str(path))
+    return paths

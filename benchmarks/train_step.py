@@ -1,0 +1,86 @@
+"""Train-step throughput: the project's compiled two-tape step vs the articles' loop.
+
+The articles' loop (per step): generator.predict for the fakes, discriminator.train_on_batch,
+then train_on_batch of a combined model whose discriminator was set trainable = False. Same
+models, same batch sizes; the two contenders alternate in rounds so machine drift hits both.
+Under Keras 3 the articles' discriminator update has no trainable weights (DESIGN.md), so
+their loop does less work per step than it should: the ratio understates our advantage.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _project_step(cfg, x_real):
+    import tensorflow as tf
+
+    from training.gan import GAN
+    gan = GAN.from_config(cfg)
+    step_fn = tf.function(gan.train_step)  # what fit() compiles
+    real = tf.constant(x_real[: cfg.d_half_batch])
+    counter = iter(range(10 ** 9))
+
+    def step():
+        out = step_fn({"real": real, "step": tf.constant(next(counter), tf.int64)})
+        float(out["g_loss"])  # wait for the step to finish
+    return step
+
+
+def _article_step(cfg, x_real):
+    import keras
+
+    from training.models import build_discriminator, build_generator
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    d.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(cfg.learning_rate,
+                                                                         beta_1=cfg.beta_1))
+    d.trainable = False
+    combined = keras.Sequential([g, d])
+    combined.compile(loss="binary_crossentropy",
+                     optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1))
+    rng = np.random.default_rng(0)
+    half = cfg.d_half_batch
+
+    def step():
+        idx = rng.integers(0, len(x_real), half)
+        fake = g.predict(rng.standard_normal((half, cfg.latent_dim)), verbose=0)
+        y_real, y_fake = np.full((half, 1), cfg.real_label), np.zeros((half, 1))
+        if cfg.d_update == "split":  # articles 001-004: real and fake in two calls
+            d.train_on_batch(x_real[idx], y_real)
+            d.train_on_batch(fake, y_fake)
+        else:  # article 000: one stacked batch
+            d.train_on_batch(np.concatenate([x_real[idx], fake]), np.concatenate([y_real, y_fake]))
+        combined.train_on_batch(rng.standard_normal((cfg.g_batch, cfg.latent_dim)),
+                                np.ones((cfg.g_batch, 1)))
+    return step
+
+
+def measure(arch: str, steps: int, rounds: int = 3) -> dict:
+    """Seconds per step for both loops, medians over alternating rounds of `steps` steps."""
+    from training.config import get_config
+    cfg = get_config(arch)
+    lo, hi = cfg.output_range
+    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+    contenders = {"project": _project_step(cfg, x_real), "article": _article_step(cfg, x_real)}
+    for step in contenders.values():  # trace / warm up outside the timing
+        for _ in range(3):
+            step()
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    return {"arch": arch, "steps_per_round": steps, "rounds": rounds,
+            "project_s_per_step": med["project"], "article_s_per_step": med["article"],
+            "speedup": med["article"] / med["project"]}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    for arch, steps in (("mlp-mnist", 50), ("dcgan-mnist", 3)):
+        print(json.dumps(measure(arch, steps)), file=sys.stdout)
