@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
 
-import click  # noqa: E402
-
-from runtime.cli_util import run_cli  # noqa: E402
-from runtime.errors import GanEdgeError  # noqa: E402
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
 
 PRECISIONS = ("fp32", "int8", "fp16")
 

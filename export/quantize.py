@@ -24,9 +24,12 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        # reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2 only, like these) compute
+        # u8 x s8 products with a saturating 16-bit add; full-range weights overflow it, which
+        # measured here as errors of 2.3 on gan-1d's outputs instead of 0.07.
         quantize_static(str(prepared), str(out_path), _LatentReader(latent_dim, calibration),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True,
+                        weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                         calibrate_method=CalibrationMethod.MinMax)
 
 
@@ -36,4 +39,23 @@ def convert_fp16(fp32_path: Path, out_path: Path) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
     model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    _sort_nodes(model.graph)  # the converter appends its input casts at the end of the graph
     onnx.save(model, str(out_path))
+
+
+def _sort_nodes(graph) -> None:
+    """Reorder graph.node topologically, as the ONNX checker requires (stable otherwise)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progressed = False
+        for node in list(pending):
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+                pending.remove(node)
+                progressed = True
+        if not progressed:
+            raise ValueError("graph has a cycle or an undefined input")
+    del graph.node[:]
+    graph.node.extend(ordered)

@@ -16,8 +16,12 @@ from runtime.generator import Generator
 from training.config import GANConfig
 
 BATCHES = (1, 7, 64)
-# Max abs difference from Keras, as a fraction of the output range (1 for [0,1], 2 for [-1,1]).
-MAX_ABS = {"fp32": 1e-5, "fp16": 5e-3, "int8": 0.15}
+# Differences from Keras, as fractions of the output range (1 for [0,1], 2 for [-1,1]).
+# int8's worst pixel can be far off (a hidden activation rounded to its 8-bit step, then
+# multiplied by the output layer), so its max bound is loose; the mean bound and the quality
+# bound below are what hold int8 to fp32.
+MAX_ABS = {"fp32": 1e-5, "fp16": 5e-3, "int8": 0.5}
+MEAN_ABS = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
 SCORE_DELTA = 0.1        # classifier score within 0.1 of fp32's, same latents
 ENERGY_DELTA = 0.01      # gan-1d: energy distance within 0.01 of fp32's
 
@@ -45,19 +49,25 @@ def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
     lo, hi = cfg.output_range
     bound = MAX_ABS[precision] * (hi - lo)
     rng = np.random.default_rng(seed)
-    parity = {}
+    parity, diffs = {}, []
     for batch in BATCHES:
         z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
         got, want = gen.run(z), keras_generator(z, training=False).numpy()
         if got.shape != (batch, *cfg.sample_shape):
             raise ValidationError(f"{path}: batch {batch} gave shape {got.shape}, expected "
                                   f"{(batch, *cfg.sample_shape)}")
-        parity[f"max_abs_batch_{batch}"] = float(np.max(np.abs(got - want)))
+        diffs.append(np.abs(got - want).ravel())
+        parity[f"max_abs_batch_{batch}"] = float(diffs[-1].max())
     worst = max(parity.values())
+    mean = float(np.mean(np.concatenate(diffs)))
+    mean_bound = MEAN_ABS[precision] * (hi - lo)
     if not worst <= bound:  # `not <=` also catches NaN
         raise ValidationError(f"{path}: {precision} differs from Keras by up to {worst:.3g}, "
                               f"above its bound {bound:.3g}")
-    parity["bound"] = bound
+    if not mean <= mean_bound:
+        raise ValidationError(f"{path}: {precision} differs from Keras by {mean:.3g} on average, "
+                              f"above its bound {mean_bound:.3g}")
+    parity.update(bound=bound, mean_abs=mean, mean_bound=mean_bound)
     return {"parity": parity, "quality": _quality(path, gen, keras_generator, cfg,
                                                    quality_samples)}
 

@@ -1,5 +1,6 @@
 """The benchmark harness runs on tiny models and writes a well-formed report (no timing asserts)."""
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -10,7 +11,7 @@ def test_quick_harness_writes_json_markdown_and_charts(tmp_path):
     result = run_cli("-m", "benchmarks", "--quick", "--arch", "gan-1d", "--train-arch", "gan-1d",
                      "--run", str(tmp_path / "no-such-run"), "--out", str(tmp_path), timeout=600)
     assert result.returncode == 0, result.stderr
-    json_path, md_path = (tmp_path / p for p in [l.split("/")[-1] for l in result.stdout.split()])
+    json_path, md_path = (tmp_path / Path(line).name for line in result.stdout.split())
     report = json.loads(json_path.read_text())
     assert {"training", "generation", "cold_start", "files", "goals"} <= set(report)
     assert report["training"][0]["arch"] == "gan-1d" and report["training"][0]["speedup"] > 0

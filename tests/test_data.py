@@ -1,5 +1,4 @@
 """The data loader: IDX (raw and .gz) and .npz files that the tests write, checked before use."""
-import gzip
 import hashlib
 
 import numpy as np

@@ -80,6 +80,7 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
         path = run / "export" / f["file"]
         assert f["bytes"] == path.stat().st_size and f["sha256"] == sha256_file(path)
         assert f["parity"]["max_abs_batch_64"] <= f["parity"]["bound"]
+        assert f["parity"]["mean_abs"] <= f["parity"]["mean_bound"]
         assert "classifier_score" in f["quality"]
 
 

@@ -90,13 +90,16 @@ class EvaluationCallback(keras.callbacks.Callback):
         generated = generate(lambda z: self.model.generator(z, training=False), self.cfg,
                              self.eval_samples)
         quality = score_samples(self.cfg, generated, self.data_dir)
-        name = self._save(kind="eval")
+        name = ckpt.checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
                "checkpoint": name, **{k: float(v) for k, v in logs.items()},
                "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality, "time": time.time()}
+        # The row before the checkpoint: a kill between the two leaves a row beyond the last
+        # checkpoint, which --resume drops and recomputes; the other order would lose the row.
+        rows = append_metrics(self.run_dir, row)
+        self._save(kind="eval")
         samples = self.model.generator(self.grid_z, training=False).numpy()
         save_samples(self.cfg, samples, self.run_dir / "samples" / f"{name}.png", real=real)
-        rows = append_metrics(self.run_dir, row)
         best = write_best(self.run_dir, rows)
         save_metric_plots(rows, self.run_dir / "plots")
         self._tensorboard(row, samples)

@@ -8,20 +8,17 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
+import numpy as np
 
-import click  # noqa: E402
-import numpy as np  # noqa: E402
-
-from runtime.cli_util import run_cli  # noqa: E402
-from runtime.errors import GanEdgeError  # noqa: E402
-from runtime.files import write_text_atomic  # noqa: E402
-from training.config import GANConfig, get_config  # noqa: E402
-from training.quality import function_metrics, image_metrics, is_better  # noqa: E402
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
+from runtime.files import write_text_atomic
+from training.config import GANConfig, get_config
+from training.quality import function_metrics, image_metrics, is_better
 
 EVAL_SEED = 1234  # every checkpoint is scored on the same latents
 

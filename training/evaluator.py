@@ -9,20 +9,17 @@ baselines), so that scores compare across machines and runs without any download
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from functools import lru_cache
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
+import numpy as np
 
-import click  # noqa: E402
-import numpy as np  # noqa: E402
-
-from runtime.cli_util import run_cli  # noqa: E402
-from runtime.errors import GanEdgeError  # noqa: E402
-from runtime.files import atomic_path, write_text_atomic  # noqa: E402
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
+from runtime.files import atomic_path, write_text_atomic
 
 EVALUATOR_DIR = Path(__file__).parent / "evaluators"
 FEATURE_LAYER = "features"

@@ -5,18 +5,15 @@ A thin CLI over `train()`; see `python -m training.run --help`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+import click
 
-import click  # noqa: E402
-
-from runtime.cli_util import run_cli  # noqa: E402
-from runtime.errors import GanEdgeError  # noqa: E402
-from training.config import REGISTRY, GANConfig, get_config  # noqa: E402
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
+from training.config import REGISTRY, GANConfig, get_config
 
 
 def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
@@ -81,7 +78,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     import keras
 
     from training import checkpoint as ckpt
-    from training.callbacks import (EvaluationCallback, NonFiniteLoss, Schedule, read_metrics,
+    from training.callbacks import (EvaluationCallback, NonFiniteLoss, read_metrics,
                                     write_metrics)
     from training.data import load_images
     from training.gan import GAN
