@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,31 @@ Image.fromarray(np.vstack([np.hstack(list(tiles[r * 5:(r + 1) * 5])) for r in ra
 """
 
 
+# Linux keeps the peak RSS of a process across exec, and a child forked from this (large)
+# benchmark process starts out sharing its memory: wait4 here would report our own peak. A
+# small wrapper process starts each command and reports the command's own figures.
+_WRAPPER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - start
+if status:
+    sys.exit(err.decode()[-500:])
+print(wall, usage.ru_maxrss / 1024)
+"""
+
+
 def run_once(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one child process, from wait4's rusage."""
+    """(wall seconds, peak RSS MB) of one run of `cmd` (Linux reports ru_maxrss in KiB)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr.read().decode()[-500:]}")
-    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+    result = subprocess.run([sys.executable, "-S", "-c", _WRAPPER, *cmd], capture_output=True,
+                            text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {result.stderr[-500:]}")
+    wall, rss = result.stdout.split()
+    return float(wall), float(rss)
 
 
 def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) -> dict:

@@ -18,7 +18,7 @@ def _project_step(cfg, x_real):
 
     from training.gan import GAN
     gan = GAN.from_config(cfg)
-    step_fn = tf.function(gan.train_step)  # what fit() compiles
+    step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
     counter = iter(range(10 ** 9))
 
