@@ -96,3 +96,18 @@ def test_real_test_digits_score_near_ten(real_mnist):
     probs, feats = ev.predict(real_mnist.x_test[:2000] / 255.0)
     m = image_metrics(probs, feats, feats)
     assert m["classifier_score"] > 9.0 and m["classes_covered"] == 10
+
+
+def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mnist):
+    from conftest import run_cli
+    from training.results import table
+    run = tiny_runs["mlp-mnist"]
+    result = run_cli("-m", "training.evaluate", "--run", str(run), "--n", "200", "--write",
+                     "--data-dir", str(tiny_mnist))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("step_000004: score ")
+    assert "best: step_000004" in result.stdout
+    text = table([run])
+    assert "| real mnist test split | - | 9.7" in text  # the shipped baseline
+    assert "| mlp-mnist, best | step_000004 |" in text
+    assert "| dcgan-mnist, best | not measured yet |" in text
