@@ -58,11 +58,7 @@ def markdown(r: dict) -> str:
 
 
 def charts(r: dict, out_dir: Path, stem: str) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from runtime.files import atomic_path
+    from training.plots import plt, save_figure  # pyplot with the Agg backend set
     paths = []
     speed = r["generation"]["images_per_s"]
     batches = list(next(iter(speed.values())))
@@ -72,12 +68,7 @@ def charts(r: dict, out_dir: Path, stem: str) -> list[str]:
         ax.barh(names, [speed[n][b] for n in names], color="tab:blue")
         ax.set(title=f"batch {b}", xlabel="images / s")
     fig.suptitle(f"generation speed, {r['arch']}")
-    fig.tight_layout()
-    path = out_dir / f"{stem}-generation.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / f"{stem}-generation.png", dpi=90)))
 
     c = r["cold_start"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8))
@@ -87,10 +78,5 @@ def charts(r: dict, out_dir: Path, stem: str) -> list[str]:
     a2.barh(names, [c[n]["peak_rss_mb_median"] for n in names], color="tab:orange")
     a2.set(xlabel="peak RSS, MB (median)")
     fig.suptitle("cold start: 25 images to a PNG")
-    fig.tight_layout()
-    path = out_dir / f"{stem}-cold-start.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / f"{stem}-cold-start.png", dpi=90)))
     return paths

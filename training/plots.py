@@ -32,7 +32,7 @@ def save_scatter(fake: np.ndarray, real: np.ndarray | None, path: Path) -> Path:
     ax.scatter(fake[:, 0], fake[:, 1], s=8, color="tab:blue", label="generated")
     ax.set(xlabel="x", ylabel="y")
     ax.legend(loc="upper center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
@@ -55,12 +55,13 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
         ax.set(xlabel="step", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
-        _save(fig, plots_dir / f"{name}.png")
+        save_figure(fig, plots_dir / f"{name}.png")
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """Lay out, write atomically as PNG, and close a matplotlib figure."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return path
