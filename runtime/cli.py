@@ -14,15 +14,15 @@ MAX_N = 100_000
 
 def _check_out(out: Path, is_1d: bool) -> str:
     """The output format for `out`, or a one-line error before any work is done."""
-    from PIL import Image
+    from runtime.images import pillow_format
     suffix = out.suffix.lower()
     if suffix == ".csv":
         if not is_1d:
             raise GanEdgeError("CSV output is for gan-1d models; use an image extension such as .png")
         fmt = "CSV"
     else:
-        fmt = Image.registered_extensions().get(suffix)
-        if fmt is None or fmt not in Image.SAVE:
+        fmt = pillow_format(suffix)
+        if fmt is None:
             raise GanEdgeError(f"cannot write {suffix or 'files without an extension'}; use .png "
                                f"(or another Pillow format{', or .csv' if is_1d else ''})")
     if not out.parent.is_dir():

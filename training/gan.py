@@ -32,13 +32,13 @@ class GAN(keras.Model):
         from training.models import build_discriminator, build_generator
         gan = cls(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
                   real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
+        # XLA: measured here 1.6x faster per dcgan-mnist step on CPU; MLP steps about equal.
         gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
                     g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                    loss_fn=keras.losses.BinaryCrossentropy())
+                    loss_fn=keras.losses.BinaryCrossentropy(), jit_compile=True)
         return gan
 
-    def compile(self, d_optimizer, g_optimizer, loss_fn, jit_compile: bool = True):
-        # XLA: measured here 1.7x faster per step for mlp-mnist and 1.6x for dcgan-mnist on CPU.
+    def compile(self, d_optimizer, g_optimizer, loss_fn, jit_compile: bool = False):
         super().compile(jit_compile=jit_compile)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
