@@ -1,10 +1,11 @@
 # Two entry points, each doing all of its own set-up on a fresh machine:
-#   make demo   train mlp-mnist to its article's schedule, export it to ONNX, write grid.png
+#   make demo   train mlp-smooth-mnist to its article's schedule, export it, write grid.png
 #   make test   run the test suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUN ?= runs/demo-mlp-mnist
+ARCH ?= mlp-smooth-mnist
+RUN ?= runs/demo-$(ARCH)
 
 .PHONY: demo test setup
 
@@ -19,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/python -m training.run --arch mlp-mnist --run-dir $(RUN) $(if $(wildcard $(RUN)/config.json),--resume)
+	$(BIN)/python -m training.run --arch $(ARCH) --run-dir $(RUN) $(if $(wildcard $(RUN)/config.json),--resume)
 	$(BIN)/ganexport --run $(RUN) --best
 	$(BIN)/ganrun --model $(RUN)/export/generator.int8.onnx --n 25 --seed 0 --out grid.png
 	@echo "wrote grid.png"
