@@ -111,3 +111,18 @@ def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mn
     assert "| real mnist test split | - | 9.7" in text  # the shipped baseline
     assert "| mlp-mnist, best | step_000004 |" in text
     assert "| dcgan-mnist, best | not measured yet |" in text
+
+
+def test_shipped_fashion_evaluator_reaches_its_stated_accuracy():
+    from runtime.errors import GanEdgeError
+    from training.data import load_images
+    from training.evaluator import MIN_ACCURACY, load_evaluator
+    try:
+        data = load_images("fashion_mnist")
+    except GanEdgeError as e:
+        pytest.skip(f"Fashion-MNIST not available here: {e}")
+    ev = load_evaluator("fashion_mnist")
+    assert ev.info["test_accuracy"] >= MIN_ACCURACY["fashion_mnist"]
+    probs, _ = ev.predict(data.x_test / 255.0)
+    assert float(np.mean(probs.argmax(1) == data.y_test)) == pytest.approx(
+        ev.info["test_accuracy"], abs=2e-4)
