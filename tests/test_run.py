@@ -159,3 +159,23 @@ def test_corrupt_checkpoint_on_resume_is_an_error_and_is_kept(tmp_path, tiny_mni
                      "--data-dir", str(tiny_mnist))
     assert_one_line_error(result, "corrupt")
     assert target.stat().st_size == 1000, "the checkpoint must not be deleted or rewritten"
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+        tmp_path, tiny_mnist, monkeypatch):
+    import tensorflow as tf
+
+    from runtime.errors import GanEdgeError
+    from training.gan import GAN
+    original = GAN.train_step
+
+    def diverging(self, data):  # the losses turn NaN from step index 3 on
+        logs = original(self, data)
+        return {k: tf.where(data["step"] >= 3, float("nan"), v) for k, v in logs.items()}
+
+    monkeypatch.setattr(GAN, "train_step", diverging)
+    with pytest.raises(GanEdgeError, match=r"non-finite \(.*d_loss=nan.*\) at step 4; the last good"):
+        tiny_run("mlp-mnist", tmp_path, tiny_mnist, steps=6, eval_every=2)
+    names = sorted(p.name for p in (tmp_path / "mlp-mnist" / "checkpoints").iterdir())
+    assert names == ["step_000002"]
+    assert (tmp_path / "mlp-mnist" / "checkpoints" / "step_000002" / "generator.keras").is_file()

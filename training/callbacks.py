@@ -69,8 +69,10 @@ class EvaluationCallback(keras.callbacks.Callback):
             self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in (logs or {}).items()})
         if logs and not all(math.isfinite(float(v)) for v in logs.values()):
             self.model.stop_training = True
-            raise NonFiniteLoss(f"loss became {logs} at step {self.step}; the last good checkpoint "
-                                f"is kept: lower the learning rate or resume with --resume")
+            values = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            raise NonFiniteLoss(f"losses became non-finite ({values}) at step {self.step}; the "
+                                f"last good checkpoint is kept: lower the learning rate, or "
+                                f"resume with --resume")
         if self.step % self.schedule.eval_every == 0 or self.step == self.schedule.total:
             self.evaluate(logs or {})
         elif self.step % self.schedule.save_every == 0:
