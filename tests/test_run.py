@@ -100,6 +100,10 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert done.wait(timeout=300) == 0, done.stderr.read()
     rows = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(250, 3001, 250))
+    want = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    for got, ref in zip(rows, want):  # evaluations are seeded by step: same scores
+        for key in ("d_acc_real", "d_acc_fake", "energy_distance", "mean_abs_error"):
+            assert got[key] == pytest.approx(ref[key], abs=1e-5), (got["step"], key)
     for a, b in zip(_final_weights(straight), _final_weights(killed)):
         np.testing.assert_allclose(a, b, atol=1e-5)
 

@@ -46,8 +46,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         super().__init__()
         self.cfg, self.run_dir, self.schedule = cfg, Path(run_dir), schedule
         self.step = start_step
-        self.x_train = x_train
-        self.rng = np.random.default_rng(seed + 1)
+        self.x_train, self.seed = x_train, seed
         # Fixed latents for the sample grid, so successive grids show the same digits evolving.
         self.grid_z = np.random.default_rng(seed + 2).standard_normal(
             (100, cfg.latent_dim)).astype("float32")
@@ -84,8 +83,11 @@ class EvaluationCallback(keras.callbacks.Callback):
 
     # -- work --------------------------------------------------------------------------------
     def evaluate(self, logs: dict) -> dict:
-        real = self._real(100)
-        fake = self.model.generator(self._latents(100), training=False).numpy()
+        # Seeded by step, so a resumed run scores exactly what an uninterrupted one would.
+        rng = np.random.default_rng([self.seed + 1, self.step])
+        real = self._real(rng, 100)
+        z = rng.standard_normal((100, self.cfg.latent_dim)).astype("float32")
+        fake = self.model.generator(z, training=False).numpy()
         d = self.model.discriminator
         acc_real = float(np.mean(d(real, training=False).numpy() > 0.5))
         acc_fake = float(np.mean(d(fake, training=False).numpy() <= 0.5))
@@ -124,15 +126,12 @@ class EvaluationCallback(keras.callbacks.Callback):
                 shutil.rmtree(old.path)
         return name
 
-    def _real(self, n: int) -> np.ndarray:
+    def _real(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.x_train is None:
-            return x_squared_samples(self.rng, n)
-        idx = self.rng.integers(0, len(self.x_train), n)
+            return x_squared_samples(rng, n)
+        idx = rng.integers(0, len(self.x_train), n)
         x = scale_images(self.x_train[idx], self.cfg.output_range)
         return x.reshape((n, *self.cfg.sample_shape))
-
-    def _latents(self, n: int) -> np.ndarray:
-        return self.rng.standard_normal((n, self.cfg.latent_dim)).astype("float32")
 
     def _tensorboard(self, row: dict, samples: np.ndarray) -> None:
         if self.tb is None:
