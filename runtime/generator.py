@@ -24,7 +24,7 @@ class ModelInfo:
     sample_shape: tuple[int, ...]
     output_range: tuple[float, float]
     precision: str
-    metadata: dict
+    metadata: dict  # every metadata_prop, e.g. gan.metrics and gan.epoch, for callers to read
 
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":
@@ -102,9 +102,6 @@ class Generator:
             raise GanEdgeError(f"{path} does not have the generator interface (input z "
                                f"[N, {info.latent_dim}], output sample); re-export it with ganexport")
         return cls(session, info, path, note)
-
-    def latents(self, n: int, seed: int) -> np.ndarray:
-        return np.random.default_rng(seed).standard_normal((n, self.info.latent_dim)).astype(np.float32)
 
     def run(self, z: np.ndarray) -> np.ndarray:
         return self.session.run(["sample"], {"z": np.ascontiguousarray(z, np.float32)})[0]
