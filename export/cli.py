@@ -93,7 +93,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
                                Path(checkpoint_dir) if checkpoint_dir else None, quality_samples)
         click.echo(json.dumps(report, indent=2))
         return
-    if sum(x is not None and x is not False for x in (epoch, step, best or None)) > 1:
+    if (epoch is not None) + (step is not None) + best > 1:
         raise GanEdgeError("pass at most one of --epoch, --step, --best")
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     unknown = [p for p in precisions if p not in PRECISIONS]

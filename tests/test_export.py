@@ -133,6 +133,8 @@ def test_bad_export_arguments(tiny_runs, tmp_path):
                           "no checkpoint epoch_041", "step_000004")
     assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--precision", "int4"),
                           "unknown precision int4")
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--epoch", "1", "--best"),
+                          "at most one of --epoch, --step, --best")
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--out", str(blocker / "x")),
