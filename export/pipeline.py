@@ -85,7 +85,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     """Export, validate and publish; return the manifest."""
     import keras
 
-    from export.validate import validate
+    from export.validate import reference_quality, validate
     checkpoint_dir = Path(checkpoint_dir)
     state = json.loads((checkpoint_dir / "state.json").read_text())
     cfg = get_config(state["arch"])
@@ -104,6 +104,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             "epoch": round(state["epoch"], 4), "metrics": metrics}
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
+    reference = reference_quality(generator, cfg, quality_samples)  # once for every file
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
         built = []
         for precision in precisions:
@@ -111,7 +112,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             path = build_file(precision, generator, cfg, Path(tmp), opset)
             _set_metadata(path, metadata(cfg, precision, info, source_sha))
             progress(f"{precision}: validating against Keras")
-            report = validate(path, generator, cfg, precision, quality_samples)
+            report = validate(path, generator, cfg, precision, quality_samples,
+                              reference=reference)
             built.append(path)
             entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
                             "target": "gpu" if precision == "fp16" else "cpu",

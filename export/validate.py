@@ -30,9 +30,17 @@ class ValidationError(GanEdgeError):
     pass
 
 
+def reference_quality(keras_generator, cfg: GANConfig, n: int) -> dict:
+    """The Keras generator's own scores on the validation latents: what every file is held to."""
+    from training.evaluate import generate, score_samples
+    return score_samples(cfg, generate(lambda z: keras_generator(z, training=False), cfg, n, 500))
+
+
 def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
-             quality_samples: int = 2000, seed: int = 0) -> dict:
-    """Return the parity and quality figures of `path`, or raise ValidationError."""
+             quality_samples: int = 2000, seed: int = 0, reference: dict | None = None) -> dict:
+    """Return the parity and quality figures of `path`, or raise ValidationError.
+    `reference`: reference_quality() of the same generator and sample count, when a caller
+    validates several files and has it already."""
     import onnx
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -68,16 +76,13 @@ def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
         raise ValidationError(f"{path}: {precision} differs from Keras by {mean:.3g} on average, "
                               f"above its bound {mean_bound:.3g}")
     parity.update(bound=bound, mean_abs=mean, mean_bound=mean_bound)
-    return {"parity": parity, "quality": _quality(path, gen, keras_generator, cfg,
-                                                   quality_samples)}
+    ref = reference or reference_quality(keras_generator, cfg, quality_samples)
+    return {"parity": parity, "quality": _quality(path, gen, cfg, quality_samples, ref)}
 
 
-def _quality(path, gen, keras_generator, cfg, n) -> dict:
-    from training.evaluate import eval_latents, score_samples
-    z = eval_latents(cfg, n)
-    ours = score_samples(cfg, np.concatenate([gen.run(z[i:i + 500]) for i in range(0, n, 500)]))
-    ref = score_samples(cfg, np.concatenate(
-        [keras_generator(z[i:i + 500], training=False).numpy() for i in range(0, n, 500)]))
+def _quality(path, gen, cfg, n, ref) -> dict:
+    from training.evaluate import generate, score_samples
+    ours = score_samples(cfg, generate(gen.run, cfg, n, 500))
     if "energy_distance" in ours:
         delta = ours["energy_distance"] - ref["energy_distance"]
         if not delta <= ENERGY_DELTA:
