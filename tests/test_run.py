@@ -69,7 +69,10 @@ def _start(run_dir, *extra):
         [sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps", "3000",
          "--eval-every", "250", "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
          *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        # A shell runs background jobs with SIGINT ignored, and children inherit that; give
+        # the run the disposition a terminal user's process has, so Ctrl-C is what we test.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_checkpoint(run_dir, proc, timeout=120):
