@@ -38,11 +38,13 @@ class Schedule:
 
 class EvaluationCallback(keras.callbacks.Callback):
     """Every `eval_every` steps (and at the end): evaluate, checkpoint, log; every `save_every`
-    steps in between: a resume checkpoint that replaces the previous one."""
+    steps in between: a resume checkpoint that replaces the previous one. With `writer` False
+    (multi-worker non-chiefs) it only counts steps, stops on non-finite losses and resets the
+    loss trackers in step with the chief."""
 
     def __init__(self, cfg: GANConfig, run_dir: Path, schedule: Schedule, start_step: int,
                  x_train: np.ndarray | None, seed: int, progress: bool = True,
-                 eval_samples: int = 10_000, data_dir=None):
+                 eval_samples: int = 10_000, data_dir=None, writer: bool = True):
         super().__init__()
         self.cfg, self.run_dir, self.schedule = cfg, Path(run_dir), schedule
         self.step = start_step
@@ -53,7 +55,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.progress = progress
         self.eval_samples, self.data_dir = eval_samples, data_dir
         self.bar = None
-        self.tb = _tensorboard_writer(self.run_dir)
+        self.writer = writer
+        self.tb = _tensorboard_writer(self.run_dir) if writer else None
 
     # -- fit hooks ---------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -62,19 +65,24 @@ class EvaluationCallback(keras.callbacks.Callback):
                         mininterval=0.5)
 
     def on_train_batch_end(self, batch, logs=None):
+        # Values arrive as shape [1] or scalars, depending on the strategy (see GAN.train_step).
+        logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
         self.step += 1
         self.bar.update(1)
         if self.step % 20 == 0 or self.step == self.schedule.total:
-            self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in (logs or {}).items()})
-        if logs and not all(math.isfinite(float(v)) for v in logs.values()):
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
+        if not all(math.isfinite(v) for v in logs.values()):
             self.model.stop_training = True
-            values = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            values = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
             raise NonFiniteLoss(f"losses became non-finite ({values}) at step {self.step}; the "
                                 f"last good checkpoint is kept: lower the learning rate, or "
                                 f"resume with --resume")
         if self.step % self.schedule.eval_every == 0 or self.step == self.schedule.total:
-            self.evaluate(logs or {})
-        elif self.step % self.schedule.save_every == 0:
+            if self.writer:
+                self.evaluate(logs)
+            for m in self.model.metrics:  # losses in the next row cover the next period only
+                m.reset_state()
+        elif self.step % self.schedule.save_every == 0 and self.writer:
             self._save(kind="resume")
 
     def on_train_end(self, logs=None):
@@ -96,7 +104,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         quality = score_samples(self.cfg, generated, self.data_dir)
         name = ckpt.checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
-               "checkpoint": name, **{k: float(v) for k, v in logs.items()},
+               "checkpoint": name, **logs,
                "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality, "time": time.time()}
         # The row before the checkpoint: a kill between the two leaves a row beyond the last
         # checkpoint, which --resume drops and recomputes; the other order would lose the row.
@@ -107,8 +115,6 @@ class EvaluationCallback(keras.callbacks.Callback):
         best = write_best(self.run_dir, rows)
         save_metric_plots(rows, self.run_dir / "plots")
         self._tensorboard(row, samples)
-        for m in self.model.metrics:  # losses in the next row cover the next period only
-            m.reset_state()
         self.bar.write(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
                        f"g_loss {row.get('g_loss', float('nan')):.3f} "
                        f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
@@ -118,7 +124,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     def _save(self, kind: str) -> str:
         name = ckpt.checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
         state = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch,
-                 "kind": kind, "arch": self.cfg.name}
+                 "kind": kind, "arch": self.cfg.name,
+                 "replicas": self.model.distribute_strategy.num_replicas_in_sync}
         ckpt.save_checkpoint(self.model, self.run_dir, name, state)
         # Only the newest resume checkpoint is worth keeping; evaluation ones stay for export.
         for old in ckpt.list_checkpoints(self.run_dir):

@@ -94,7 +94,8 @@ def save_checkpoint(gan, run_dir: Path, name: str, state: dict) -> Path:
 
 
 def restore_checkpoint(gan, ckpt: Path) -> dict:
-    """Load weights, optimiser and RNG state into an already built and compiled GAN."""
+    """Load weights, optimiser and RNG state into a GAN made by GAN.from_config (whose optimisers
+    are built), under any strategy: the saved values do not depend on the replica count."""
     try:
         state = json.loads((ckpt / "state.json").read_text())
         g = keras.saving.load_model(ckpt / "generator.keras", compile=False)
@@ -103,8 +104,6 @@ def restore_checkpoint(gan, ckpt: Path) -> dict:
         gan.discriminator.set_weights(d.get_weights())
         with np.load(ckpt / "training_state.npz") as f:
             arrays = dict(f)
-        gan.d_optimizer.build(gan.discriminator.trainable_variables)
-        gan.g_optimizer.build(gan.generator.trainable_variables)
         variables = _training_state(gan)
         if set(variables) != set(arrays):
             raise ValueError("training_state.npz does not fit this architecture")

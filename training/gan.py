@@ -25,21 +25,38 @@ class GAN(keras.Model):
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_tracker = keras.metrics.Mean(name="d_acc")
+        # Both networks are built from their Input layers; this tells fit() under a strategy not
+        # to trace the GAN on a data batch to build it.
+        self.built = True
 
     @classmethod
-    def from_config(cls, cfg, seed: int = 0) -> "GAN":
-        """Both networks as the article builds them, compiled with its optimiser and loss."""
+    def from_config(cls, cfg, seed: int = 0, strategy=None, xla: bool = True) -> "GAN":
+        """Both networks as the article builds them, compiled with its optimiser and loss, with
+        every variable created under `strategy`'s scope (the default strategy when None)."""
+        import contextlib
+
         from training.models import build_discriminator, build_generator
-        gan = cls(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
-                  real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
-        # XLA: measured here 1.6x faster per dcgan-mnist step on CPU; MLP steps about equal.
-        gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                    g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-                    loss_fn=keras.losses.BinaryCrossentropy(), jit_compile=True)
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        with scope:
+            gan = cls(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
+                      real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
+            # XLA: measured here 1.6x faster per dcgan-mnist step on CPU; MLP steps about equal.
+            # Not across replicas: the gradient all-reduce cannot be compiled into one cluster.
+            gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                        g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+                        loss_fn=keras.losses.BinaryCrossentropy(reduction=None),
+                        jit_compile=xla and replicas == 1)
+            # Slots now, under the scope: created lazily inside a replica's step they would not
+            # be mirrored; built now, a checkpoint can also be restored into them before fit.
+            gan.d_optimizer.build(gan.discriminator.trainable_variables)
+            gan.g_optimizer.build(gan.generator.trainable_variables)
         return gan
 
     def compile(self, d_optimizer, g_optimizer, loss_fn, jit_compile: bool = False):
-        super().compile(jit_compile=jit_compile)
+        # No optimizer of Keras's own: train_step applies the two below (the default would be
+        # an unused RMSprop, built with slots for every weight under a strategy).
+        super().compile(optimizer=None, jit_compile=jit_compile)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = loss_fn
@@ -48,14 +65,25 @@ class GAN(keras.Model):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_acc_tracker]
 
-    def latents(self, n, step, stream: int):
-        # Stateless draws keyed by (seed, step, stream): a resumed run draws exactly what the
-        # uninterrupted run would have drawn at the same step, with no RNG state to carry.
-        seed = tf.stack([tf.cast(self.seed, tf.int64) * 4 + stream, tf.cast(step, tf.int64)])
-        return tf.random.stateless_normal((n, self.latent_dim), seed=seed)
+    def latents(self, n_local, step, stream: int):
+        """This replica's rows of the global batch of latents for `step`.
 
-    def train_step(self, data):
-        real, step = data["real"], data["step"]
+        Draws are stateless, keyed by (seed, stream, step), so a resumed run draws exactly what
+        the uninterrupted run would have drawn, with no RNG state to carry. Every replica draws
+        the whole global batch and keeps its own slice, in the order in which tf.distribute
+        splits the real batch, so any replica count trains on the same numbers as one device.
+        """
+        ctx = tf.distribute.get_replica_context()
+        replicas, replica = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+        seed = tf.stack([tf.cast(self.seed, tf.int64) * 4 + stream, tf.cast(step, tf.int64)])
+        z = tf.random.stateless_normal((n_local * replicas, self.latent_dim), seed=seed)
+        return z[n_local * replica:n_local * (replica + 1)]
+
+    def train_step(self, real):
+        # Under a strategy this runs once per replica, on its slice of the global batch of real
+        # samples. The generator's optimiser has taken one step per train step, so its counter
+        # (saved in checkpoints) is the step number, on every replica alike.
+        step = self.g_optimizer.iterations
         n_real = tf.shape(real)[0]
 
         # Discriminator: half real (label 1 or 0.9), half generated (label 0).
@@ -73,25 +101,33 @@ class GAN(keras.Model):
         d_acc = tf.reduce_mean(tf.cast(tf.equal(p > 0.5, y > 0.5), tf.float32))
 
         # Generator: a full batch of latents labelled "real", through the (not updated) D.
-        z = self.latents(self.g_batch, step, 1)
+        g_local = self.g_batch // tf.distribute.get_replica_context().num_replicas_in_sync
+        z = self.latents(g_local, step, 1)
         with tf.GradientTape() as tape:
             p = self.discriminator(self.generator(z, training=True), training=True)
-            g_loss = self.loss_fn(tf.ones((self.g_batch, 1)), p)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            per_sample = self.loss_fn(tf.ones((g_local, 1)), p)
+            g_grad_loss = tf.nn.compute_average_loss(per_sample)
+        grads = tape.gradient(g_grad_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
+        # Trackers take this replica's mean; Keras averages them over replicas.
         self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
+        self.g_loss_tracker.update_state(tf.reduce_mean(per_sample))
         self.d_acc_tracker.update_state(d_acc)
-        return {m.name: m.result() for m in self.metrics}
+        # Shape [1], not scalars: with MultiWorkerMirroredStrategy Keras 3 averages step outputs
+        # along axis 0, which scalars lack (tensorflow/tensorflow#72388).
+        return {m.name: tf.reshape(m.result(), [1]) for m in self.metrics}
 
     def _d_update(self, x, y):
+        """One discriminator step; returns this replica's mean loss and its predictions."""
         with tf.GradientTape() as tape:
             p = self.discriminator(x, training=True)
-            loss = self.loss_fn(y, p)
+            per_sample = self.loss_fn(y, p)
+            # Sum over the global batch / its size: the optimiser sums gradients over replicas.
+            loss = tf.nn.compute_average_loss(per_sample)
         grads = tape.gradient(loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        return loss, p
+        return tf.reduce_mean(per_sample), p
 
     def call(self, z, training=False):
         return self.generator(z, training=training)

@@ -14,6 +14,7 @@ import click
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from training.config import REGISTRY, GANConfig, get_config
+from training.distribute import STRATEGIES
 
 
 def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
@@ -27,10 +28,15 @@ def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
     return Path("runs") / f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _prepare_run_dir(run_dir: Path, arch: str, resume: bool) -> dict | None:
-    """Check the folder is ours to use; return its saved config.json when resuming."""
+def _prepare_run_dir(run_dir: Path, arch: str, resume: bool, writer: bool = True) -> dict | None:
+    """Check the folder is ours to use; return its saved config.json when resuming.
+
+    Processes that do not write (multi-worker non-chiefs) only read what resuming needs: the
+    chief may already have written config.json, which is no reason for them to stop."""
     config_file = run_dir / "config.json"
     saved = None
+    if not writer and not resume:
+        return None
     if config_file.is_file():
         try:
             saved = json.loads(config_file.read_text())
@@ -39,12 +45,14 @@ def _prepare_run_dir(run_dir: Path, arch: str, resume: bool) -> dict | None:
         if saved.get("arch") != arch:
             raise GanEdgeError(f"{run_dir} belongs to arch {saved.get('arch')!r}, not {arch!r}; "
                                f"pass --arch {saved.get('arch')} or a new --run-dir")
-        if not resume:
+        if not resume and writer:
             raise GanEdgeError(f"{run_dir} already holds a run; add --resume to continue it or "
                                f"pass a new --run-dir")
     elif resume:
         raise GanEdgeError(f"{run_dir} has no config.json, so there is nothing to resume; drop "
                            f"--resume to start a new run there")
+    if not writer:
+        return saved
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -59,8 +67,10 @@ def _prepare_run_dir(run_dir: Path, arch: str, resume: bool) -> dict | None:
 def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None = None,
           eval_every: int | None = None, run_dir: str | Path | None = None, seed: int = 0,
           resume: bool = False, data_dir: str | Path | None = None,
-          progress: bool = True, eval_samples: int = 10_000) -> Path:
-    """Train `arch` to its article's schedule (or `epochs`/`steps`); return the run folder."""
+          progress: bool = True, eval_samples: int = 10_000, strategy: str = "auto",
+          cpu_devices: int | None = None, xla: bool = True) -> Path:
+    """Train `arch` to its article's schedule (or `epochs`/`steps`) under the tf.distribute
+    `strategy` (see training.distribute); return the run folder."""
     for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every),
                         ("--eval-samples", eval_samples)):
         if value is not None and value <= 0:
@@ -71,8 +81,10 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         cfg = get_config(arch)
     except ValueError as e:
         raise GanEdgeError(str(e)) from None
+    from training.distribute import describe, is_writer, make_strategy
+    writer = is_writer(strategy)
     run_dir = _resolve_run_dir(arch, str(run_dir) if run_dir else None, resume)
-    saved = _prepare_run_dir(run_dir, arch, resume)
+    saved = _prepare_run_dir(run_dir, arch, resume, writer)
 
     # Heavy imports only once the arguments are known to be good.
     import keras
@@ -85,6 +97,16 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     from training.pipeline import real_batches
     from runtime.files import write_text_atomic
 
+    dist = make_strategy(strategy, cpu_devices)  # before anything else touches a device
+    replicas = dist.num_replicas_in_sync
+    for name, batch in (("discriminator half batch", cfg.d_half_batch),
+                        ("generator batch", cfg.g_batch)):
+        if batch % replicas:
+            raise GanEdgeError(f"the {name} of {arch} ({batch}) does not split evenly over "
+                               f"{replicas} replicas; use a replica count that divides it")
+    if replicas > 1:
+        click.echo(f"training on {describe(dist)}", err=True)
+
     data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, data_dir)
     x_train = None if data is None else data.x_train
     if saved is not None:
@@ -92,7 +114,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
 
     keras.utils.set_random_seed(seed)
-    gan = GAN.from_config(cfg, seed)
+    gan = GAN.from_config(cfg, seed, dist, xla)
 
     start = 0
     if resume:
@@ -100,9 +122,10 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         if done:
             ckpt.restore_checkpoint(gan, done[-1].path)
             start = done[-1].step
-            write_metrics(run_dir, [r for r in read_metrics(run_dir) if r["step"] <= start])
+            if writer:
+                write_metrics(run_dir, [r for r in read_metrics(run_dir) if r["step"] <= start])
             click.echo(f"resuming {run_dir} from {done[-1].name} (step {start})", err=True)
-    if saved is None or epochs or steps or eval_every:
+    if writer and (saved is None or epochs or steps or eval_every):
         write_text_atomic(run_dir / "config.json", json.dumps({
             "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
             "data": None if data is None else {"source": data.source, "sha256": data.sha256},
@@ -113,8 +136,8 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         click.echo(f"{run_dir} is already complete ({start}/{schedule.total} steps)", err=True)
         return run_dir
 
-    callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed, progress,
-                                  eval_samples, data_dir)
+    callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed,
+                                  progress and writer, eval_samples, data_dir, writer)
     dataset = real_batches(cfg, x_train, seed, start, schedule.total)
     try:
         gan.fit(dataset, epochs=1, steps_per_epoch=schedule.total - start, verbose=0, shuffle=False,
@@ -172,14 +195,25 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
 @click.option("--data-dir", type=click.Path(), help="Folder with the data set's IDX or .npz files.")
 @click.option("--eval-samples", default=10_000, show_default=True, type=int,
               help="Generated samples scored at each evaluation.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+              help="tf.distribute strategy: mirrored = every GPU of this host (else every "
+                   "logical CPU), multiworker = the cluster in TF_CONFIG, auto = multiworker "
+                   "under TF_CONFIG, else mirrored with 2+ devices, else one device.")
+@click.option("--cpu-devices", type=int,
+              help="Split the CPU into N logical devices (tries mirrored training without GPUs).")
+@click.option("--xla/--no-xla", default=True, show_default=True,
+              help="Compile the train step with XLA (one replica only; its float rounding differs "
+                   "slightly from plain TensorFlow's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, eval_samples, quiet):
+def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, eval_samples, strategy,
+         cpu_devices, xla, quiet):
     """Train a GAN from the articles, with evaluation, checkpoints and plots in the run folder.
 
     Defaults follow the article of the chosen --arch (batch, optimiser, schedule).
     """
     out = train(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir,
-                progress=not quiet, eval_samples=eval_samples)
+                progress=not quiet, eval_samples=eval_samples, strategy=strategy,
+                cpu_devices=cpu_devices, xla=xla)
     click.echo(str(out))
 
 

@@ -1,0 +1,86 @@
+"""Which tf.distribute strategy a run trains under (`--strategy`), and which process writes.
+
+Strategies must be chosen before TensorFlow touches a device: logical CPU devices can only be
+configured, and MultiWorkerMirroredStrategy only created, at the start of a program.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from runtime.errors import GanEdgeError
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+
+def _tf_config() -> dict | None:
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+        tasks = sum(len(addresses) for addresses in config["cluster"].values())
+        task = config.get("task", {})
+        return {"tasks": tasks, "type": task.get("type"), "index": int(task.get("index", 0)),
+                "has_chief": "chief" in config["cluster"]}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise GanEdgeError('TF_CONFIG is not valid JSON of the form {"cluster": {"worker": '
+                           '["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
+
+
+def is_multiworker(name: str) -> bool:
+    """Whether --strategy `name` trains across processes ("auto" does under a TF_CONFIG cluster)."""
+    if name not in STRATEGIES:
+        raise GanEdgeError(f"unknown --strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    config = _tf_config()
+    if name == "multiworker" and config is None:
+        raise GanEdgeError("--strategy multiworker needs TF_CONFIG to name the cluster and this "
+                           "process's task; see 'Training on several devices' in the README")
+    return name == "multiworker" or (name == "auto" and config is not None
+                                     and config["tasks"] > 1)
+
+
+def is_writer(name: str) -> bool:
+    """Whether this process evaluates and writes the run folder: in a multi-worker run only the
+    chief task does (worker 0 when the cluster has no chief), as TensorFlow's guides advise."""
+    if not is_multiworker(name):
+        return True
+    config = _tf_config()
+    if config["has_chief"]:
+        return config["type"] == "chief"
+    return config["type"] == "worker" and config["index"] == 0
+
+
+def make_strategy(name: str, cpu_devices: int | None = None):
+    """Build the strategy for --strategy `name`: "auto" is multiworker under a TF_CONFIG cluster,
+    mirrored with two or more GPUs (or --cpu-devices), else the default one-device strategy."""
+    import tensorflow as tf
+
+    multiworker = is_multiworker(name)
+    if cpu_devices is not None:
+        if cpu_devices < 1:
+            raise GanEdgeError(f"--cpu-devices must be a positive integer, got {cpu_devices}")
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+    if multiworker:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    # Every GPU, or else every logical CPU: MirroredStrategy() alone would take one CPU only.
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if name == "mirrored" or (name == "auto" and len(devices) > 1):
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def describe(strategy) -> str:
+    """One line for the log, e.g. "MirroredStrategy, 2 replicas"."""
+    import tensorflow as tf
+
+    n = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        kind = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
+    elif strategy is tf.distribute.get_strategy():
+        kind = "one device"
+    else:
+        kind = type(strategy).__name__
+    return f"{kind}, {n} replica{'s' if n != 1 else ''}"
