@@ -23,7 +23,7 @@ def _project_step(cfg, x_real):
 
     def step():
         out = step_fn(real)
-        float(out["g_loss"])  # wait for the step to finish
+        out["g_loss"].numpy()  # wait for the step to finish
     return step
 
 

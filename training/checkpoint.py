@@ -1,6 +1,7 @@
 """Checkpoint folders: checkpoints/epoch_040/ (or step_001000/) holding
 
-  generator.keras, discriminator.keras   full models, loadable alone (export uses the generator)
+  generator.keras, discriminator.keras   full models, loadable alone (export uses the generator;
+                                         the discriminator needs `import training.models`)
   training_state.npz                     both optimisers' variables and the dropout RNG states
   state.json                             step, epoch, arch and config, so a folder explains itself
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import training.models  # noqa: F401  registers GlobalBatchDropout, for discriminator.keras
 from runtime.errors import GanEdgeError
 from training.config import GANConfig
 

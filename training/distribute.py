@@ -58,8 +58,6 @@ def make_strategy(name: str, cpu_devices: int | None = None):
 
     multiworker = is_multiworker(name)
     if cpu_devices is not None:
-        if cpu_devices < 1:
-            raise GanEdgeError(f"--cpu-devices must be a positive integer, got {cpu_devices}")
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)

@@ -2,9 +2,31 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from training.config import GANConfig
+
+
+@keras.saving.register_keras_serializable(package="gan_edge")
+class GlobalBatchDropout(layers.Dropout):
+    """Keras's Dropout, with masks that do not depend on the replica count.
+
+    Under tf.distribute every replica holds the same RNG state, so Keras's Dropout gives every
+    replica's slice of the batch the same mask. This one draws the mask of the whole global
+    batch, as one device would, and keeps this replica's rows (as GAN.latents does); with one
+    replica it draws exactly what Keras's Dropout draws.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        ctx = tf.distribute.get_replica_context()
+        replicas, replica = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+        n = tf.shape(inputs)[0]
+        ones = tf.ones(tf.concat([[n * replicas], tf.shape(inputs)[1:]], 0), inputs.dtype)
+        mask = keras.random.dropout(ones, self.rate, seed=self.seed_generator)
+        return inputs * mask[n * replica:n * (replica + 1)]
 
 
 def _init(name: str | None):
@@ -46,7 +68,7 @@ def _mlp_discriminator(cfg: GANConfig) -> keras.Sequential:
         model.add(layers.Dense(units, kernel_initializer=_init(cfg.d_kernel_init)))
         model.add(_activation(cfg, cfg.d_alpha))
         if cfg.d_dropout:
-            model.add(layers.Dropout(cfg.d_dropout))
+            model.add(GlobalBatchDropout(cfg.d_dropout))
     model.add(layers.Dense(1, activation="sigmoid", kernel_initializer=_init(cfg.d_kernel_init)))
     return model
 
@@ -74,7 +96,7 @@ def _dcgan_discriminator(cfg: GANConfig) -> keras.Sequential:
     for filters in cfg.d_units:
         model.add(layers.Conv2D(filters, (3, 3), strides=(2, 2), padding="same"))
         model.add(layers.LeakyReLU(negative_slope=cfg.d_alpha))
-        model.add(layers.Dropout(cfg.d_dropout))
+        model.add(GlobalBatchDropout(cfg.d_dropout))
     model.add(layers.Flatten())
     model.add(layers.Dense(1, activation="sigmoid"))
     return model

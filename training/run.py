@@ -72,7 +72,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     """Train `arch` to its article's schedule (or `epochs`/`steps`) under the tf.distribute
     `strategy` (see training.distribute); return the run folder."""
     for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every),
-                        ("--eval-samples", eval_samples)):
+                        ("--eval-samples", eval_samples), ("--cpu-devices", cpu_devices)):
         if value is not None and value <= 0:
             raise GanEdgeError(f"{name} must be a positive integer, got {value}")
     if epochs is not None and steps is not None:

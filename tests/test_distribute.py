@@ -1,0 +1,164 @@
+"""--strategy: two logical CPU devices and two local worker processes train the same numbers as
+one device; checkpoints move between replica counts; bad strategy input is one line.
+
+One device runs with --no-xla here: XLA's float rounding differs from plain TensorFlow's (which
+every multi-replica run uses), and Adam turns such 1e-7 differences into 1e-3 weight changes
+within a few steps. Without XLA on both sides, replicas must agree with one device to TOL.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+TOL = 1e-5  # measured here: 1e-8 to 2e-7 after 3 to 4 steps
+ARCH = "mlp-fashion"  # has dropout, whose masks must not depend on the replica count either
+STEPS = ("--steps", "4")  # half an epoch of the tiny data set: one evaluation, at the end
+ONE = ("--strategy", "default", "--no-xla")
+TWO = ("--strategy", "mirrored", "--cpu-devices", "2")
+
+
+def _train(run_dir, data_dir, *args, env=None, timeout=300):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.run", "--arch", ARCH, "--run-dir", str(run_dir),
+         "--data-dir", str(data_dir), "--eval-samples", "100", "--quiet", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _checkpoint_arrays(run_dir, name="step_000004") -> dict:
+    """Every number a checkpoint holds: both networks' weights and the optimisers' state."""
+    import keras
+
+    import training.models  # noqa: F401  the discriminator's GlobalBatchDropout
+    ckpt = run_dir / "checkpoints" / name
+    arrays = {}
+    for net in ("generator", "discriminator"):
+        model = keras.saving.load_model(ckpt / f"{net}.keras", compile=False)
+        arrays.update({f"{net}/{i}": w for i, w in enumerate(model.get_weights())})
+    with np.load(ckpt / "training_state.npz") as f:
+        arrays.update(dict(f))
+    return arrays
+
+
+def _metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_training(run_dir, reference_dir,
+                         keys=("d_loss", "g_loss", "d_acc", "classifier_score", "frechet_distance")):
+    got, ref = _checkpoint_arrays(run_dir), _checkpoint_arrays(reference_dir)
+    assert got.keys() == ref.keys()
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=TOL, err_msg=key)
+    row, ref_row = _metrics(run_dir)[-1], _metrics(reference_dir)[-1]
+    assert row["step"] == ref_row["step"] == 4
+    for key in keys:
+        assert row[key] == pytest.approx(ref_row[key], abs=TOL), key
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory, tiny_mnist):
+    run = tmp_path_factory.mktemp("one") / "run"
+    _train(run, tiny_mnist, *STEPS, *ONE)
+    return run
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory, tiny_mnist):
+    run = tmp_path_factory.mktemp("two") / "run"
+    result = _train(run, tiny_mnist, *STEPS, *TWO)
+    assert "MirroredStrategy, 2 replicas" in result.stderr
+    return run
+
+
+def test_mirrored_on_two_cpu_devices_matches_one_device(one_device, two_devices):
+    assert_same_training(two_devices, one_device)
+    state = json.loads((two_devices / "checkpoints" / "step_000004" / "state.json").read_text())
+    assert state["replicas"] == 2
+
+
+@pytest.mark.parametrize("first, then", [(TWO, ONE), (ONE, TWO)],
+                         ids=["two-then-one", "one-then-two"])
+def test_a_checkpoint_resumes_under_another_replica_count(first, then, tmp_path, tiny_mnist,
+                                                          one_device):
+    run = tmp_path / "run"
+    _train(run, tiny_mnist, "--steps", "2", *first)
+    result = _train(run, tiny_mnist, "--resume", "--steps", "4", *then)
+    assert "from step_000002 (step 2)" in result.stderr
+    # Not the losses: a row averages them since the last evaluation, here the resume at step 2.
+    assert_same_training(run, one_device, keys=("classifier_score", "frechet_distance"))
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_like_one_device(tmp_path, tiny_mnist, one_device):
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "training.run", "--arch", ARCH, *STEPS, "--quiet",
+             "--run-dir", str(tmp_path / f"worker{index}"), "--data-dir", str(tiny_mnist),
+             "--eval-samples", "100", "--strategy", "multiworker"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}))
+    try:
+        outputs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+        assert "MultiWorkerMirroredStrategy, 2 replicas" in err
+    assert_same_training(tmp_path / "worker0", one_device)
+    assert not (tmp_path / "worker1").exists(), "only the chief (worker 0) writes"
+
+
+def test_bad_strategy_input_is_one_line(tmp_path, tiny_mnist):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    base = ("-m", "training.run", "--arch", ARCH, "--steps", "2", "--data-dir", str(tiny_mnist))
+    result = subprocess.run([sys.executable, *base, "--run-dir", str(tmp_path / "a"),
+                             "--strategy", "multiworker"], cwd=ROOT, capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert_one_line_error(result, "needs TF_CONFIG")
+    result = subprocess.run([sys.executable, *base, "--run-dir", str(tmp_path / "b"),
+                             "--strategy", "multiworker"], cwd=ROOT, capture_output=True,
+                            text=True, env={**env, "TF_CONFIG": "{not json"}, timeout=120)
+    assert_one_line_error(result, "TF_CONFIG is not valid JSON")
+    result = run_cli(*base, "--run-dir", str(tmp_path / "c"), "--cpu-devices", "0")
+    assert_one_line_error(result, "--cpu-devices must be a positive integer")
+    # 64 real images per step do not split over 3 replicas.
+    result = run_cli(*base, "--run-dir", str(tmp_path / "d"), "--strategy", "mirrored",
+                     "--cpu-devices", "3")
+    assert_one_line_error(result, "(64) does not split evenly over 3 replicas")
+    assert not (tmp_path / "d" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("cluster, task, writes", [
+    ({"worker": ["a:1", "b:2"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["a:1", "b:2"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["a:1"], "worker": ["b:2"]}, {"type": "chief", "index": 0}, True),
+    ({"chief": ["a:1"], "worker": ["b:2"]}, {"type": "worker", "index": 0}, False),
+])
+def test_only_the_chief_writes(monkeypatch, cluster, task, writes):
+    from training.distribute import is_writer
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert is_writer("multiworker") is writes
+    assert is_writer("auto") is writes  # auto means multiworker under a cluster
+    assert is_writer("mirrored") is True  # one process: it always writes
