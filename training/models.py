@@ -10,12 +10,13 @@ from training.config import GANConfig
 
 @keras.saving.register_keras_serializable(package="gan_edge")
 class GlobalBatchDropout(layers.Dropout):
-    """Keras's Dropout, with masks that do not depend on the replica count.
+    """Keras's Dropout, with masks drawn for the whole global batch.
 
     Under tf.distribute every replica holds the same RNG state, so Keras's Dropout gives every
-    replica's slice of the batch the same mask. This one draws the mask of the whole global
-    batch, as one device would, and keeps this replica's rows (as GAN.latents does); with one
-    replica it draws exactly what Keras's Dropout draws.
+    replica's slice of the batch the same mask. This one draws the global batch's mask and
+    keeps this replica's rows (as GAN.latents does). When a replica's batch is a contiguous
+    slice of one device's (the split discriminator updates, the generator update) those are
+    one device's masks; with one replica it draws exactly what Keras's Dropout draws.
     """
 
     def call(self, inputs, training=False):
