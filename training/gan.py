@@ -42,7 +42,7 @@ class GAN(keras.Model):
             gan = cls(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
                       real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
             # XLA: measured here 1.6x faster per dcgan-mnist step on CPU; MLP steps about equal.
-            # Not across replicas: the gradient all-reduce cannot be compiled into one cluster.
+            # Not across replicas: XLA refuses one function over variables on several devices.
             gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
                         g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
                         loss_fn=keras.losses.BinaryCrossentropy(reduction=None),
