@@ -107,15 +107,15 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_workers_on_localhost_train_like_one_device(tmp_path, tiny_mnist, one_device):
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
+def _start_workers(run_dirs, data_dir, *args):
+    workers = [f"localhost:{port}" for port in _free_ports(len(run_dirs))]
     procs = []
-    for index in range(2):
+    for index, run_dir in enumerate(run_dirs):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "training.run", "--arch", ARCH, *STEPS, "--quiet",
-             "--run-dir", str(tmp_path / f"worker{index}"), "--data-dir", str(tiny_mnist),
-             "--eval-samples", "100", "--strategy", "multiworker"],
+            [sys.executable, "-m", "training.run", "--arch", ARCH, "--quiet", "--run-dir",
+             str(run_dir), "--data-dir", str(data_dir), "--eval-samples", "100",
+             "--strategy", "multiworker", *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}))
     try:
@@ -123,11 +123,23 @@ def test_two_workers_on_localhost_train_like_one_device(tmp_path, tiny_mnist, on
     finally:
         for p in procs:
             p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-        assert "MultiWorkerMirroredStrategy, 2 replicas" in err
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, err)
+            for p, (out, err) in zip(procs, outputs)]
+
+
+def test_two_workers_on_localhost_train_like_one_device(tmp_path, tiny_mnist, one_device):
+    results = _start_workers([tmp_path / "worker0", tmp_path / "worker1"], tiny_mnist, *STEPS)
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "MultiWorkerMirroredStrategy, 2 replicas" in result.stderr
     assert_same_training(tmp_path / "worker0", one_device)
     assert not (tmp_path / "worker1").exists(), "only the chief (worker 0) writes"
+
+
+def test_a_run_folder_in_use_stops_every_worker_not_only_the_chief(tiny_mnist, one_device):
+    results = _start_workers([one_device, one_device], tiny_mnist, *STEPS)
+    for result in results:  # neither waits for the other: both stop before joining
+        assert_one_line_error(result, "already holds a run")
 
 
 def test_bad_strategy_input_is_one_line(tmp_path, tiny_mnist):

@@ -40,6 +40,12 @@ def is_multiworker(name: str) -> bool:
                                      and config["tasks"] > 1)
 
 
+def cluster_size() -> int:
+    """How many processes TF_CONFIG lists (0 without TF_CONFIG)."""
+    config = _tf_config()
+    return 0 if config is None else config["tasks"]
+
+
 def is_writer(name: str) -> bool:
     """Whether this process evaluates and writes the run folder: in a multi-worker run only the
     chief task does (worker 0 when the cluster has no chief), as TensorFlow's guides advise."""

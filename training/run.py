@@ -5,6 +5,7 @@ A thin CLI over `train()`; see `python -m training.run --help`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,12 +32,12 @@ def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
 def _prepare_run_dir(run_dir: Path, arch: str, resume: bool, writer: bool = True) -> dict | None:
     """Check the folder is ours to use; return its saved config.json when resuming.
 
-    Processes that do not write (multi-worker non-chiefs) only read what resuming needs: the
-    chief may already have written config.json, which is no reason for them to stop."""
+    Every process of a multi-worker run makes the same checks, so that a bad folder stops them
+    all (no race: the chief waits for every worker to join before it writes anything); only
+    the writer creates the folder.
+    """
     config_file = run_dir / "config.json"
     saved = None
-    if not writer and not resume:
-        return None
     if config_file.is_file():
         try:
             saved = json.loads(config_file.read_text())
@@ -45,7 +46,7 @@ def _prepare_run_dir(run_dir: Path, arch: str, resume: bool, writer: bool = True
         if saved.get("arch") != arch:
             raise GanEdgeError(f"{run_dir} belongs to arch {saved.get('arch')!r}, not {arch!r}; "
                                f"pass --arch {saved.get('arch')} or a new --run-dir")
-        if not resume and writer:
+        if not resume:
             raise GanEdgeError(f"{run_dir} already holds a run; add --resume to continue it or "
                                f"pass a new --run-dir")
     elif resume:
@@ -81,7 +82,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         cfg = get_config(arch)
     except ValueError as e:
         raise GanEdgeError(str(e)) from None
-    from training.distribute import describe, is_writer, make_strategy
+    from training.distribute import cluster_size, describe, is_multiworker, is_writer, make_strategy
     writer = is_writer(strategy)
     run_dir = _resolve_run_dir(arch, str(run_dir) if run_dir else None, resume)
     saved = _prepare_run_dir(run_dir, arch, resume, writer)
@@ -97,6 +98,10 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     from training.pipeline import real_batches
     from runtime.files import write_text_atomic
 
+    if is_multiworker(strategy):
+        # TensorFlow blocks here, deaf to Ctrl-C, until every process has started.
+        click.echo(f"waiting for all {cluster_size()} processes of TF_CONFIG to join; if one of "
+                   f"them has failed, stop this one with: kill {os.getpid()}", err=True)
     dist = make_strategy(strategy, cpu_devices)  # before anything else touches a device
     replicas = dist.num_replicas_in_sync
     for name, batch in (("discriminator half batch", cfg.d_half_batch),
