@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -107,7 +108,8 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _start_workers(run_dirs, data_dir, *args):
+def _spawn_workers(run_dirs, data_dir, *args) -> list[subprocess.Popen]:
+    """One training process per run folder, each a worker of one localhost cluster."""
     workers = [f"localhost:{port}" for port in _free_ports(len(run_dirs))]
     procs = []
     for index, run_dir in enumerate(run_dirs):
@@ -118,13 +120,21 @@ def _start_workers(run_dirs, data_dir, *args):
              "--strategy", "multiworker", *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}))
+    return procs
+
+
+def _finish(procs, timeout=240) -> list[subprocess.CompletedProcess]:
     try:
-        outputs = [p.communicate(timeout=240) for p in procs]
+        outputs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             p.kill()
     return [subprocess.CompletedProcess(p.args, p.returncode, out, err)
             for p, (out, err) in zip(procs, outputs)]
+
+
+def _start_workers(run_dirs, data_dir, *args) -> list[subprocess.CompletedProcess]:
+    return _finish(_spawn_workers(run_dirs, data_dir, *args))
 
 
 def test_two_workers_on_localhost_train_like_one_device(tmp_path, tiny_mnist, one_device):
@@ -140,6 +150,24 @@ def test_a_run_folder_in_use_stops_every_worker_not_only_the_chief(tiny_mnist, o
     results = _start_workers([one_device, one_device], tiny_mnist, *STEPS)
     for result in results:  # neither waits for the other: both stop before joining
         assert_one_line_error(result, "already holds a run")
+
+
+def test_losing_a_worker_stops_the_other_with_one_line_and_both_resume(tmp_path, tiny_mnist):
+    run = tmp_path / "run"  # one folder for both, as on one host or on shared storage
+    procs = _spawn_workers([run, run], tiny_mnist, "--steps", "100000", "--eval-every", "1")
+    deadline = time.monotonic() + 180
+    while not list((run / "checkpoints").glob("epoch_*")):
+        assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint"
+        time.sleep(0.5)
+    procs[1].kill()
+    chief = _finish(procs[:1], timeout=120)[0]
+    _finish(procs[1:])
+    assert_one_line_error(chief, "lost another process of the cluster", "--resume")
+    last = max(json.loads(p.read_text())["step"] for p in run.glob("checkpoints/*/state.json"))
+    for result in _start_workers([run, run], tiny_mnist, "--resume", "--steps", str(last + 4)):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "resuming" in result.stderr
+    assert (run / "checkpoints" / f"step_{last + 4:06d}").is_dir()
 
 
 def test_bad_strategy_input_is_one_line(tmp_path, tiny_mnist):

@@ -89,6 +89,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
 
     # Heavy imports only once the arguments are known to be good.
     import keras
+    import tensorflow as tf
 
     from training import checkpoint as ckpt
     from training.callbacks import (EvaluationCallback, NonFiniteLoss, read_metrics,
@@ -144,6 +145,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     callback = EvaluationCallback(cfg, run_dir, schedule, start, x_train, seed,
                                   progress and writer, eval_samples, data_dir, writer)
     dataset = real_batches(cfg, x_train, seed, start, schedule.total)
+    resume_hint = f"python -m training.run --arch {arch} --run-dir {run_dir} --resume"
     try:
         gan.fit(dataset, epochs=1, steps_per_epoch=schedule.total - start, verbose=0, shuffle=False,
                 callbacks=[callback])
@@ -151,12 +153,23 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         raise GanEdgeError(str(e)) from None
     except KeyboardInterrupt:
         callback.on_train_end()
-        last = ckpt.list_checkpoints(run_dir)
-        where = f"{last[-1].name} (step {last[-1].step})" if last else "no checkpoint yet"
-        raise GanEdgeError(f"interrupted at step {callback.step}; last checkpoint: {where}; "
-                           f"continue with: python -m training.run --arch {arch} --run-dir "
-                           f"{run_dir} --resume") from None
+        raise GanEdgeError(f"interrupted at step {callback.step}; last checkpoint: "
+                           f"{_last_checkpoint(run_dir)}; continue with: {resume_hint}") from None
+    except tf.errors.UnavailableError as e:
+        if not is_multiworker(strategy):
+            raise
+        callback.on_train_end()
+        raise GanEdgeError(f"lost another process of the cluster at step {callback.step} "
+                           f"({str(e).splitlines()[0][:100]}); last checkpoint: "
+                           f"{_last_checkpoint(run_dir)}; restart every process with: "
+                           f"{resume_hint}") from None
     return run_dir
+
+
+def _last_checkpoint(run_dir: Path) -> str:
+    from training import checkpoint as ckpt
+    last = ckpt.list_checkpoints(run_dir)
+    return f"{last[-1].name} (step {last[-1].step})" if last else "no checkpoint yet"
 
 
 def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved):
