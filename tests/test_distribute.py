@@ -2,8 +2,8 @@
 one device; checkpoints move between replica counts; bad strategy input is one line.
 
 One device runs with --no-xla here: XLA's float rounding differs from plain TensorFlow's (which
-every multi-replica run uses), and Adam turns such 1e-7 differences into 1e-3 weight changes
-within a few steps. Without XLA on both sides, replicas must agree with one device to TOL.
+every multi-replica run uses), and Adam turns such 1e-7 differences into 1e-3 to 1e-2 within
+a few steps. Without XLA on both sides, replicas must agree with one device to TOL.
 """
 import json
 import os
@@ -24,12 +24,12 @@ ONE = ("--strategy", "default", "--no-xla")
 TWO = ("--strategy", "mirrored", "--cpu-devices", "2")
 
 
-def _train(run_dir, data_dir, *args, env=None, timeout=300):
+def _train(run_dir, data_dir, *args):
     result = subprocess.run(
         [sys.executable, "-m", "training.run", "--arch", ARCH, "--run-dir", str(run_dir),
          "--data-dir", str(data_dir), "--eval-samples", "100", "--quiet", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
