@@ -94,7 +94,10 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version()},
-              "quick": quick, "arch": arch}
+              "quick": quick, "arch": arch,
+              "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),
+                                   "--arch", arch, *(f"--train-arch {a}" for a in train_archs),
+                                   *(["--run", str(run)] if run else [])])}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         files, generator, keras_path, source = _models(arch, run, tmp, log)

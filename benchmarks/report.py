@@ -16,7 +16,7 @@ def markdown(r: dict) -> str:
              f"Machine: {m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}."
              f" Mode: {'quick' if r['quick'] else 'full'}. Generator: `{r['arch']}`, "
              f"{r['model_source']}.", "",
-             "Made by `python -m benchmarks" + (" --quick" if r["quick"] else "") + "`.", "",
+             f"Made by `{r['command']}`.", "",
              "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for g in r["goals"]:
         met = "n/a" if g["met"] is None else ("yes" if g["met"] else "**no**")
