@@ -21,6 +21,8 @@ def test_quick_harness_writes_json_markdown_and_charts(tmp_path):
     assert "untrained" in report["model_source"]
     md = md_path.read_text()
     assert "## Goals" in md and "| ganrun |" in md
+    assert (f"Made by `python -m benchmarks --quick --arch gan-1d --train-arch gan-1d --run "
+            f"{tmp_path / 'no-such-run'}`.") in md  # the report says how to remake it
     for chart in report["charts"]:
         with Image.open(chart) as img:
             assert img.format == "PNG"
