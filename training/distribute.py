@@ -77,14 +77,10 @@ def make_strategy(name: str, cpu_devices: int | None = None):
 
 
 def describe(strategy) -> str:
-    """One line for the log, e.g. "MirroredStrategy, 2 replicas"."""
+    """One line for the log of a multi-replica run, e.g. "MirroredStrategy, 2 replicas"."""
     import tensorflow as tf
 
-    n = strategy.num_replicas_in_sync
+    kind = type(strategy).__name__
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         kind = "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
-    elif strategy is tf.distribute.get_strategy():
-        kind = "one device"
-    else:
-        kind = type(strategy).__name__
-    return f"{kind}, {n} replica{'s' if n != 1 else ''}"
+    return f"{kind}, {strategy.num_replicas_in_sync} replicas"

@@ -6,6 +6,8 @@ never trains the discriminator. Here each tape owns its network's variables expl
 """
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -33,8 +35,6 @@ class GAN(keras.Model):
     def from_config(cls, cfg, seed: int = 0, strategy=None, xla: bool = True) -> "GAN":
         """Both networks as the article builds them, compiled with its optimiser and loss, with
         every variable created under `strategy`'s scope (the default strategy when None)."""
-        import contextlib
-
         from training.models import build_discriminator, build_generator
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1

@@ -15,7 +15,8 @@ import click
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from training.config import REGISTRY, GANConfig, get_config
-from training.distribute import STRATEGIES
+from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
+                                 make_strategy)
 
 
 def _resolve_run_dir(arch: str, run_dir: str | None, resume: bool) -> Path:
@@ -82,7 +83,6 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         cfg = get_config(arch)
     except ValueError as e:
         raise GanEdgeError(str(e)) from None
-    from training.distribute import cluster_size, describe, is_multiworker, is_writer, make_strategy
     writer = is_writer(strategy)
     run_dir = _resolve_run_dir(arch, str(run_dir) if run_dir else None, resume)
     saved = _prepare_run_dir(run_dir, arch, resume, writer)
