@@ -83,7 +83,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         cfg = get_config(arch)
     except ValueError as e:
         raise GanEdgeError(str(e)) from None
-    writer = is_writer(strategy)
+    multiworker, writer = is_multiworker(strategy), is_writer(strategy)
     run_dir = _resolve_run_dir(arch, str(run_dir) if run_dir else None, resume)
     saved = _prepare_run_dir(run_dir, arch, resume, writer)
 
@@ -99,7 +99,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     from training.pipeline import real_batches
     from runtime.files import write_text_atomic
 
-    if is_multiworker(strategy):
+    if multiworker:
         # TensorFlow blocks here, deaf to Ctrl-C, until every process has started.
         click.echo(f"waiting for all {cluster_size()} processes of TF_CONFIG to join; if one of "
                    f"them has failed, stop this one with: kill {os.getpid()}", err=True)
@@ -156,7 +156,7 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
         raise GanEdgeError(f"interrupted at step {callback.step}; last checkpoint: "
                            f"{_last_checkpoint(run_dir)}; continue with: {resume_hint}") from None
     except tf.errors.UnavailableError as e:
-        if not is_multiworker(strategy):
+        if not multiworker:
             raise
         callback.on_train_end()
         raise GanEdgeError(f"lost another process of the cluster at step {callback.step} "
