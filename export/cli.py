@@ -45,13 +45,14 @@ def choose_checkpoint(run: Path, epoch: int | None, step: int | None, best: bool
     raise GanEdgeError(f"{run} has no checkpoint {name}; it has: {names}")
 
 
-def validate_only(path: Path, checkpoint: Path | None, quality_samples: int) -> dict:
+def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, data_dir=None) -> dict:
     """Validate one existing file against its source checkpoint (from manifest.json beside it)."""
     import keras
 
     from export.validate import validate
     from runtime.generator import Generator
     from training.config import get_config
+    from training.evaluate import run_data_dir
     if not path.is_file():
         raise GanEdgeError(f"{path} does not exist")
     gen = Generator.from_file(path)
@@ -62,7 +63,8 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int) -> 
                                f"--checkpoint-dir")
         checkpoint = Path(json.loads(manifest.read_text())["checkpoint"])
     generator = keras.saving.load_model(checkpoint / "generator.keras", compile=False)
-    return validate(path, generator, get_config(gen.arch), gen.info.precision, quality_samples)
+    return validate(path, generator, get_config(gen.arch), gen.info.precision, quality_samples,
+                    data_dir=data_dir or run_data_dir(checkpoint.parent.parent))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,15 +84,19 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int) -> 
               help="Only validate this exported file against its checkpoint.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="With --validate: the checkpoint folder the file came from.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
+              help="Data set whose test split the quality check uses [default: the run's own, "
+                   "else the standard data set].")
 def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples, validate_file,
-         checkpoint_dir):
+         checkpoint_dir, data_dir):
     """Export a generator checkpoint to ONNX (fp32, int8, fp16), validated against Keras.
 
     Without --epoch/--step/--best the newest evaluation checkpoint is used.
     """
     if validate_file:
         report = validate_only(Path(validate_file),
-                               Path(checkpoint_dir) if checkpoint_dir else None, quality_samples)
+                               Path(checkpoint_dir) if checkpoint_dir else None, quality_samples,
+                               data_dir)
         click.echo(json.dumps(report, indent=2))
         return
     if (epoch is not None) + (step is not None) + best > 1:
@@ -115,7 +121,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     click.echo(f"exporting {checkpoint}", err=True)
     from export.pipeline import export_checkpoint
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
-                                 progress=lambda msg: click.echo(msg, err=True))
+                                 progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir)
     click.echo(str(out / "manifest.json"))
     for f in manifest["files"]:
         q = f["quality"]

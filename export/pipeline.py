@@ -81,12 +81,15 @@ def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int)
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = 17,
-                      quality_samples: int = 2000, progress=print) -> dict:
-    """Export, validate and publish; return the manifest."""
+                      quality_samples: int = 2000, progress=print, data_dir=None) -> dict:
+    """Export, validate and publish; return the manifest. Quality is scored against the test
+    split of `data_dir`, by default the data set the run was trained on."""
     import keras
 
     from export.validate import reference_quality, validate
+    from training.evaluate import run_data_dir
     checkpoint_dir = Path(checkpoint_dir)
+    data_dir = data_dir or run_data_dir(checkpoint_dir.parent.parent)
     state = json.loads((checkpoint_dir / "state.json").read_text())
     cfg = get_config(state["arch"])
     source = checkpoint_dir / "generator.keras"
@@ -104,7 +107,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             "epoch": round(state["epoch"], 4), "metrics": metrics}
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
-    reference = reference_quality(generator, cfg, quality_samples)  # once for every file
+    reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
         built = []
         for precision in precisions:
@@ -113,7 +116,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             _set_metadata(path, metadata(cfg, precision, info, source_sha))
             progress(f"{precision}: validating against Keras")
             report = validate(path, generator, cfg, precision, quality_samples,
-                              reference=reference)
+                              reference=reference, data_dir=data_dir)
             built.append(path)
             entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
                             "target": "gpu" if precision == "fp16" else "cpu",

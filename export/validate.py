@@ -30,14 +30,17 @@ class ValidationError(GanEdgeError):
     pass
 
 
-def reference_quality(keras_generator, cfg: GANConfig, n: int) -> dict:
-    """The Keras generator's own scores on the validation latents: what every file is held to."""
+def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) -> dict:
+    """The Keras generator's own scores on the validation latents: what every file is held to.
+    `data_dir`: the data set whose test split the Frechet distance uses (None: the standard one)."""
     from training.evaluate import generate, score_samples
-    return score_samples(cfg, generate(lambda z: keras_generator(z, training=False), cfg, n, 500))
+    return score_samples(cfg, generate(lambda z: keras_generator(z, training=False), cfg, n, 500),
+                         data_dir)
 
 
 def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
-             quality_samples: int = 2000, seed: int = 0, reference: dict | None = None) -> dict:
+             quality_samples: int = 2000, seed: int = 0, reference: dict | None = None,
+             data_dir=None) -> dict:
     """Return the parity and quality figures of `path`, or raise ValidationError.
     `reference`: reference_quality() of the same generator and sample count, when a caller
     validates several files and has it already."""
@@ -76,13 +79,13 @@ def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
         raise ValidationError(f"{path}: {precision} differs from Keras by {mean:.3g} on average, "
                               f"above its bound {mean_bound:.3g}")
     parity.update(bound=bound, mean_abs=mean, mean_bound=mean_bound)
-    ref = reference or reference_quality(keras_generator, cfg, quality_samples)
-    return {"parity": parity, "quality": _quality(path, gen, cfg, quality_samples, ref)}
+    ref = reference or reference_quality(keras_generator, cfg, quality_samples, data_dir)
+    return {"parity": parity, "quality": _quality(path, gen, cfg, quality_samples, ref, data_dir)}
 
 
-def _quality(path, gen, cfg, n, ref) -> dict:
+def _quality(path, gen, cfg, n, ref, data_dir) -> dict:
     from training.evaluate import generate, score_samples
-    ours = score_samples(cfg, generate(gen.run, cfg, n, 500))
+    ours = score_samples(cfg, generate(gen.run, cfg, n, 500), data_dir)
     if "energy_distance" in ours:
         delta = ours["energy_distance"] - ref["energy_distance"]
         if not delta <= ENERGY_DELTA:

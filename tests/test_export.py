@@ -127,6 +127,39 @@ def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, t
                           "not a loadable ONNX model")
 
 
+def test_export_scores_against_the_data_the_run_was_trained_on(exports, tiny_runs, tiny_mnist):
+    """The tiny runs train on a --data-dir; export must score against that folder's test split,
+    not reach for the real data set (CI hides the system's copies, as on a fresh machine)."""
+    from training.evaluate import score_onnx
+    run = tiny_runs["mlp-fashion"]
+    fp32 = next(f for f in exports["mlp-fashion"]["files"] if f["precision"] == "fp32")
+    want = score_onnx(run / "export" / "generator.fp32.onnx", 200, data_dir=tiny_mnist)
+    assert fp32["quality"]["frechet_distance"] == pytest.approx(want["frechet_distance"], rel=1e-5)
+
+
+def test_export_without_a_test_split_says_so_and_validates_the_rest(tiny_runs, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["dir"] = str(tmp_path / "moved-away")  # the data the run was trained on is gone
+    (run / "config.json").write_text(json.dumps(config))
+    result = run_cli("-m", "export.cli", "--run", str(run), "--precision", "fp32,int8",
+                     "--quality-samples", "200")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "Frechet distance left out" in notes[0], result.stderr
+    files = json.loads((run / "export" / "manifest.json").read_text())["files"]
+    assert [f["precision"] for f in files] == ["fp32", "int8"]
+    for f in files:  # parity and the classifier-based checks ran; only the distance is missing
+        assert f["quality"]["frechet_distance"] is None
+        assert isinstance(f["quality"]["classifier_score"], float)
+        assert f["parity"]["max_abs_batch_64"] <= f["parity"]["bound"]
+    scored = run_cli("-m", "training.evaluate", "--run", str(run), "--n", "200")
+    assert scored.returncode == 0, scored.stderr
+    assert "FD n/a" in scored.stdout
+
+
 def test_bad_export_arguments(tiny_runs, tmp_path):
     run = str(tiny_runs["mlp-mnist"])
     assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--epoch", "41"),
@@ -141,6 +174,8 @@ def test_bad_export_arguments(tiny_runs, tmp_path):
                           "cannot write to --out")
     assert_one_line_error(run_cli("-m", "export.cli", "--run", str(tmp_path)),
                           "no evaluation checkpoints")
+    assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--data-dir",
+                                  str(tmp_path / "none")), "does not exist")
 
 
 def test_corrupt_checkpoint_is_refused(tiny_runs, tmp_path):

@@ -113,16 +113,21 @@ def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mn
     assert "| dcgan-mnist, best | not measured yet |" in text
 
 
-def test_shipped_fashion_evaluator_reaches_its_stated_accuracy():
-    from runtime.errors import GanEdgeError
-    from training.data import load_images
+def test_shipped_fashion_evaluator_reaches_its_stated_accuracy(real_fashion_mnist):
     from training.evaluator import MIN_ACCURACY, load_evaluator
-    try:
-        data = load_images("fashion_mnist")
-    except GanEdgeError as e:
-        pytest.skip(f"Fashion-MNIST not available here: {e}")
+    data = real_fashion_mnist
     ev = load_evaluator("fashion_mnist")
     assert ev.info["test_accuracy"] >= MIN_ACCURACY["fashion_mnist"]
     probs, _ = ev.predict(data.x_test / 255.0)
     assert float(np.mean(probs.argmax(1) == data.y_test)) == pytest.approx(
         ev.info["test_accuracy"], abs=2e-4)
+
+
+def test_without_a_test_split_the_frechet_distance_is_left_out_and_ranks_nothing():
+    from training.quality import image_metrics
+    probs = one_hot(np.arange(100) % 10)
+    m = image_metrics(probs, np.zeros((100, 4)), None)
+    assert m["frechet_distance"] is None and m["classifier_score"] == pytest.approx(10)
+    # A score tie without distances keeps the earlier checkpoint; a higher score still wins.
+    assert not is_better(_row(2, 8.7, 10, None), _row(1, 8.7, 10, None))
+    assert is_better(_row(2, 8.8, 10, None), _row(1, 8.7, 10, None))

@@ -61,9 +61,18 @@ def write_best(run_dir: Path, rows: list[dict]) -> dict | None:
     return best
 
 
+def run_data_dir(run_dir: Path) -> str | None:
+    """The --data-dir a run was trained on, as its config.json records it; None for a run on
+    the standard data set, whose test split the loader finds by itself."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    return (config.get("data") or {}).get("dir")
+
+
 def score_checkpoint(run_dir: Path, name: str, n: int, data_dir=None) -> dict:
+    """Scores of one checkpoint, against the test split of `data_dir` (default: the run's)."""
     import keras
     cfg = get_config(json.loads((Path(run_dir) / "config.json").read_text())["arch"])
+    data_dir = data_dir or run_data_dir(run_dir)
     path = Path(run_dir) / "checkpoints" / name / "generator.keras"
     if not path.is_file():
         raise GanEdgeError(f"no generator at {path}")
@@ -83,7 +92,8 @@ def summary(m: dict) -> str:
     if "energy_distance" in m:
         return (f"energy {m['energy_distance']:.4f}  |y-x^2| {m['mean_abs_error']:.4f}  "
                 f"in domain {m['share_in_domain']:.1%}  (n={m['n_samples']})")
-    return (f"score {m['classifier_score']:.2f}  FD {m['frechet_distance']:.1f}  "
+    fd = "n/a" if m["frechet_distance"] is None else f"{m['frechet_distance']:.1f}"
+    return (f"score {m['classifier_score']:.2f}  FD {fd}  "
             f"classes {m['classes_covered']}/10  KL {m['kl_to_uniform']:.3f}  "
             f"confident {m['confident_share']:.1%}  (n={m['n_samples']})")
 
@@ -95,7 +105,9 @@ def summary(m: dict) -> str:
 @click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(min=100),
               help="Generated samples per score.")
 @click.option("--write", is_flag=True, help="Merge the scores into metrics.jsonl and best.json.")
-@click.option("--data-dir", type=click.Path(), help="Folder with the data set's files.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder with the data set's files [default: the run's own, else the "
+                   "standard data set].")
 def main(run_dir, names, onnx_file, n, write, data_dir):
     """Score generators with the objective quality metrics (classifier score, Frechet distance,
     class coverage, confident share; energy distance for gan-1d)."""

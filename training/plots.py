@@ -51,7 +51,9 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
     for name, keys, ylabel in charts:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for key in keys:
-            ax.plot(steps, [r.get(key) for r in rows], marker="o", ms=3, label=key)
+            values = [r.get(key) for r in rows]  # None (not measured) plots as a gap
+            ax.plot(steps, [float("nan") if v is None else v for v in values], marker="o", ms=3,
+                    label=key)
         ax.set(xlabel="step", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend()

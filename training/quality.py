@@ -43,10 +43,12 @@ def confident_share(probs: np.ndarray, threshold: float = 0.9) -> float:
     return float(np.mean(probs.max(axis=1) >= threshold))
 
 
-def image_metrics(probs: np.ndarray, features: np.ndarray, ref_features: np.ndarray) -> dict:
-    """All image metrics for one set of samples; `ref_features` are the test split's."""
+def image_metrics(probs: np.ndarray, features: np.ndarray, ref_features: np.ndarray | None) -> dict:
+    """All image metrics for one set of samples; `ref_features` are the test split's (None where
+    the split cannot be had: the Frechet distance is then None, the rest needs no real data)."""
+    fd = None if ref_features is None else frechet_distance(features, ref_features)
     return {"n_samples": int(len(probs)), "classifier_score": classifier_score(probs),
-            "frechet_distance": frechet_distance(features, ref_features),
+            "frechet_distance": fd,
             **class_coverage(probs), "confident_share": confident_share(probs)}
 
 
@@ -78,4 +80,6 @@ def is_better(a: dict, b: dict | None) -> bool:
         return full_a
     if round(a["classifier_score"], 3) != round(b["classifier_score"], 3):
         return a["classifier_score"] > b["classifier_score"]
+    if a["frechet_distance"] is None or b["frechet_distance"] is None:
+        return False  # no tie-break without the test split: the earlier checkpoint stays
     return a["frechet_distance"] < b["frechet_distance"]

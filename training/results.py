@@ -30,7 +30,8 @@ def _cells(row: dict | None) -> list[str]:
         return [row["checkpoint"], f"energy {row['energy_distance']:.4f}",
                 f"abs err {row['mean_abs_error']:.4f}", f"{row['share_in_domain']:.0%} in domain",
                 "", str(row["n_samples"])]
-    return [row["checkpoint"], f"{row['classifier_score']:.2f}", f"{row['frechet_distance']:.1f}",
+    fd = row["frechet_distance"]
+    return [row["checkpoint"], f"{row['classifier_score']:.2f}", "n/a" if fd is None else f"{fd:.1f}",
             f"{row['classes_covered']}/10", f"{row['kl_to_uniform']:.3f}", str(row["n_samples"])]
 
 

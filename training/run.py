@@ -134,7 +134,10 @@ def train(arch: str = "mlp-mnist", epochs: int | None = None, steps: int | None 
     if writer and (saved is None or epochs or steps or eval_every):
         write_text_atomic(run_dir / "config.json", json.dumps({
             "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
-            "data": None if data is None else {"source": data.source, "sha256": data.sha256},
+            "data": None if data is None else {
+                "source": data.source, "sha256": data.sha256,
+                # Export and evaluation score against this folder's test split by default.
+                "dir": str(Path(data_dir).resolve()) if data_dir else None},
             "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
         }, indent=2))
 
