@@ -19,6 +19,7 @@ import click
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
+from runtime.precision import PRECISIONS
 
 GOALS = [  # (key in the report's "goals", description, comparison, target)
     ("train_speedup_mlp-mnist", "train step vs article loop, mlp-mnist", ">=", 15.0),
@@ -33,32 +34,29 @@ GOALS = [  # (key in the report's "goals", description, comparison, target)
 
 
 def _find_checkpoint(arch: str, run: str | None) -> Path | None:
-    from training.checkpoint import list_checkpoints
-    runs = [Path(run)] if run else sorted(Path("runs").glob(f"{arch}-*"),
-                                          key=lambda p: p.stat().st_mtime)
-    for r in reversed(runs):
-        best = r / "best.json"
-        if best.is_file():
-            return r / "checkpoints" / json.loads(best.read_text())["checkpoint"]
-        done = [c for c in list_checkpoints(r) if c.kind == "eval"]
-        if done:
-            return done[-1].path
-    return None
+    """The best (else newest) evaluation checkpoint of `run`, or of the newest run of `arch`."""
+    from training.rundir import RunDir
+    try:
+        found = RunDir(run) if run else RunDir.newest(arch)
+        best = found.read_best()
+        return found.find_checkpoint(best=best is not None).path
+    except GanEdgeError:  # no run, or one without checkpoints yet: benchmark an untrained one
+        return None
 
 
 def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, Path, str]:
     """ONNX files per contender, the Keras generator, its .keras path, and where it came from."""
     import keras
-    import onnx
 
-    from export.pipeline import build_file, metadata
+    from export.exporter import build_file, metadata, write_metadata
     from export.quantize import quantize_int8
     from training.config import get_config
     from training.models import build_generator
     cfg = get_config(arch)
     ckpt = _find_checkpoint(arch, run)
     if ckpt is not None:
-        source = f"trained checkpoint {ckpt}"
+        # Named by run folder and checkpoint only: no path of this machine in the report.
+        source = f"trained checkpoint {ckpt.parent.parent.name}/{ckpt.name}"
         keras_path = ckpt / "generator.keras"
         generator = keras.saving.load_model(keras_path, compile=False)
     else:  # speed does not depend on training; quality figures are then marked untrained
@@ -68,16 +66,13 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
         keras_path = tmp / "generator.keras"
         generator.save(keras_path)
     log(f"models from: {source}")
-    files = {p: build_file(p, generator, cfg, tmp, 17) for p in ("fp32", "int8", "fp16")}
+    files = {p: build_file(p, generator, cfg, tmp, 17) for p in PRECISIONS}
     if (tmp / "fp32_subpixel.onnx").exists():  # the DCGAN: also int8 without the rewrite
         files["int8_no_rewrite"] = tmp / "int8_no_rewrite.onnx"
         quantize_int8(files["fp32"], files["int8_no_rewrite"], cfg.latent_dim)
     info = {"name": "benchmark", "step": 0, "epoch": 0}
     for precision, path in files.items():
-        model = onnx.load(str(path))
-        for k, v in metadata(cfg, precision.split("_")[0], info, "").items():
-            model.metadata_props.add(key=k, value=v)
-        onnx.save(model, str(path))
+        write_metadata(path, metadata(cfg, precision.split("_")[0], info, ""))
     return files, generator, keras_path, source
 
 
@@ -97,7 +92,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
               "quick": quick, "arch": arch,
               "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),
                                    "--arch", arch, *(f"--train-arch {a}" for a in train_archs),
-                                   *(["--run", str(run)] if run else [])])}
+                                   *(["--run", Path(run).name] if run else [])])}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         files, generator, keras_path, source = _models(arch, run, tmp, log)

@@ -3,7 +3,7 @@
 The articles' loop (per step): generator.predict for the fakes, discriminator.train_on_batch,
 then train_on_batch of a combined model whose discriminator was set trainable = False. Same
 models, same batch sizes; the two contenders alternate in rounds so machine drift hits both.
-Under Keras 3 the articles' discriminator update has no trainable weights (DESIGN.md), so
+Under Keras 3 the articles' discriminator update has no trainable weights (README, Training), so
 their loop does less work per step than it should: the ratio understates our advantage.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 def _project_step(cfg, x_real):
     import tensorflow as tf
 
-    from training.gan import GAN
-    gan = GAN.from_config(cfg)
+    from training.gan import build_gan
+    gan = build_gan(cfg)
     step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
 

@@ -9,40 +9,8 @@ import click
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
-
-PRECISIONS = ("fp32", "int8", "fp16")
-
-
-def latest_run(root: Path = Path("runs")) -> Path:
-    runs = [p for p in root.glob("*") if (p / "checkpoints").is_dir()] if root.is_dir() else []
-    if not runs:
-        raise GanEdgeError(f"no run with checkpoints under {root}/; train one with "
-                           f"`python -m training.run` or pass --run DIR")
-    return max(runs, key=lambda p: p.stat().st_mtime)
-
-
-def choose_checkpoint(run: Path, epoch: int | None, step: int | None, best: bool) -> Path:
-    from training.checkpoint import list_checkpoints
-    done = [c for c in list_checkpoints(run) if c.kind == "eval"]
-    if not done:
-        raise GanEdgeError(f"{run} has no evaluation checkpoints yet")
-    names = ", ".join(c.name for c in done)
-    if best:
-        best_file = run / "best.json"
-        if not best_file.is_file():
-            raise GanEdgeError(f"{run} has no best.json (no quality metrics yet); pick one with "
-                               f"--epoch or --step from: {names}")
-        name = json.loads(best_file.read_text())["checkpoint"]
-    elif epoch is not None:
-        name = f"epoch_{epoch:03d}"
-    elif step is not None:
-        name = f"step_{step:06d}"
-    else:
-        return done[-1].path
-    for c in done:
-        if c.name == name:
-            return c.path
-    raise GanEdgeError(f"{run} has no checkpoint {name}; it has: {names}")
+from runtime.files import check_writable_dir
+from runtime.precision import PRECISIONS
 
 
 def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, data_dir=None) -> dict:
@@ -51,8 +19,7 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
 
     from export.validate import validate
     from runtime.generator import Generator
-    from training.config import get_config
-    from training.evaluate import run_data_dir
+    from training.rundir import RunDir
     if not path.is_file():
         raise GanEdgeError(f"{path} does not exist")
     gen = Generator.from_file(path)
@@ -61,10 +28,12 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         if not manifest.is_file():
             raise GanEdgeError(f"no manifest.json beside {path} to find its checkpoint; pass "
                                f"--checkpoint-dir")
-        checkpoint = Path(json.loads(manifest.read_text())["checkpoint"])
+        # Relative to the manifest's folder (absolute in manifests of older versions).
+        checkpoint = manifest.parent / json.loads(manifest.read_text())["checkpoint"]
+    run = RunDir.of_checkpoint(checkpoint)
     generator = keras.saving.load_model(checkpoint / "generator.keras", compile=False)
-    return validate(path, generator, get_config(gen.arch), gen.info.precision, quality_samples,
-                    data_dir=data_dir or run_data_dir(checkpoint.parent.parent))
+    return validate(path, generator, run.gan_config(), gen.info.precision, quality_samples,
+                    data_dir=data_dir or run.data_dir())
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +42,7 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
 @click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs).")
 @click.option("--step", type=int, help="Export checkpoints/step_NNNNNN (iteration schedules).")
 @click.option("--best", is_flag=True, help="Export the checkpoint the quality metrics rank best.")
-@click.option("--precision", default="fp32,int8,fp16", show_default=True,
+@click.option("--precision", default=",".join(PRECISIONS), show_default=True,
               help="Comma-separated: fp32, int8 (CPU), fp16 (GPU).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Output folder [default: <run>/export].")
@@ -106,20 +75,15 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     if unknown or not precisions:
         raise GanEdgeError(f"unknown precision {', '.join(unknown) or '(none)'}; choose from "
                            f"{', '.join(PRECISIONS)}")
-    run = Path(run_dir) if run_dir else latest_run()
-    if not run.is_dir():
+    from training.rundir import RunDir
+    run = RunDir(run_dir) if run_dir else RunDir.newest()
+    if not run.path.is_dir():
         raise GanEdgeError(f"run folder {run} does not exist")
-    checkpoint = choose_checkpoint(run, epoch, step, best)
-    out = Path(out_dir) if out_dir else run / "export"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").touch()
-        (out / ".write-test").unlink()
-    except OSError as e:
-        raise GanEdgeError(f"cannot write to --out {out} ({e.strerror}); choose a writable "
-                           f"folder") from None
+    checkpoint = run.find_checkpoint(epoch, step, best).path
+    out = Path(out_dir) if out_dir else run.export_dir
+    check_writable_dir(out, "--out")
     click.echo(f"exporting {checkpoint}", err=True)
-    from export.pipeline import export_checkpoint
+    from export.exporter import export_checkpoint
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
                                  progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir)
     click.echo(str(out / "manifest.json"))

@@ -8,6 +8,7 @@ import click
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
+from runtime.precision import PRECISIONS
 
 MAX_N = 100_000
 
@@ -42,7 +43,7 @@ def _check_out(out: Path, is_1d: bool) -> str:
 @click.option("--cols", type=int, help="Grid columns [default: square-ish].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]), default="auto",
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto",
               show_default=True, help="Which embedded file: auto = int8 on CPU, fp16 on GPU.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
               help="CPU threads for onnxruntime (0 = one per core).")
@@ -51,26 +52,27 @@ def _check_out(out: Path, is_1d: bool) -> str:
 @click.option("--quiet", is_flag=True, help="Print only the output path.")
 def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
-    from runtime.generator import Generator, choose_providers, default_model_path
+    from runtime.generator import Generator, choose_device, default_model_path
     from runtime.render import render
 
     if not 1 <= n <= MAX_N:
         raise GanEdgeError(f"--n must be between 1 and {MAX_N:,}, got {n}")
     if cols is not None and cols < 1:
         raise GanEdgeError(f"--cols must be positive, got {cols}")
-    if model is None:
-        model = default_model_path(precision, choose_providers(device)[1])
-    elif precision != "auto":
+    if model is not None and precision != "auto":
         raise GanEdgeError("--precision picks among the embedded files; with --model, choose the "
                            "file itself")
-    gen = Generator.from_file(model, device=device, threads=threads)
+    chosen = choose_device(device)
+    if model is None:
+        model = default_model_path(precision, chosen.gpu)
+    gen = Generator.from_file(model, device=chosen, threads=threads)
     out = Path(out)
     fmt = _check_out(out, gen.info.sample_shape == (2,))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     if not quiet:
         click.echo(f"{Path(model).name}: {gen.info.arch}, {gen.info.precision}; "
-                   f"{gen.device_note}", err=True)
+                   f"{gen.device.note}", err=True)
     render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None)
     click.echo(str(out))
 

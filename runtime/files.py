@@ -28,3 +28,17 @@ def atomic_path(path: str | Path):
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def check_writable_dir(folder: str | Path, option: str) -> None:
+    """Create `folder` if needed and prove it writable now, before any long work is done."""
+    from runtime.errors import GanEdgeError
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise GanEdgeError(f"cannot write to {option} {folder} ({e.strerror}); pass a writable "
+                           f"folder") from None

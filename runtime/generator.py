@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import GanEdgeError
+from runtime.precision import PRECISIONS, TARGET
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")
@@ -42,18 +43,24 @@ class ModelInfo:
                                f"ganexport") from None
 
 
-def choose_providers(device: str) -> tuple[list[str], str]:
-    """Providers for `device` ('auto', 'cpu', 'cuda') and a one-line note of what was chosen."""
+@dataclass(frozen=True)
+class Device:
+    providers: tuple[str, ...]  # onnxruntime execution providers, in order of preference
+    gpu: bool
+    note: str                   # one line for the user: what was chosen, and why
+
+
+def choose_device(device: str) -> Device:
+    """What `device` ('auto', 'cpu', 'cuda') means on this machine."""
     import onnxruntime as ort
-    available = ort.get_available_providers()
     if device == "cpu":
-        return ["CPUExecutionProvider"], "device: cpu"
-    if "CUDAExecutionProvider" in available and _cuda_usable():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], "device: cuda"
+        return Device(("CPUExecutionProvider",), False, "device: cpu")
+    if "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_usable():
+        return Device(("CUDAExecutionProvider", "CPUExecutionProvider"), True, "device: cuda")
     if device == "cuda":
         raise GanEdgeError("--device cuda, but no usable CUDA GPU (needs onnxruntime-gpu, an "
                            "NVIDIA driver and CUDA libraries); use --device cpu or auto")
-    return ["CPUExecutionProvider"], "device: cpu (no usable CUDA GPU found)"
+    return Device(("CPUExecutionProvider",), False, "device: cpu (no usable CUDA GPU found)")
 
 
 def _cuda_usable() -> bool:
@@ -69,28 +76,31 @@ def _cuda_usable() -> bool:
 
 
 class Generator:
-    def __init__(self, session, info: ModelInfo, path: Path, device_note: str):
-        self.session, self.info, self.path, self.device_note = session, info, path, device_note
+    def __init__(self, session, info: ModelInfo, path: Path, device: Device):
+        self.session, self.info, self.path, self.device = session, info, path, device
 
     @property
     def arch(self) -> str:
         return self.info.arch
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> "Generator":
-        """Open an exported generator. threads=0 lets onnxruntime use every core."""
+    def from_file(cls, path: str | Path, device: str | Device = "cpu",
+                  threads: int = 0) -> "Generator":
+        """Open an exported generator on `device` (a name, or a choose_device() already made).
+        threads=0 lets onnxruntime use every core."""
         import onnxruntime as ort
         path = Path(path)
         if not path.is_file():
             raise GanEdgeError(f"model file {path} does not exist")
-        providers, note = choose_providers(device)
+        if isinstance(device, str):
+            device = choose_device(device)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1  # one small graph: parallel branches do not pay here
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), options, providers=providers)
+            session = ort.InferenceSession(str(path), options, providers=list(device.providers))
         except Exception as e:  # ORT raises several types for unreadable models
             raise GanEdgeError(f"{path} is not a loadable ONNX model ({str(e).splitlines()[0][:150]})"
                                ) from None
@@ -101,7 +111,7 @@ class Generator:
                 or inputs[0].shape[1] != info.latent_dim or [o.name for o in outputs] != ["sample"]):
             raise GanEdgeError(f"{path} does not have the generator interface (input z "
                                f"[N, {info.latent_dim}], output sample); re-export it with ganexport")
-        return cls(session, info, path, note)
+        return cls(session, info, path, device)
 
     def run(self, z: np.ndarray) -> np.ndarray:
         return self.session.run(["sample"], {"z": np.ascontiguousarray(z, np.float32)})[0]
@@ -116,16 +126,18 @@ class Generator:
             yield self.run(rng.standard_normal((k, self.info.latent_dim)).astype(np.float32))
 
 
-def default_model_path(precision: str = "auto", device_note: str = "device: cpu") -> Path:
-    """The generator shipped inside the package: int8 on CPU, fp16 on GPU (where they exist)."""
+def default_model_path(precision: str = "auto", gpu: bool = False) -> Path:
+    """The generator shipped inside the package: its file for `precision`, or with "auto" the
+    first that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
     folder = Path(__file__).parent / "models"
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         raise GanEdgeError(f"no embedded model in {folder}; pass --model FILE (see README: "
-                           f"'Remaking the embedded model')")
+                           f"'Generating: ganrun')")
     files = {f["precision"]: folder / f["file"] for f in json.loads(manifest.read_text())["files"]}
     if precision == "auto":
-        order = ["fp16", "int8", "fp32"] if "cuda" in device_note.split("(")[0] else ["int8", "fp32"]
+        target = "gpu" if gpu else "cpu"
+        order = [p for p in PRECISIONS if TARGET[p] == target and p != "fp32"] + ["fp32"]
         precision = next((p for p in order if p in files), None)
     if precision not in files:
         raise GanEdgeError(f"the embedded model has no {precision} file; choose one of "

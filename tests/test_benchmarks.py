@@ -1,4 +1,5 @@
-"""The benchmark harness runs on tiny models and writes a well-formed report (no timing asserts)."""
+"""The benchmark report: goals computed from the measurements, Markdown that says how to remake
+it, and PNG charts, checked on a small hand-made set of measurements (no timing asserts)."""
 import json
 from pathlib import Path
 
@@ -7,25 +8,55 @@ from PIL import Image
 from conftest import run_cli
 
 
-def test_quick_harness_writes_json_markdown_and_charts(tmp_path):
-    result = run_cli("-m", "benchmarks", "--quick", "--arch", "gan-1d", "--train-arch", "gan-1d",
-                     "--run", str(tmp_path / "no-such-run"), "--out", str(tmp_path), timeout=600)
-    assert result.returncode == 0, result.stderr
-    json_path, md_path = (tmp_path / Path(line).name for line in result.stdout.split())
-    report = json.loads(json_path.read_text())
-    assert {"training", "generation", "cold_start", "files", "goals"} <= set(report)
-    assert report["training"][0]["arch"] == "gan-1d" and report["training"][0]["speedup"] > 0
-    assert set(report["files"]) == {"fp32", "int8", "fp16"}
-    assert all(g["measured"] is not None for g in report["goals"]
-               if g["goal"] in ("ganrun_wall_s", "ganrun_rss_mb", "cold_start_speedup"))
-    assert "untrained" in report["model_source"]
-    md = md_path.read_text()
-    assert "## Goals" in md and "| ganrun |" in md
-    assert (f"Made by `python -m benchmarks --quick --arch gan-1d --train-arch gan-1d --run "
-            f"{tmp_path / 'no-such-run'}`.") in md  # the report says how to remake it
+def _measurements() -> dict:
+    speed = {"keras_call": {1: 100.0, 25: 900.0, 256: 1500.0},
+             "onnx_fp32": {1: 2000.0, 25: 9000.0, 256: 10000.0},
+             "onnx_int8": {1: 2500.0, 25: 15000.0, 256: 20000.0},
+             "onnx_fp16": {1: 1500.0, 25: 7000.0, 256: 8000.0}}
+    side = {"wall_s_median": 0.3, "wall_s_min": 0.28, "wall_s_max": 0.4,
+            "peak_rss_mb_median": 85.0, "peak_rss_mb_min": 84.0, "peak_rss_mb_max": 86.0}
+    quality = {"classifier_score": 8.31, "frechet_distance": None, "classes_covered": 10,
+               "kl_to_uniform": 0.01, "n_samples": 1000}
+    return {
+        "host": "testhost", "date": "2026-11-23 12:00", "quick": True, "arch": "dcgan-mnist",
+        "machine": {"cpus": 2, "platform": "Linux", "processor": "x86_64", "python": "3.11"},
+        "command": "python -m benchmarks --quick --arch dcgan-mnist --run dcgan-mnist",
+        "model_source": "trained checkpoint dcgan-mnist/epoch_040",
+        "training": [{"arch": "mlp-mnist", "project_s_per_step": 0.005,
+                      "article_s_per_step": 0.06, "speedup": 12.0}],
+        "generation": {"images_per_s": speed, "flops_per_image": 2e8, "peak_gflops": 150.0,
+                       "peak_note": "numpy matmul", "note": "",
+                       "fraction_of_peak": {n: {b: 0.1 for b in per} for n, per in speed.items()}},
+        "cold_start": {"ganrun": side, "keras_script": {**side, "wall_s_median": 4.5},
+                       "speedup_wall": 15.0},
+        "files": {"fp32": {"bytes": 4_000_000, **quality},
+                  "int8": {"bytes": 1_000_000, **quality, "classifier_score": 8.35},
+                  "fp16": {"bytes": 2_000_000, **quality}},
+    }
+
+
+def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
+    from benchmarks.__main__ import _goals, _write
+    report = _measurements()
+    report["goals"] = _goals(report)
+    goals = {g["goal"]: g for g in report["goals"]}
+    assert goals["int8_size_ratio"]["measured"] == 0.25 and goals["int8_size_ratio"]["met"]
+    assert goals["int8_speedup_b256"]["measured"] == 2.0
+    assert abs(goals["int8_quality_delta"]["measured"] - 0.04) < 1e-9
+    assert goals["train_speedup_mlp-mnist"]["met"] is False  # 12x against a 15x goal
+    assert goals["train_speedup_dcgan-mnist"]["measured"] is None  # not in this run
+    assert goals["ganrun_wall_s"]["met"] is False and goals["ganrun_rss_mb"]["met"]
+    _write(report, tmp_path)
+    saved = json.loads((tmp_path / "testhost-2026-11-23.json").read_text())
+    assert saved["goals"] == json.loads(json.dumps(report["goals"]))
+    md = (tmp_path / "testhost-2026-11-23.md").read_text()
+    assert "Made by `python -m benchmarks --quick --arch dcgan-mnist --run dcgan-mnist`." in md
+    assert "| int8 file size / fp32 file size | <= 0.3 | 0.25 | yes |" in md
+    assert "not measured" in md  # the missing Frechet distance and DCGAN training goal
+    assert len(report["charts"]) == 2
     for chart in report["charts"]:
         with Image.open(chart) as img:
-            assert img.format == "PNG"
+            assert img.format == "PNG" and Path(chart).parent == tmp_path
 
 
 def test_unknown_arch_is_an_error():

@@ -8,10 +8,10 @@ from training.config import REGISTRY, get_config
 def _gan(name):
     import keras
 
-    from training.gan import GAN
+    from training.gan import build_gan
     cfg = get_config(name)
     keras.utils.set_random_seed(0)
-    return cfg, GAN.from_config(cfg, seed=0)
+    return cfg, build_gan(cfg, seed=0)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -65,23 +65,23 @@ def _row(step, score, covered, fd):
 
 
 def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
-    from training.callbacks import read_metrics, write_metrics
-    from training.evaluate import write_best
+    from training.rundir import RunDir
+    run = RunDir(tmp_path)
     rows = [_row(1, 9.5, 9, 10.0),   # highest score but a class missing
             _row(2, 8.0, 10, 20.0),
             _row(3, 8.7, 10, 30.0),  # best: full coverage, highest score
             _row(4, 8.7, 10, 40.0),  # tie on score, worse Frechet
             _row(5, 3.0, 10, 5.0)]
-    write_metrics(tmp_path, rows)
-    best = write_best(tmp_path, read_metrics(tmp_path))
+    run.write_metrics(rows)
+    best = run.write_best(run.read_metrics())
     assert best["checkpoint"] == "epoch_003"
     assert json.loads((tmp_path / "best.json").read_text())["step"] == 3
     assert is_better(_row(6, 8.7, 10, 1.0), best)
 
 
 def test_shipped_evaluator_loads_offline_and_reaches_its_stated_accuracy(real_mnist):
-    from training.evaluator import MIN_ACCURACY, load_evaluator
-    ev = load_evaluator("mnist")
+    from training.classifier import MIN_ACCURACY, load_classifier
+    ev = load_classifier("mnist")
     assert ev.info["test_accuracy"] >= MIN_ACCURACY["mnist"]
     probs, feats = ev.predict(real_mnist.x_test / 255.0)
     accuracy = float(np.mean(probs.argmax(1) == real_mnist.y_test))
@@ -90,9 +90,9 @@ def test_shipped_evaluator_loads_offline_and_reaches_its_stated_accuracy(real_mn
 
 
 def test_real_test_digits_score_near_ten(real_mnist):
-    from training.evaluator import load_evaluator
+    from training.classifier import load_classifier
     from training.quality import image_metrics
-    ev = load_evaluator("mnist")
+    ev = load_classifier("mnist")
     probs, feats = ev.predict(real_mnist.x_test[:2000] / 255.0)
     m = image_metrics(probs, feats, feats)
     assert m["classifier_score"] > 9.0 and m["classes_covered"] == 10
@@ -114,9 +114,9 @@ def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mn
 
 
 def test_shipped_fashion_evaluator_reaches_its_stated_accuracy(real_fashion_mnist):
-    from training.evaluator import MIN_ACCURACY, load_evaluator
+    from training.classifier import MIN_ACCURACY, load_classifier
     data = real_fashion_mnist
-    ev = load_evaluator("fashion_mnist")
+    ev = load_classifier("fashion_mnist")
     assert ev.info["test_accuracy"] >= MIN_ACCURACY["fashion_mnist"]
     probs, _ = ev.predict(data.x_test / 255.0)
     assert float(np.mean(probs.argmax(1) == data.y_test)) == pytest.approx(

@@ -60,7 +60,7 @@ def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mn
     tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=2)
     resumed = tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=4, resume=True)
     # Dropout RNG, Adam moments, data and latents all continue where they stopped.
-    for a, b in zip(_final_weights(straight), _final_weights(resumed)):
+    for a, b in zip(_final_weights(straight), _final_weights(resumed), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -104,10 +104,11 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     rows = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(250, 3001, 250))
     want = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == len(want)
     for got, ref in zip(rows, want):  # evaluations are seeded by step: same scores
         for key in ("d_acc_real", "d_acc_fake", "energy_distance", "mean_abs_error"):
             assert got[key] == pytest.approx(ref[key], abs=1e-5), (got["step"], key)
-    for a, b in zip(_final_weights(straight), _final_weights(killed)):
+    for a, b in zip(_final_weights(straight), _final_weights(killed), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -138,7 +139,7 @@ def test_unwritable_run_dir_is_an_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = run_cli("-m", "training.run", "--run-dir", str(blocker / "run"), "--steps", "1")
-    assert_one_line_error(result, "cannot write to run dir")
+    assert_one_line_error(result, "cannot write to --run-dir")
 
 
 def test_run_dir_of_another_arch_is_refused(tiny_runs):

@@ -19,7 +19,7 @@ def ganrun(*args, cwd=None):
 
 @pytest.fixture(scope="module")
 def model(tiny_runs):
-    from export.pipeline import export_checkpoint
+    from export.exporter import export_checkpoint
     run = tiny_runs["mlp-mnist"]
     out = run / "runtime-test-export"
     export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, ("fp32", "int8"),
@@ -71,7 +71,7 @@ def test_out_dir_writes_one_png_per_sample(model, tmp_path):
 def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
     export = tiny_runs["gan-1d"] / "export" / "generator.fp32.onnx"
     if not export.exists():
-        from export.pipeline import export_checkpoint
+        from export.exporter import export_checkpoint
         run = tiny_runs["gan-1d"]
         export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], run / "export",
                           ("fp32",), quality_samples=200, progress=lambda m: None)
@@ -87,7 +87,7 @@ def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
 
 def test_embedded_default_generates_digits_the_evaluator_recognises(tmp_path):
     from runtime.generator import Generator, default_model_path
-    from training.evaluator import load_evaluator
+    from training.classifier import load_classifier
     path = default_model_path()
     gen = Generator.from_file(path)
     manifest = json.loads((path.parent / "manifest.json").read_text())
@@ -96,7 +96,7 @@ def test_embedded_default_generates_digits_the_evaluator_recognises(tmp_path):
     assert result.returncode == 0, result.stderr
     samples = np.concatenate(list(gen.generate(1000, seed=0)))
     lo, hi = gen.info.output_range
-    probs, _ = load_evaluator("mnist").predict((samples - lo) / (hi - lo))
+    probs, _ = load_classifier("mnist").predict((samples - lo) / (hi - lo))
     counts = np.bincount(probs.argmax(1), minlength=10)
     assert (counts >= 10).all(), counts  # every digit appears
     # Many are confidently one digit (untrained generators score ~0 here). The quality goals
@@ -111,12 +111,22 @@ def test_embedded_default_generates_digits_the_evaluator_recognises(tmp_path):
     (["--out", "grid.xyz"], "cannot write .xyz"),
     (["--out", "/no/such/folder/grid.png"], "does not exist"),
     (["--model", "/no/such/model.onnx"], "does not exist"),
-    (["--device", "cuda"], "no usable CUDA GPU"),
 ])
 def test_bad_input_is_a_one_line_error_and_writes_nothing(args, fragment, tmp_path):
     result = ganrun(*args, cwd=tmp_path)
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_device_cuda_runs_on_a_gpu_and_is_refused_without_one(tmp_path):
+    from runtime.generator import choose_device
+    result = ganrun("--device", "cuda", "--out", str(tmp_path / "grid.png"))
+    if choose_device("auto").gpu:
+        assert result.returncode == 0, result.stderr
+        assert "device: cuda" in result.stderr
+    else:
+        assert_one_line_error(result, "no usable CUDA GPU")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_models_that_are_not_generators_are_refused(model, tmp_path):

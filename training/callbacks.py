@@ -1,137 +1,160 @@
-"""Periodic evaluation during fit: progress bar, D accuracy, samples, checkpoints, metrics, plots."""
+"""The callbacks of a training run's fit(): progress, the non-finite-loss stop, and the periodic
+evaluation with its checkpoint. Keras calls them in the order run.py lists them."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import shutil
+import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from runtime.files import write_text_atomic
+from runtime.errors import GanEdgeError
 from training import checkpoint as ckpt
-from training.config import GANConfig
+from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
-from training.evaluate import generate, score_samples, summary, write_best
+from training.evaluate import generate, score_samples, summary
 from training.plots import save_metric_plots, save_samples
+from training.rundir import RunDir, checkpoint_name
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+def _step_logs(logs) -> dict:
+    # Values arrive as shape [1] or scalars, depending on the strategy (see GAN.train_step).
+    return {k: float(np.mean(v)) for k, v in (logs or {}).items()}
 
 
-class Schedule:
-    """Where a run is going, in steps; stored in config.json so --resume keeps to it."""
+class Progress(keras.callbacks.Callback):
+    """A progress bar on a terminal; elsewhere (logs, CI) a plain line every 5 % instead of a
+    carriage-return flood; nothing with `enabled` False (--quiet). `say` prints a line without
+    breaking the bar."""
 
-    def __init__(self, total: int, eval_every: int, save_every: int, steps_per_epoch: int):
-        self.total, self.eval_every = total, eval_every
-        self.save_every, self.steps_per_epoch = save_every, steps_per_epoch
-
-    def to_dict(self):
-        return dict(total_steps=self.total, eval_every_steps=self.eval_every,
-                    save_every_steps=self.save_every, steps_per_epoch=self.steps_per_epoch)
-
-
-class EvaluationCallback(keras.callbacks.Callback):
-    """Every `eval_every` steps (and at the end): evaluate, checkpoint, log; every `save_every`
-    steps in between: a resume checkpoint that replaces the previous one. With `writer` False
-    (multi-worker non-chiefs) it only counts steps, stops on non-finite losses and resets the
-    loss trackers in step with the chief."""
-
-    def __init__(self, cfg: GANConfig, run_dir: Path, schedule: Schedule, start_step: int,
-                 x_train: np.ndarray | None, seed: int, progress: bool = True,
-                 eval_samples: int = 10_000, data_dir=None, writer: bool = True):
+    def __init__(self, name: str, start: int, total: int, enabled: bool = True):
         super().__init__()
-        self.cfg, self.run_dir, self.schedule = cfg, Path(run_dir), schedule
-        self.step = start_step
-        self.x_train, self.seed = x_train, seed
-        # Fixed latents for the sample grid, so successive grids show the same digits evolving.
-        self.grid_z = np.random.default_rng(seed + 2).standard_normal(
-            (100, cfg.latent_dim)).astype("float32")
-        self.progress = progress
-        self.eval_samples, self.data_dir = eval_samples, data_dir
-        self.bar = None
-        self.writer = writer
-        self.tb = _tensorboard_writer(self.run_dir) if writer else None
-
-    # -- fit hooks ---------------------------------------------------------------------------
-    def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.schedule.total, initial=self.step, unit="step",
-                        disable=not self.progress, dynamic_ncols=True, desc=self.cfg.name,
-                        mininterval=0.5)
+        self.name, self.step, self.total, self.start = name, start, total, start
+        self.enabled = enabled
+        self.terminal = enabled and sys.stderr.isatty()
+        self.line_every = max(1, (total - start) // 20)
+        self.t0 = time.monotonic()
+        self.bar = tqdm(total=total, initial=start, unit="step", disable=not self.terminal,
+                        dynamic_ncols=True, desc=name, mininterval=0.5)
 
     def on_train_batch_end(self, batch, logs=None):
-        # Values arrive as shape [1] or scalars, depending on the strategy (see GAN.train_step).
-        logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
         self.step += 1
         self.bar.update(1)
-        if self.step % 20 == 0 or self.step == self.schedule.total:
+        logs = _step_logs(logs)
+        if self.terminal and (self.step % 20 == 0 or self.step == self.total):
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
+        elif self.enabled and not self.terminal and (
+                (self.step - self.start) % self.line_every == 0 or self.step == self.total):
+            per_step = (time.monotonic() - self.t0) / (self.step - self.start)
+            losses = " ".join(f"{k} {v:.3f}" for k, v in logs.items())
+            self.say(f"{self.name}: step {self.step}/{self.total} "
+                     f"({self.step / self.total:.0%}), {per_step:.3g} s/step, {losses}, about "
+                     f"{_duration(per_step * (self.total - self.step))} left")
+
+    def say(self, line: str) -> None:
+        self.bar.write(line)  # also with the bar off (--quiet): evaluations are the run's log
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop at the first NaN or infinite loss, before any later callback saves its weights."""
+
+    def __init__(self, start: int):
+        super().__init__()
+        self.step = start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        logs = _step_logs(logs)
         if not all(math.isfinite(v) for v in logs.values()):
             self.model.stop_training = True
             values = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
-            raise NonFiniteLoss(f"losses became non-finite ({values}) at step {self.step}; the "
-                                f"last good checkpoint is kept: lower the learning rate, or "
-                                f"resume with --resume")
+            raise GanEdgeError(f"losses became non-finite ({values}) at step {self.step}; the "
+                               f"last good checkpoint is kept: lower the learning rate, or "
+                               f"resume with --resume")
+
+
+class EvaluateAndCheckpoint(keras.callbacks.Callback):
+    """Every `schedule.eval_every` steps (and at the end): score the generator, keep an
+    evaluation checkpoint, and write the metrics row, sample grid, best.json, plots and
+    TensorBoard scalars. Every `schedule.save_every` steps in between: a resume checkpoint that
+    replaces the previous one. With `writer` False (multi-worker non-chiefs) it only resets the
+    loss trackers in step with the chief."""
+
+    def __init__(self, *, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int,
+                 x_train: np.ndarray | None, seed: int, eval_samples: int, data_dir,
+                 writer: bool, progress: Progress):
+        super().__init__()
+        self.cfg, self.run, self.schedule, self.step = cfg, run, schedule, start
+        self.x_train, self.seed = x_train, seed
+        self.eval_samples, self.data_dir = eval_samples, data_dir
+        self.writer, self.progress = writer, progress
+        # Fixed latents for the sample grid, so successive grids show the same digits evolving.
+        self.grid_z = np.random.default_rng(seed + 2).standard_normal(
+            (100, cfg.latent_dim)).astype("float32")
+        self.tb = _tensorboard_writer(run) if writer else None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
         if self.step % self.schedule.eval_every == 0 or self.step == self.schedule.total:
             if self.writer:
-                self.evaluate(logs)
+                self.evaluate(_step_logs(logs))
             for m in self.model.metrics:  # losses in the next row cover the next period only
                 m.reset_state()
         elif self.step % self.schedule.save_every == 0 and self.writer:
             self._save(kind="resume")
 
-    def on_train_end(self, logs=None):
-        if self.bar is not None:
-            self.bar.close()
-
-    # -- work --------------------------------------------------------------------------------
     def evaluate(self, logs: dict) -> dict:
         # Seeded by step, so a resumed run scores exactly what an uninterrupted one would.
         rng = np.random.default_rng([self.seed + 1, self.step])
         real = self._real(rng, 100)
         z = rng.standard_normal((100, self.cfg.latent_dim)).astype("float32")
-        fake = self.model.generator(z, training=False).numpy()
-        d = self.model.discriminator
+        generator, d = self.model.generator, self.model.discriminator
         acc_real = float(np.mean(d(real, training=False).numpy() > 0.5))
-        acc_fake = float(np.mean(d(fake, training=False).numpy() <= 0.5))
-        generated = generate(lambda z: self.model.generator(z, training=False), self.cfg,
-                             self.eval_samples)
+        acc_fake = float(np.mean(d(generator(z, training=False), training=False).numpy() <= 0.5))
+        generated = generate(lambda z: generator(z, training=False), self.cfg, self.eval_samples)
         quality = score_samples(self.cfg, generated, self.data_dir)
-        name = ckpt.checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
+        name = self._name()
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
                "checkpoint": name, **logs,
                "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality, "time": time.time()}
         # The row before the checkpoint: a kill between the two leaves a row beyond the last
         # checkpoint, which --resume drops and recomputes; the other order would lose the row.
-        rows = append_metrics(self.run_dir, row)
+        rows = self.run.append_metrics(row)
         self._save(kind="eval")
-        samples = self.model.generator(self.grid_z, training=False).numpy()
-        save_samples(self.cfg, samples, self.run_dir / "samples" / f"{name}.png", real=real)
-        best = write_best(self.run_dir, rows)
-        save_metric_plots(rows, self.run_dir / "plots")
+        samples = generator(self.grid_z, training=False).numpy()
+        save_samples(self.cfg, samples, self.run.sample_file(name), real=real)
+        best = self.run.write_best(rows)
+        save_metric_plots(rows, self.run.plots_dir)
         self._tensorboard(row, samples)
-        self.bar.write(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
-                       f"g_loss {row.get('g_loss', float('nan')):.3f} "
-                       f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
-                       + summary(quality) + (" | best so far" if best is row else ""))
+        self.progress.say(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
+                          f"g_loss {row.get('g_loss', float('nan')):.3f} "
+                          f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
+                          + summary(quality) + (" | best so far" if best is row else ""))
         return row
 
-    def _save(self, kind: str) -> str:
-        name = ckpt.checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
+    def _name(self) -> str:
+        return checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
+
+    def _save(self, kind: str) -> None:
         state = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch,
                  "kind": kind, "arch": self.cfg.name,
                  "replicas": self.model.distribute_strategy.num_replicas_in_sync}
-        ckpt.save_checkpoint(self.model, self.run_dir, name, state)
+        ckpt.save_checkpoint(self.model, self.run.checkpoints_dir / self._name(), state)
         # Only the newest resume checkpoint is worth keeping; evaluation ones stay for export.
-        for old in ckpt.list_checkpoints(self.run_dir):
+        for old in self.run.checkpoints():
             if old.step < self.step and old.kind == "resume":
                 shutil.rmtree(old.path)
-        return name
 
     def _real(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.x_train is None:
@@ -154,25 +177,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.tb.flush()
 
 
-def _tensorboard_writer(run_dir: Path):
+def _tensorboard_writer(run: RunDir):
     if importlib.util.find_spec("tensorboard") is None:
         return None
     import tensorflow as tf
-    return tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def append_metrics(run_dir: Path, row: dict) -> list[dict]:
-    rows = [r for r in read_metrics(run_dir) if r["step"] < row["step"]] + [row]
-    write_metrics(run_dir, rows)
-    return rows
-
-
-def write_metrics(run_dir: Path, rows: list[dict]) -> None:
-    write_text_atomic(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return tf.summary.create_file_writer(str(run.tensorboard_dir))

@@ -3,18 +3,17 @@
   generator.keras, discriminator.keras   full models, loadable alone (export uses the generator;
                                          the discriminator needs `import training.models`)
   training_state.npz                     both optimisers' variables and the dropout RNG states
-  state.json                             step, epoch, arch and config, so a folder explains itself
+  state.json                             step, epoch, kind (eval or resume), arch, replicas
 
 Written into a hidden temp folder and renamed into place, so a folder that exists is complete.
+Where checkpoints live, their names and how they are found: training/rundir.py.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -22,44 +21,6 @@ import numpy as np
 
 import training.models  # noqa: F401  registers GlobalBatchDropout, for discriminator.keras
 from runtime.errors import GanEdgeError
-from training.config import GANConfig
-
-_NAME = re.compile(r"^(epoch|step)_(\d+)$")
-
-
-def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
-    """epoch_040 after 40 whole epochs for epoch-scheduled systems; step_001000 otherwise."""
-    if cfg.unit == "epoch" and step % steps_per_epoch == 0:
-        return f"epoch_{step // steps_per_epoch:03d}"
-    return f"step_{step:06d}"
-
-
-@dataclass
-class Checkpoint:
-    path: Path
-    step: int
-    epoch: float
-    kind: str  # "eval": kept for export; "resume": replaced by the next one
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
-    """Complete checkpoints of a run, oldest first (temp folders are ignored)."""
-    out = []
-    root = Path(run_dir) / "checkpoints"
-    if root.is_dir():
-        for p in root.iterdir():
-            if _NAME.match(p.name) and (p / "state.json").is_file():
-                try:
-                    s = json.loads((p / "state.json").read_text())
-                    out.append(Checkpoint(p, int(s["step"]), float(s["epoch"]), s.get("kind", "eval")))
-                except (ValueError, KeyError) as e:
-                    raise GanEdgeError(f"{p / 'state.json'} is corrupt ({e}); delete {p} to resume "
-                                       f"from the checkpoint before it") from None
-    return sorted(out, key=lambda c: c.step)
 
 
 def _training_state(gan) -> dict:
@@ -75,10 +36,10 @@ def _rng_variables(model):
     return [v for v in model.non_trainable_variables if "seed_generator" in v.path]
 
 
-def save_checkpoint(gan, run_dir: Path, name: str, state: dict) -> Path:
-    root = Path(run_dir) / "checkpoints"
+def save_checkpoint(gan, final: Path, state: dict) -> Path:
+    """Write the checkpoint folder `final` (RunDir names it), whole or not at all."""
+    root, name = final.parent, final.name
     root.mkdir(parents=True, exist_ok=True)
-    final = root / name
     if final.exists():
         raise GanEdgeError(f"{final} already exists and will not be overwritten; remove it or "
                            f"resume from it with --resume")
@@ -96,8 +57,8 @@ def save_checkpoint(gan, run_dir: Path, name: str, state: dict) -> Path:
 
 
 def restore_checkpoint(gan, ckpt: Path) -> dict:
-    """Load weights, optimiser and RNG state into a GAN made by GAN.from_config (whose optimisers
-    are built), under any strategy: the saved values do not depend on the replica count."""
+    """Load weights, optimiser and RNG state into a GAN made by build_gan (whose optimisers are
+    built), under any strategy: the saved values do not depend on the replica count."""
     try:
         state = json.loads((ckpt / "state.json").read_text())
         g = keras.saving.load_model(ckpt / "generator.keras", compile=False)

@@ -1,7 +1,7 @@
 """The registry of named GAN systems: one frozen config per article.
 
-Every number here is the article's (see ../shared/seeds/ and DESIGN.md); the places where we
-had to deviate are written next to the field, and `deviations` repeats them for the README.
+Every number here is the article's (the README's Training section names the five articles); the
+places where we had to deviate are written next to the field, and `deviations` repeats them for the README.
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class GANConfig:
     length: int = 100                 # epochs or iterations
     eval_every: int = 10              # in `unit`s
     batch_size: int = 256             # the article's n_batch, which sets steps per epoch
+    recommended: str = ""             # the checkpoint the article recommends or ends on
     grid: tuple[int, int] = (10, 10)  # the article's sample grid
     grid_inverted: bool = False       # article 000 plots with cmap='gray_r'
     param_counts: tuple[int, int] = (0, 0)  # (G, D) as the article's Keras code builds them
@@ -63,6 +64,19 @@ class GANConfig:
         return max(1, train_size // self.batch_size)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Where a run is going, in steps; stored in config.json so that --resume keeps to it."""
+    total: int            # steps of the whole run
+    eval_every: int       # evaluate and keep a checkpoint every this many steps
+    save_every: int       # a resume checkpoint (replaced by the next) every this many steps
+    steps_per_epoch: int
+
+    def to_dict(self) -> dict:
+        return dict(total_steps=self.total, eval_every_steps=self.eval_every,
+                    save_every_steps=self.save_every, steps_per_epoch=self.steps_per_epoch)
+
+
 REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
     GANConfig(
         name="dcgan-mnist", article="000", dataset="mnist", family="dcgan",
@@ -71,6 +85,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         d_update="joint",
         learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
         unit="epoch", length=100, eval_every=10, grid=(10, 10), grid_inverted=True,
+        recommended="epoch_040",
         param_counts=(1_164_289, 40_705)),
     GANConfig(
         name="mlp-mnist", article="002", dataset="mnist", family="mlp",
@@ -78,6 +93,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(128,), d_units=(128,), g_alpha=0.01, d_alpha=0.01,
         learning_rate=1e-3, beta_1=0.9, d_half_batch=128, g_batch=128, batch_size=128,
         unit="iteration", length=20_000, eval_every=1_000, grid=(4, 4),
+        recommended="step_020000",
         param_counts=(114_064, 100_609)),
     GANConfig(
         name="mlp-smooth-mnist", article="001", dataset="mnist", family="mlp",
@@ -85,6 +101,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(256, 512, 1024), d_units=(512, 256),
         learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
         real_label=0.9, unit="epoch", length=50, eval_every=5, grid=(10, 10),
+        recommended="epoch_050",
         param_counts=(1_486_352, 533_505),
         deviations=("the article elides its layers, BATCH_SIZE and TOTAL_EPOCHS: we use the widely "
                     "circulated version of its notebook (G Dense 256/512/1024 LReLU .2, D Dense "
@@ -96,6 +113,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_kernel_init="normal_0.02", d_kernel_init="normal_0.02",
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
         unit="epoch", length=100, eval_every=1, grid=(10, 10),
+        recommended="epoch_100",
         param_counts=(1_486_352, 1_460_225),
         deviations=("the article builds a tanh layer and then reshapes the layer before it, so its "
                     "generator has no tanh; we apply the tanh it meant (no parameters change)",)),
@@ -106,6 +124,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_kernel_init="he_uniform", d_kernel_init="he_uniform", g_out_activation="linear",
         learning_rate=1e-3, beta_1=0.9, d_half_batch=64, g_batch=128, batch_size=128,
         unit="iteration", length=10_000, eval_every=2_000, grid=(1, 1),
+        recommended="step_010000",
         param_counts=(122, 101)),
 ]}
 

@@ -25,7 +25,7 @@ from runtime.errors import GanEdgeError
 PARTS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-# SHA-256 of the decompressed IDX files. MNIST: the files of LeCun's site (as DESIGN.md lists);
+# SHA-256 of the decompressed IDX files. MNIST: the files of LeCun's site (published sums);
 # Fashion-MNIST: zalandoresearch/fashion-mnist as Debian packages it (measured 2026-11-22).
 KNOWN_SHA256 = {
     "mnist": dict(zip(PARTS, (

@@ -1,4 +1,4 @@
-"""Score generators on demand, and the best-checkpoint bookkeeping shared with training.
+"""Score generators with the quality metrics: during training, on demand, and for export.
 
     python -m training.evaluate --run runs/dcgan-mnist-...            # every checkpoint
     python -m training.evaluate --run DIR --checkpoint epoch_040      # one
@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import numpy as np
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
 from training.config import GANConfig, get_config
-from training.quality import function_metrics, image_metrics, is_better
+from training.quality import function_metrics, image_metrics
+from training.rundir import RunDir
 
 EVAL_SEED = 1234  # every checkpoint is scored on the same latents
 
@@ -33,11 +32,11 @@ def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None) -> dict:
         from training.data import x_squared_samples
         real = x_squared_samples(np.random.default_rng(EVAL_SEED + 1), len(samples))
         return function_metrics(samples, real)
-    from training.evaluator import load_evaluator
-    evaluator = load_evaluator(cfg.dataset)
+    from training.classifier import load_classifier
+    classifier = load_classifier(cfg.dataset)
     lo, hi = cfg.output_range
-    probs, feats = evaluator.predict((samples - lo) / (hi - lo))
-    return image_metrics(probs, feats, evaluator.reference_features(cfg.dataset, data_dir))
+    probs, feats = classifier.predict((samples - lo) / (hi - lo))
+    return image_metrics(probs, feats, classifier.reference_features(cfg.dataset, data_dir))
 
 
 def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
@@ -45,40 +44,16 @@ def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
     return np.concatenate([np.asarray(predict(z[i:i + batch])) for i in range(0, n, batch)])
 
 
-def best_from_rows(rows: list[dict]) -> dict | None:
-    best = None
-    for row in rows:
-        if ("classifier_score" in row or "energy_distance" in row) and is_better(row, best):
-            best = row
-    return best
-
-
-def write_best(run_dir: Path, rows: list[dict]) -> dict | None:
-    """best.json: the metrics row of the checkpoint that the best-checkpoint rule prefers."""
-    best = best_from_rows(rows)
-    if best is not None:
-        write_text_atomic(Path(run_dir) / "best.json", json.dumps(best, indent=2) + "\n")
-    return best
-
-
-def run_data_dir(run_dir: Path) -> str | None:
-    """The --data-dir a run was trained on, as its config.json records it; None for a run on
-    the standard data set, whose test split the loader finds by itself."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    return (config.get("data") or {}).get("dir")
-
-
-def score_checkpoint(run_dir: Path, name: str, n: int, data_dir=None) -> dict:
+def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     """Scores of one checkpoint, against the test split of `data_dir` (default: the run's)."""
     import keras
-    cfg = get_config(json.loads((Path(run_dir) / "config.json").read_text())["arch"])
-    data_dir = data_dir or run_data_dir(run_dir)
-    path = Path(run_dir) / "checkpoints" / name / "generator.keras"
+    cfg = run.gan_config()
+    path = run.checkpoints_dir / name / "generator.keras"
     if not path.is_file():
         raise GanEdgeError(f"no generator at {path}")
     generator = keras.saving.load_model(path, compile=False)
     samples = generate(lambda z: generator(z, training=False), cfg, n)
-    return score_samples(cfg, samples, data_dir)
+    return score_samples(cfg, samples, data_dir or run.data_dir())
 
 
 def score_onnx(path: Path, n: int, data_dir=None) -> dict:
@@ -116,16 +91,14 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
         return
     if not run_dir:
         raise GanEdgeError("pass --run DIR or --onnx FILE")
-    from training.callbacks import read_metrics, write_metrics
-    from training.checkpoint import list_checkpoints
-    run = Path(run_dir)
-    known = {c.name: c for c in list_checkpoints(run) if c.kind == "eval"}
+    run = RunDir(run_dir)
+    known = [c.name for c in run.eval_checkpoints()]
     if not known:
         raise GanEdgeError(f"{run} has no evaluation checkpoints")
     for name in names:
         if name not in known:
             raise GanEdgeError(f"no checkpoint {name} in {run}; it has: {', '.join(known)}")
-    rows = read_metrics(run)
+    rows = run.read_metrics()
     for name in names or known:
         metrics = score_checkpoint(run, name, n, data_dir)
         click.echo(f"{name}: " + summary(metrics))
@@ -133,11 +106,10 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
             if row.get("checkpoint") == name:
                 row.update(metrics)
     if write:
-        write_metrics(run, rows)
-        best = write_best(run, rows)
+        run.write_metrics(rows)
+        best = run.write_best(rows)
         if best:
             click.echo(f"best: {best['checkpoint']}")
-
 
 if __name__ == "__main__":
     run_cli(main, sys.argv[1:])

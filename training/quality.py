@@ -1,6 +1,6 @@
 """Objective quality metrics for generated samples (numpy only).
 
-Image GANs are scored in the feature space of a frozen classifier (training/evaluator.py), as
+Image GANs are scored in the feature space of a frozen classifier (training/classifier.py), as
 TF-GAN's MNIST example does; the 1-D GAN of article 004 is scored against its known function.
 """
 from __future__ import annotations
@@ -83,3 +83,12 @@ def is_better(a: dict, b: dict | None) -> bool:
     if a["frechet_distance"] is None or b["frechet_distance"] is None:
         return False  # no tie-break without the test split: the earlier checkpoint stays
     return a["frechet_distance"] < b["frechet_distance"]
+
+
+def best_row(rows: list[dict]) -> dict | None:
+    """The scored metrics row that the best-checkpoint rule prefers, or None."""
+    best = None
+    for row in rows:
+        if ("classifier_score" in row or "energy_distance" in row) and is_better(row, best):
+            best = row
+    return best

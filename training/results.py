@@ -8,7 +8,6 @@ Reads each run's metrics.jsonl and best.json (scores written during training or 
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,11 +15,7 @@ import click
 
 from runtime.cli_util import run_cli
 from training.config import REGISTRY
-
-# The checkpoint each article recommends or ends on.
-RECOMMENDED = {"dcgan-mnist": "epoch_040", "mlp-mnist": "step_020000",
-               "mlp-smooth-mnist": "epoch_050", "mlp-fashion": "epoch_100",
-               "gan-1d": "step_010000"}
+from training.rundir import RunDir
 
 
 def _cells(row: dict | None) -> list[str]:
@@ -36,24 +31,23 @@ def _cells(row: dict | None) -> list[str]:
 
 
 def table(run_dirs: list[Path]) -> str:
-    from training.callbacks import read_metrics
+    from training.classifier import classifier_info
     runs = {}
-    for run in run_dirs:
-        arch = json.loads((run / "config.json").read_text())["arch"]
-        runs[arch] = run
+    for path in run_dirs:
+        run = RunDir(path)
+        runs[run.arch] = run
     lines = ["| system | checkpoint | classifier score | Frechet distance | classes | KL to uniform "
              "| samples |", "|---|---|---|---|---|---|---|"]
     for dataset in ("mnist", "fashion_mnist"):
-        info = json.loads((Path(__file__).parent / "evaluators" / f"{dataset}.json").read_text())
+        baseline = classifier_info(dataset)["baseline_real"]
         lines.append(f"| real {dataset} test split | - | " + " | ".join(
-            _cells({**info["baseline_real"], "checkpoint": "-"})[1:]) + " |")
-    for arch in REGISTRY:
+            _cells({**baseline, "checkpoint": "-"})[1:]) + " |")
+    for arch, cfg in REGISTRY.items():
         run = runs.get(arch)
-        rows = {r["checkpoint"]: r for r in read_metrics(run)} if run else {}
-        best_file = run / "best.json" if run else None
-        best = json.loads(best_file.read_text()) if best_file and best_file.is_file() else None
-        recommended = rows.get(RECOMMENDED[arch])
-        for label, row in ((f"recommended ({RECOMMENDED[arch]})", recommended), ("best", best)):
+        rows = {r["checkpoint"]: r for r in run.read_metrics()} if run else {}
+        best = run.read_best() if run else None
+        recommended = rows.get(cfg.recommended)
+        for label, row in ((f"recommended ({cfg.recommended})", recommended), ("best", best)):
             if row is not None and "classifier_score" not in row and "energy_distance" not in row:
                 row = None  # trained, but not scored yet
             lines.append(f"| {arch}, {label} | " + " | ".join(_cells(row)) + " |")

@@ -1,10 +1,12 @@
-"""The frozen evaluator classifiers whose features and predictions score generated images.
+"""The frozen classifiers whose features and predictions score generated images.
 
 One small CNN per image data set, trained by this module's command and shipped inside the
-package (training/evaluators/<dataset>.keras + .json with its provenance and the real-data
+package (training/classifiers/<dataset>.keras + .json with its provenance and the real-data
 baselines), so that scores compare across machines and runs without any download:
 
-    python -m training.evaluator --dataset mnist
+    python -m training.classifier --dataset mnist
+
+(training/evaluate.py is the other side: it scores generators with these classifiers.)
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from runtime.files import atomic_path, write_text_atomic
 
-EVALUATOR_DIR = Path(__file__).parent / "evaluators"
+CLASSIFIER_DIR = Path(__file__).parent / "classifiers"
 FEATURE_LAYER = "features"
 MIN_ACCURACY = {"mnist": 0.99, "fashion_mnist": 0.90}
 
@@ -37,10 +39,10 @@ def build_classifier():
     x = layers.Dropout(0.25)(layers.Flatten()(x))
     x = layers.Dense(128, activation="relu", name=FEATURE_LAYER)(x)
     outputs = layers.Dense(10, activation="softmax")(layers.Dropout(0.25)(x))
-    return keras.Model(inputs, outputs, name="evaluator")
+    return keras.Model(inputs, outputs, name="classifier")
 
 
-class Evaluator:
+class Classifier:
     """A loaded classifier: probabilities and features for images in [0, 1]."""
 
     def __init__(self, model, info: dict):
@@ -65,7 +67,7 @@ class Evaluator:
 
 
 @lru_cache(maxsize=None)
-def _reference_features(evaluator: Evaluator, dataset: str, data_dir: str | None):
+def _reference_features(classifier: Classifier, dataset: str, data_dir: str | None):
     from training.data import load_images
     try:
         data = load_images(dataset, data_dir)
@@ -73,21 +75,29 @@ def _reference_features(evaluator: Evaluator, dataset: str, data_dir: str | None
         click.echo(f"note: Frechet distance left out, no {dataset} test split here ({e})",
                    err=True)
         return None
-    return evaluator.predict(data.x_test / 255.0)[1]
+    return classifier.predict(data.x_test / 255.0)[1]
+
+
+def classifier_path(dataset: str) -> Path:
+    return CLASSIFIER_DIR / f"{dataset}.keras"
+
+
+def classifier_info(dataset: str) -> dict:
+    """The shipped classifier's provenance and real-data baselines (no Keras needed)."""
+    return json.loads(classifier_path(dataset).with_suffix(".json").read_text())
 
 
 @lru_cache(maxsize=None)
-def load_evaluator(dataset: str) -> Evaluator:
+def load_classifier(dataset: str) -> Classifier:
     import keras
-    path = EVALUATOR_DIR / f"{dataset}.keras"
+    path = classifier_path(dataset)
     if not path.is_file():
-        raise GanEdgeError(f"no evaluator for {dataset} at {path}; train one with: "
-                           f"python -m training.evaluator --dataset {dataset}")
-    info = json.loads(path.with_suffix(".json").read_text())
-    return Evaluator(keras.saving.load_model(path, compile=False), info)
+        raise GanEdgeError(f"no classifier for {dataset} at {path}; train one with: "
+                           f"python -m training.classifier --dataset {dataset}")
+    return Classifier(keras.saving.load_model(path, compile=False), classifier_info(dataset))
 
 
-def train_evaluator(dataset: str, epochs: int = 8, seed: int = 0, data_dir=None) -> dict:
+def train_classifier(dataset: str, epochs: int = 8, seed: int = 0, data_dir=None) -> dict:
     import keras
 
     from training.data import load_images
@@ -105,18 +115,18 @@ def train_evaluator(dataset: str, epochs: int = 8, seed: int = 0, data_dir=None)
               validation_data=(x_test, data.y_test))
     accuracy = float(model.evaluate(x_test, data.y_test, verbose=0)[1])
     if accuracy < MIN_ACCURACY[dataset]:
-        raise GanEdgeError(f"evaluator reached {accuracy:.4f} test accuracy, below the required "
+        raise GanEdgeError(f"the classifier reached {accuracy:.4f} test accuracy, below the required "
                            f"{MIN_ACCURACY[dataset]}; train longer with --epochs")
 
-    evaluator = Evaluator(model, {})
-    test_probs, test_feats = evaluator.predict(x_test)
-    train_probs, train_feats = evaluator.predict(x_train[:10_000])
+    classifier = Classifier(model, {})
+    test_probs, test_feats = classifier.predict(x_test)
+    _, train_feats = classifier.predict(x_train[:10_000])
     # Real-data baselines, computed exactly as generated samples are scored: the test split as
     # the "samples" (its Frechet distance is train-vs-test, since test-vs-test is 0 by design).
     baseline = image_metrics(test_probs, train_feats, test_feats)
     info = {
         "dataset": dataset, "test_accuracy": round(accuracy, 5), "epochs": epochs, "seed": seed,
-        "command": f"python -m training.evaluator --dataset {dataset} --epochs {epochs} "
+        "command": f"python -m training.classifier --dataset {dataset} --epochs {epochs} "
                    f"--seed {seed}",
         "train_seconds": round(time.time() - start, 1), "data_sha256": data.sha256,
         "keras": keras.__version__, "params": model.count_params(),
@@ -124,10 +134,11 @@ def train_evaluator(dataset: str, epochs: int = 8, seed: int = 0, data_dir=None)
         "baseline_note": "test split (10,000) scored as samples; Frechet distance of 10,000 train "
                          "images against the test split",
     }
-    EVALUATOR_DIR.mkdir(exist_ok=True)
-    with atomic_path(EVALUATOR_DIR / f"{dataset}.keras") as tmp:
+    path = classifier_path(dataset)
+    path.parent.mkdir(exist_ok=True)
+    with atomic_path(path) as tmp:
         model.save(tmp)
-    write_text_atomic(EVALUATOR_DIR / f"{dataset}.json", json.dumps(info, indent=2) + "\n")
+    write_text_atomic(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -138,8 +149,8 @@ def train_evaluator(dataset: str, epochs: int = 8, seed: int = 0, data_dir=None)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--data-dir", type=click.Path(), help="Folder with the data set's files.")
 def main(dataset, epochs, seed, data_dir):
-    """Train and ship the evaluator classifier for one data set (writes training/evaluators/)."""
-    info = train_evaluator(dataset, epochs, seed, data_dir)
+    """Train and ship the scoring classifier for one data set (writes training/classifiers/)."""
+    info = train_classifier(dataset, epochs, seed, data_dir)
     click.echo(json.dumps({k: info[k] for k in ("dataset", "test_accuracy", "params")}))
 
 

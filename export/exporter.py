@@ -14,9 +14,9 @@ from pathlib import Path
 
 from runtime.errors import GanEdgeError
 from runtime.files import write_text_atomic
-from training.config import GANConfig, get_config
-
-PRECISIONS = ("fp32", "int8", "fp16")
+from runtime.precision import PRECISIONS, TARGET
+from training.config import GANConfig
+from training.rundir import RunDir
 
 
 def sha256_file(path: Path) -> str:
@@ -36,11 +36,12 @@ def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) 
         "gan.step": str(checkpoint["step"]), "gan.checkpoint": checkpoint["name"],
         "gan.precision": precision, "gan.metrics": json.dumps(checkpoint.get("metrics", {})),
         "gan.source_sha256": source_sha,
-        "gan.target": "gpu" if precision == "fp16" else "cpu",
+        "gan.target": TARGET[precision],
     }
 
 
-def _set_metadata(path: Path, meta: dict) -> None:
+def write_metadata(path: Path, meta: dict) -> None:
+    """Replace the file's metadata_props with `meta` (the gan.* keys the runtime reads)."""
     import onnx
     model = onnx.load(str(path))
     del model.metadata_props[:]
@@ -87,11 +88,11 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     import keras
 
     from export.validate import reference_quality, validate
-    from training.evaluate import run_data_dir
     checkpoint_dir = Path(checkpoint_dir)
-    data_dir = data_dir or run_data_dir(checkpoint_dir.parent.parent)
+    run = RunDir.of_checkpoint(checkpoint_dir)
+    data_dir = data_dir or run.data_dir()
     state = json.loads((checkpoint_dir / "state.json").read_text())
-    cfg = get_config(state["arch"])
+    cfg = run.gan_config()
     source = checkpoint_dir / "generator.keras"
     try:
         generator = keras.saving.load_model(source, compile=False)
@@ -102,7 +103,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
         raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
                            f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
     source_sha = sha256_file(source)
-    metrics = _metrics_for(checkpoint_dir.parent.parent, checkpoint_dir.name)
+    metrics = run.metrics_for(checkpoint_dir.name)
     info = {"name": checkpoint_dir.name, "step": state["step"],
             "epoch": round(state["epoch"], 4), "metrics": metrics}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,13 +114,13 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
         for precision in precisions:
             progress(f"{precision}: converting")
             path = build_file(precision, generator, cfg, Path(tmp), opset)
-            _set_metadata(path, metadata(cfg, precision, info, source_sha))
+            write_metadata(path, metadata(cfg, precision, info, source_sha))
             progress(f"{precision}: validating against Keras")
             report = validate(path, generator, cfg, precision, quality_samples,
                               reference=reference, data_dir=data_dir)
             built.append(path)
             entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
-                            "target": "gpu" if precision == "fp16" else "cpu",
+                            "target": TARGET[precision],
                             "bytes": path.stat().st_size, "sha256": sha256_file(path), **report})
         # All passed: publish together, so the folder never mixes two exports.
         for stale in out_dir.glob("generator.*.onnx"):
@@ -128,22 +129,14 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             os.replace(path, out_dir / entry["file"])
             progress(f"{entry['precision']}: {out_dir / entry['file']} "
                      f"({entry['bytes'] / 1e6:.2f} MB)")
-    manifest = {"arch": cfg.name, "checkpoint": str(checkpoint_dir.resolve()),
+    # The checkpoint relative to the manifest, so that no machine's own paths are published.
+    checkpoint = os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve())
+    manifest = {"arch": cfg.name, "checkpoint": checkpoint,
                 "checkpoint_name": checkpoint_dir.name, "step": state["step"],
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
                 "opset": opset, "tools": _versions(), "files": entries}
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def _metrics_for(run_dir: Path, name: str) -> dict:
-    path = run_dir / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            if row.get("checkpoint") == name:
-                return {k: v for k, v in row.items() if k != "class_histogram"}
-    return {}
 
 
 def _versions() -> dict:

@@ -1,0 +1,270 @@
+"""A training run's folder: the one place that knows its layout and reads or writes its files.
+
+    config.json            arch, full config, seed, schedule, data source (written at start)
+    metrics.jsonl          one JSON row per evaluation
+    best.json              the row the best-checkpoint rule prefers
+    checkpoints/NAME/      epoch_040 (after 40 whole epochs) or step_001000; see checkpoint.py
+    samples/NAME.png       the article's grid at each evaluation
+    plots/*.png            metrics over steps
+    tensorboard/           scalars and images
+    export/                written by ganexport
+
+Every other module goes through RunDir for these files, so adding something to a run means
+changing this module and its callers, nothing else. Light: no TensorFlow import.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.errors import GanEdgeError
+from runtime.files import check_writable_dir, write_text_atomic
+from training.config import GANConfig
+from training.quality import best_row
+
+RUNS_ROOT = Path("runs")
+_CHECKPOINT_NAME = re.compile(r"^(epoch|step)_(\d+)$")
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    step: int
+    epoch: float
+    kind: str  # "eval": kept for export; "resume": replaced by the next one
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def describe(self) -> str:
+        return f"{self.name} (step {self.step})"
+
+
+def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
+    """epoch_040 after 40 whole epochs for epoch-scheduled systems; step_001000 otherwise."""
+    if cfg.unit == "epoch" and step % steps_per_epoch == 0:
+        return f"epoch_{step // steps_per_epoch:03d}"
+    return f"step_{step:06d}"
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # -- where runs are ----------------------------------------------------------------------
+    @classmethod
+    def new(cls, arch: str, root: Path = RUNS_ROOT) -> "RunDir":
+        return cls(root / f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    @classmethod
+    def newest(cls, arch: str | None = None, root: Path = RUNS_ROOT) -> "RunDir":
+        """The most recently changed run under `root` (of `arch`, if given)."""
+        runs = [cls(p) for p in root.iterdir() if (p / "config.json").is_file()] \
+            if root.is_dir() else []
+        if arch is not None:
+            runs = [r for r in runs if r._arch_or_none() == arch]
+        if not runs:
+            what = f"{arch} run" if arch else "run"
+            raise GanEdgeError(f"no {what} under {root}/; train one with `python -m training.run"
+                               f"{' --arch ' + arch if arch else ''}` or pass the run folder")
+        return max(runs, key=lambda r: r.path.stat().st_mtime)
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint_dir: Path) -> "RunDir":
+        """The run that holds checkpoints/NAME."""
+        return cls(Path(checkpoint_dir).resolve().parent.parent)
+
+    # -- layout --------------------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def best_file(self) -> Path:
+        return self.path / "best.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / "export"
+
+    def sample_file(self, checkpoint: str) -> Path:
+        return self.path / "samples" / f"{checkpoint}.png"
+
+    # -- config.json ---------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        return self.config_file.is_file()
+
+    def read_config(self) -> dict:
+        try:
+            config = json.loads(self.config_file.read_text())
+        except FileNotFoundError:
+            raise GanEdgeError(f"{self.path} is not a training run (no config.json); pass the "
+                               f"folder that `python -m training.run` made") from None
+        except ValueError:
+            raise GanEdgeError(f"{self.config_file} is corrupt; fix it or use a new run "
+                               f"folder") from None
+        if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
+            raise GanEdgeError(f"{self.config_file} does not name an arch; fix it or use a new "
+                               f"run folder")
+        return config
+
+    def write_config(self, config: dict) -> None:
+        write_text_atomic(self.config_file, json.dumps(config, indent=2))
+
+    @property
+    def arch(self) -> str:
+        return self.read_config()["arch"]
+
+    def _arch_or_none(self) -> str | None:
+        try:
+            return self.arch
+        except GanEdgeError:  # a damaged run is nobody's newest run
+            return None
+
+    def gan_config(self) -> GANConfig:
+        """The config the run was trained with, from its own config.json (as nanoGPT's
+        checkpoints carry theirs), so that it does not depend on today's registry."""
+        try:
+            return GANConfig.from_dict(self.read_config()["config"])
+        except (KeyError, TypeError):
+            raise GanEdgeError(f"{self.config_file} lacks a readable config; fix it or use a new "
+                               f"run folder") from None
+
+    def data_dir(self) -> str | None:
+        """The --data-dir the run was trained on; None for the standard data set, whose test
+        split the loader finds by itself."""
+        return (self.read_config().get("data") or {}).get("dir")
+
+    # -- metrics.jsonl and best.json -----------------------------------------------------------
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_file.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines()
+                if line.strip()]
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def append_metrics(self, row: dict) -> list[dict]:
+        """Add `row`, dropping rows at or after its step (left by a run killed after writing
+        them); return all rows."""
+        rows = [r for r in self.read_metrics() if r["step"] < row["step"]] + [row]
+        self.write_metrics(rows)
+        return rows
+
+    def truncate_metrics(self, step: int) -> None:
+        """Forget rows beyond `step`: a resumed run recomputes them."""
+        self.write_metrics([r for r in self.read_metrics() if r["step"] <= step])
+
+    def metrics_for(self, checkpoint: str) -> dict:
+        """The scores of one checkpoint (without the class histogram), or {}."""
+        for row in self.read_metrics():
+            if row.get("checkpoint") == checkpoint:
+                return {k: v for k, v in row.items() if k != "class_histogram"}
+        return {}
+
+    def read_best(self) -> dict | None:
+        if not self.best_file.is_file():
+            return None
+        return json.loads(self.best_file.read_text())
+
+    def write_best(self, rows: list[dict]) -> dict | None:
+        """best.json: the row of the checkpoint that the best-checkpoint rule prefers."""
+        best = best_row(rows)
+        if best is not None:
+            write_text_atomic(self.best_file, json.dumps(best, indent=2) + "\n")
+        return best
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoints(self) -> list[Checkpoint]:
+        """Complete checkpoints, oldest first (temp folders of an unfinished save are skipped)."""
+        out = []
+        if self.checkpoints_dir.is_dir():
+            for p in self.checkpoints_dir.iterdir():
+                if _CHECKPOINT_NAME.match(p.name) and (p / "state.json").is_file():
+                    try:
+                        s = json.loads((p / "state.json").read_text())
+                        out.append(Checkpoint(p, int(s["step"]), float(s["epoch"]),
+                                              s.get("kind", "eval")))
+                    except (ValueError, KeyError) as e:
+                        raise GanEdgeError(f"{p / 'state.json'} is corrupt ({e}); delete {p} to "
+                                           f"resume from the checkpoint before it") from None
+        return sorted(out, key=lambda c: c.step)
+
+    def eval_checkpoints(self) -> list[Checkpoint]:
+        return [c for c in self.checkpoints() if c.kind == "eval"]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        done = self.checkpoints()
+        return done[-1] if done else None
+
+    def find_checkpoint(self, epoch: int | None = None, step: int | None = None,
+                        best: bool = False) -> Checkpoint:
+        """An evaluation checkpoint by epoch, step or the best-checkpoint rule; else the newest."""
+        done = self.eval_checkpoints()
+        if not done:
+            raise GanEdgeError(f"{self.path} has no evaluation checkpoints yet")
+        names = ", ".join(c.name for c in done)
+        if best:
+            row = self.read_best()
+            if row is None:
+                raise GanEdgeError(f"{self.path} has no best.json (no quality metrics yet); pick "
+                                   f"one with --epoch or --step from: {names}")
+            name = row["checkpoint"]
+        elif epoch is not None:
+            name = f"epoch_{epoch:03d}"
+        elif step is not None:
+            name = f"step_{step:06d}"
+        else:
+            return done[-1]
+        for c in done:
+            if c.name == name:
+                return c
+        raise GanEdgeError(f"{self.path} has no checkpoint {name}; it has: {names}")
+
+    # -- claiming the folder -------------------------------------------------------------------
+    def prepare(self, arch: str, resume: bool, writer: bool = True) -> dict | None:
+        """Check the folder is ours to train `arch` in; return its saved config when resuming.
+
+        Every process of a multi-worker run makes the same checks, so that a bad folder stops
+        them all (no race: the chief waits for every worker to join before it writes anything);
+        only the writer creates the folder.
+        """
+        saved = None
+        if self.is_run():
+            saved = self.read_config()
+            if saved["arch"] != arch:
+                raise GanEdgeError(f"{self.path} belongs to arch {saved['arch']!r}, not "
+                                   f"{arch!r}; pass --arch {saved['arch']} or a new --run-dir")
+            if not resume:
+                raise GanEdgeError(f"{self.path} already holds a run; add --resume to continue "
+                                   f"it or pass a new --run-dir")
+        elif resume:
+            raise GanEdgeError(f"{self.path} has no config.json, so there is nothing to resume; "
+                               f"drop --resume to start a new run there")
+        if writer:
+            check_writable_dir(self.path, "--run-dir")
+        return saved
