@@ -31,7 +31,12 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         # Relative to the manifest's folder (absolute in manifests of older versions).
         checkpoint = manifest.parent / json.loads(manifest.read_text())["checkpoint"]
     run = RunDir.of_checkpoint(checkpoint)
-    generator = keras.saving.load_model(checkpoint / "generator.keras", compile=False)
+    weights = gen.info.metadata.get("gan.weights", "raw")
+    found = next((c for c in run.checkpoints() if c.path == checkpoint.resolve()), None)
+    if found is None or weights not in found.weights():
+        raise GanEdgeError(f"{checkpoint} holds no {weights} generator to validate {path} "
+                           f"against; pass its checkpoint folder with --checkpoint-dir")
+    generator = keras.saving.load_model(found.generator_file(weights), compile=False)
     return validate(path, generator, run.gan_config(), gen.info.precision, quality_samples,
                     data_dir=data_dir or run.data_dir())
 
@@ -53,11 +58,15 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
               help="Only validate this exported file against its checkpoint.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="With --validate: the checkpoint folder the file came from.")
+@click.option("--weights", type=click.Choice(["auto", "raw", "ema"]), default="auto",
+              show_default=True,
+              help="The trained generator (raw), the averaged one (ema), or auto: the one the "
+                   "best-checkpoint rule prefers at that checkpoint.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
               help="Data set whose test split the quality check uses [default: the run's own, "
                    "else the standard data set].")
 def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples, validate_file,
-         checkpoint_dir, data_dir):
+         checkpoint_dir, weights, data_dir):
     """Export a generator checkpoint to ONNX (fp32, int8, fp16), validated against Keras.
 
     Without --epoch/--step/--best the newest evaluation checkpoint is used.
@@ -85,8 +94,10 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     click.echo(f"exporting {checkpoint}", err=True)
     from export.exporter import export_checkpoint
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
-                                 progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir)
+                                 progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir,
+                                 weights=weights)
     click.echo(str(out / "manifest.json"))
+    click.echo(f"  {manifest['checkpoint_name']}, {manifest['weights']} weights", err=True)
     for f in manifest["files"]:
         q = f["quality"]
         score = (f"classifier score {q['classifier_score']:.2f}" if "classifier_score" in q

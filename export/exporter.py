@@ -30,13 +30,14 @@ def sha256_file(path: Path) -> str:
 def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) -> dict:
     lo, hi = cfg.output_range
     return {
-        "gan.arch": cfg.name, "gan.latent_dim": str(cfg.latent_dim),
+        "gan.arch": cfg.name, "gan.dataset": cfg.dataset, "gan.latent_dim": str(cfg.latent_dim),
         "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
         "gan.output_range": f"{lo:g},{hi:g}", "gan.epoch": f"{checkpoint['epoch']:g}",
         "gan.step": str(checkpoint["step"]), "gan.checkpoint": checkpoint["name"],
         "gan.precision": precision, "gan.metrics": json.dumps(checkpoint.get("metrics", {})),
         "gan.source_sha256": source_sha,
         "gan.target": TARGET[precision],
+        "gan.weights": checkpoint.get("weights", "raw"),  # "ema": the averaged generator
     }
 
 
@@ -82,9 +83,11 @@ def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int)
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = 17,
-                      quality_samples: int = 2000, progress=print, data_dir=None) -> dict:
-    """Export, validate and publish; return the manifest. Quality is scored against the test
-    split of `data_dir`, by default the data set the run was trained on."""
+                      quality_samples: int = 2000, progress=print, data_dir=None,
+                      weights: str = "auto") -> dict:
+    """Export, validate and publish; return the manifest. `weights`: "raw", "ema" (the averaged
+    generator) or "auto" (the one the best-checkpoint rule prefers at this checkpoint). Quality
+    is scored against the test split of `data_dir`, by default the run's own data set."""
     import keras
 
     from export.validate import reference_quality, validate
@@ -93,7 +96,16 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     data_dir = data_dir or run.data_dir()
     state = json.loads((checkpoint_dir / "state.json").read_text())
     cfg = run.gan_config()
-    source = checkpoint_dir / "generator.keras"
+    checkpoint = next((c for c in run.checkpoints() if c.path == checkpoint_dir.resolve()), None)
+    if checkpoint is None:
+        raise GanEdgeError(f"{checkpoint_dir} is not a complete checkpoint of {run}")
+    if weights == "auto":
+        weights = run.preferred_weights(checkpoint.name)
+    if weights not in checkpoint.weights():
+        raise GanEdgeError(f"{checkpoint_dir} has no {weights} generator (it has: "
+                           f"{', '.join(checkpoint.weights()) or 'none'}); the averaged one exists "
+                           f"only in runs trained with --ema above 0")
+    source = checkpoint.generator_file(weights)
     try:
         generator = keras.saving.load_model(source, compile=False)
     except Exception as e:
@@ -103,9 +115,9 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
         raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
                            f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
     source_sha = sha256_file(source)
-    metrics = run.metrics_for(checkpoint_dir.name)
+    metrics = run.metrics_for(checkpoint_dir.name, weights)
     info = {"name": checkpoint_dir.name, "step": state["step"],
-            "epoch": round(state["epoch"], 4), "metrics": metrics}
+            "epoch": round(state["epoch"], 4), "metrics": metrics, "weights": weights}
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
@@ -130,9 +142,9 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             progress(f"{entry['precision']}: {out_dir / entry['file']} "
                      f"({entry['bytes'] / 1e6:.2f} MB)")
     # The checkpoint relative to the manifest, so that no machine's own paths are published.
-    checkpoint = os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve())
-    manifest = {"arch": cfg.name, "checkpoint": checkpoint,
-                "checkpoint_name": checkpoint_dir.name, "step": state["step"],
+    manifest = {"arch": cfg.name,
+                "checkpoint": os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve()),
+                "checkpoint_name": checkpoint_dir.name, "weights": weights, "step": state["step"],
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
                 "opset": opset, "tools": _versions(), "files": entries}
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")

@@ -11,12 +11,23 @@ from runtime.errors import GanEdgeError
 from runtime.precision import PRECISIONS
 
 MAX_N = 100_000
+MAX_WALK_N = 400     # tiles per animated frame
+MAX_WALK_STEPS = 100
+MAX_CHOSEN_N = 10_000  # samples chosen by class are held in memory until all are found
 
 
-def _check_out(out: Path, is_1d: bool) -> str:
+def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
     """The output format for `out`, or a one-line error before any work is done."""
     from runtime.images import pillow_format
     suffix = out.suffix.lower()
+    if walk is not None:
+        if is_1d:
+            raise GanEdgeError("--walk animates image grids; gan-1d models draw a scatter or CSV")
+        if suffix != ".gif":
+            raise GanEdgeError(f"--walk writes an animated GIF; name --out *.gif, not {out.name}")
+    elif suffix == ".gif":
+        raise GanEdgeError("a .gif is written only for --walk K (an animation); use .png for a "
+                           "grid")
     if suffix == ".csv":
         if not is_1d:
             raise GanEdgeError("CSV output is for gan-1d models; use an image extension such as .png")
@@ -37,44 +48,108 @@ def _check_out(out: Path, is_1d: bool) -> str:
               help="Grid image (or scatter / .csv for gan-1d models).")
 @click.option("--out-dir", type=click.Path(file_okay=False),
               help="Also write one PNG per sample into this folder.")
-@click.option("--model", type=click.Path(dir_okay=False),
-              help="An ONNX file from ganexport [default: the embedded generator].")
+@click.option("--model",
+              help="A shipped model's name (see --list) or an ONNX file from ganexport "
+                   "[default: the shipped MNIST generator that scores best].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--cols", type=int, help="Grid columns [default: square-ish].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto",
-              show_default=True, help="Which embedded file: auto = int8 on CPU, fp16 on GPU.")
+              show_default=True, help="Which file of a shipped model: auto = int8 on CPU, fp16 "
+                                      "on GPU.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
               help="CPU threads for onnxruntime (0 = one per core).")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536),
               help="Samples per onnxruntime call; memory stays bounded for any --n.")
+@click.option("--walk", type=int,
+              help="Write an animated GIF in which every tile moves smoothly (spherical "
+                   "interpolation) through this many seeded latents and back.")
+@click.option("--class", "class_spec",
+              help="Keep only samples the project's classifier puts in these classes: digits, "
+                   "or for Fashion-MNIST also names ('7', '3,5', 'Sneaker,Bag').")
+@click.option("--min-confidence", type=float,
+              help="Keep only samples whose class the classifier gives at least this "
+                   "probability (0 to 1).")
+@click.option("--list", "list_models", is_flag=True, help="List the shipped models and exit.")
 @click.option("--quiet", is_flag=True, help="Print only the output path.")
-def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, quiet):
+def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, walk, class_spec,
+         min_confidence, list_models, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
-    from runtime.generator import Generator, choose_device, default_model_path
+    from runtime import shipped
+    from runtime.generator import Generator, choose_device
     from runtime.render import render
+
+    if list_models:
+        click.echo("\n".join(shipped.listing()))
+        return
 
     if not 1 <= n <= MAX_N:
         raise GanEdgeError(f"--n must be between 1 and {MAX_N:,}, got {n}")
     if cols is not None and cols < 1:
         raise GanEdgeError(f"--cols must be positive, got {cols}")
-    if model is not None and precision != "auto":
-        raise GanEdgeError("--precision picks among the embedded files; with --model, choose the "
-                           "file itself")
+    if walk is not None:
+        if not 2 <= walk <= MAX_WALK_STEPS:
+            raise GanEdgeError(f"--walk must be between 2 and {MAX_WALK_STEPS} latents, got {walk}")
+        if n > MAX_WALK_N:
+            raise GanEdgeError(f"--walk animates at most {MAX_WALK_N} tiles (--n), got {n}")
+        if out_dir is not None:
+            raise GanEdgeError("--out-dir writes single samples; it does not combine with --walk")
+    choosing = class_spec is not None or min_confidence is not None
+    if choosing:
+        if walk is not None:
+            raise GanEdgeError("--class and --min-confidence choose samples for a grid; they do "
+                               "not combine with --walk")
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise GanEdgeError(f"--min-confidence is a probability in [0, 1], got {min_confidence}")
+        if n > MAX_CHOSEN_N:
+            raise GanEdgeError(f"--class and --min-confidence choose at most {MAX_CHOSEN_N:,} "
+                               f"samples (--n), got {n}")
+    named = model is None or shipped.is_shipped_name(model)
+    if not named and precision != "auto":
+        raise GanEdgeError("--precision picks among a shipped model's files; with a file for "
+                           "--model, choose the file itself")
     chosen = choose_device(device)
-    if model is None:
-        model = default_model_path(precision, chosen.gpu)
+    dataset = None
+    if named:
+        name = model
+        model = shipped.model_file(name, precision, chosen.gpu)
+        dataset = shipped.model_entry(name)["dataset"]
     gen = Generator.from_file(model, device=chosen, threads=threads)
     out = Path(out)
-    fmt = _check_out(out, gen.info.sample_shape == (2,))
+    fmt = _check_out(out, gen.info.sample_shape == (2,), walk)
+    picked = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch) if choosing else None
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     if not quiet:
         click.echo(f"{Path(model).name}: {gen.info.arch}, {gen.info.precision}; "
                    f"{gen.device.note}", err=True)
-    render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None)
+    if walk is not None:
+        from runtime.walk import render_walk
+        render_walk(gen, n, walk, seed, out, cols)
+    else:
+        render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked)
     click.echo(str(out))
+
+
+def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):
+    """n samples chosen by the classifier, as (samples, class names, confidences), all found
+    before anything is written."""
+    import numpy as np
+
+    from runtime.classify import Classifier, chosen_samples
+    if gen.info.sample_shape == (2,):
+        raise GanEdgeError("--class and --min-confidence are for image models; gan-1d has no "
+                           "classes")
+    dataset = gen.info.metadata.get("gan.dataset") or dataset
+    if dataset is None:
+        raise GanEdgeError(f"{gen.path} does not say which data set it was trained on "
+                           f"(gan.dataset); export it again with this version of ganexport")
+    classifier = Classifier(dataset)
+    classes = classifier.parse(class_spec) if class_spec is not None else None
+    parts = list(chosen_samples(gen, classifier, classes, min_confidence or 0.0, n, seed, batch))
+    samples, labels, conf = (np.concatenate(x) for x in zip(*parts))
+    return samples, [classifier.classes[i] for i in labels], conf
 
 
 def entry() -> None:

@@ -5,14 +5,12 @@ file's metadata_props, written by ganexport; nothing is guessed from the graph.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from runtime.errors import GanEdgeError
-from runtime.precision import PRECISIONS, TARGET
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")
@@ -124,24 +122,3 @@ class Generator:
         for start in range(0, n, batch):
             k = min(batch, n - start)
             yield self.run(rng.standard_normal((k, self.info.latent_dim)).astype(np.float32))
-
-
-def default_model_path(precision: str = "auto", gpu: bool = False) -> Path:
-    """The generator shipped inside the package: its file for `precision`, or with "auto" the
-    first that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
-    folder = Path(__file__).parent / "models"
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        raise GanEdgeError(f"no embedded model in {folder}; pass --model FILE (see README: "
-                           f"'Generating: ganrun')")
-    files = {f["precision"]: folder / f["file"] for f in json.loads(manifest.read_text())["files"]}
-    if precision == "auto":
-        target = "gpu" if gpu else "cpu"
-        order = [p for p in PRECISIONS if TARGET[p] == target and p != "fp32"] + ["fp32"]
-        precision = next((p for p in order if p in files), None)
-    if precision not in files:
-        raise GanEdgeError(f"the embedded model has no {precision} file; choose one of "
-                           f"{', '.join(files)}")
-    return files[precision]
-
-

@@ -11,20 +11,33 @@ from runtime.images import GridCanvas, save_png, to_uint8
 
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
-           out_dir: Path | None) -> None:
+           out_dir: Path | None, chosen=None) -> None:
+    """Draw n samples of `gen` into `out` (and one PNG each into `out_dir`). `chosen`: samples
+    already picked by class, as (samples, class names, confidences), drawn instead; with
+    `out_dir` they also get a labels.csv (file, class, confidence): a labelled data set."""
+    batches = gen.generate(n, seed, batch) if chosen is None else [chosen[0]]
     if gen.info.sample_shape == (2,):
-        points = np.concatenate(list(gen.generate(n, seed, batch)))
+        points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
     canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)
     i = 0
-    for samples in gen.generate(n, seed, batch):
+    for samples in batches:
         for tile in to_uint8(samples, gen.info.output_range):
             canvas.put(i, tile)
             if out_dir is not None:
-                save_png(tile, out_dir / f"sample_{i:06d}.png")
+                save_png(tile, out_dir / _sample_name(i))
             i += 1
+    if out_dir is not None and chosen is not None:
+        rows = "".join(f"{_sample_name(i)},{name},{conf:.4f}\n"
+                       for i, (name, conf) in enumerate(zip(chosen[1], chosen[2])))
+        with atomic_path(out_dir / "labels.csv") as tmp:
+            tmp.write_text("file,class,confidence\n" + rows)
     scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
     save_png(canvas.pixels, out, scale=scale, fmt=fmt)
+
+
+def _sample_name(i: int) -> str:
+    return f"sample_{i:06d}.png"
 
 
 def _save_csv(points: np.ndarray, out: Path) -> None:

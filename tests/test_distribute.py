@@ -35,13 +35,14 @@ def _train(run_dir, data_dir, *args):
 
 
 def _checkpoint_arrays(run_dir, name="step_000004") -> dict:
-    """Every number a checkpoint holds: both networks' weights and the optimisers' state."""
+    """Every number a checkpoint holds: the networks' weights (the averaged generator's too) and
+    the optimisers' state."""
     import keras
 
     import training.models  # noqa: F401  the discriminator's GlobalBatchDropout
     ckpt = run_dir / "checkpoints" / name
     arrays = {}
-    for net in ("generator", "discriminator"):
+    for net in ("generator", "generator_ema", "discriminator"):
         model = keras.saving.load_model(ckpt / f"{net}.keras", compile=False)
         arrays.update({f"{net}/{i}": w for i, w in enumerate(model.get_weights())})
     with np.load(ckpt / "training_state.npz") as f:
@@ -54,7 +55,8 @@ def _metrics(run_dir) -> list[dict]:
 
 
 def assert_same_training(run_dir, reference_dir,
-                         keys=("d_loss", "g_loss", "d_acc", "classifier_score", "frechet_distance")):
+                         keys=("d_loss", "g_loss", "d_acc", "classifier_score", "frechet_distance",
+                               "ema_classifier_score")):
     got, ref = _checkpoint_arrays(run_dir), _checkpoint_arrays(reference_dir)
     assert got.keys() == ref.keys()
     for key in ref:

@@ -21,10 +21,13 @@ def exports(tiny_runs):
     return out
 
 
-def _keras_generator(run):
+def _keras_generator(run, weights="raw"):
+    """The Keras generator an export came from: the trained one, or the averaged one."""
     import keras
+
+    from training.rundir import GENERATOR_FILES
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
-    return keras.saving.load_model(ckpt / "generator.keras", compile=False)
+    return keras.saving.load_model(ckpt / GENERATOR_FILES[weights], compile=False)
 
 
 # What a user may rely on, stated here independently of export/validate.py's own bounds: the
@@ -38,7 +41,7 @@ def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exp
     from runtime.generator import Generator
     from training.config import get_config
     cfg = get_config(arch)
-    keras_g = _keras_generator(tiny_runs[arch])
+    keras_g = _keras_generator(tiny_runs[arch], exports[arch]["weights"])
     lo, hi = cfg.output_range
     files = {f["precision"]: f for f in exports[arch]["files"]}
     assert set(files) == {"fp32", "int8", "fp16"}
@@ -169,6 +172,24 @@ def test_export_without_a_test_split_says_so_and_validates_the_rest(tiny_runs, t
     scored = run_cli("-m", "training.evaluate", "--run", str(run), "--n", "200")
     assert scored.returncode == 0, scored.stderr
     assert "FD n/a" in scored.stdout
+
+
+def test_the_averaged_or_the_trained_generator_is_exported_as_asked(tiny_runs, tmp_path):
+    from export.exporter import export_checkpoint
+    from runtime.generator import Generator
+    ckpt = sorted((tiny_runs["mlp-mnist"] / "checkpoints").iterdir())[-1]
+    z = np.random.default_rng(5).standard_normal((8, 100)).astype(np.float32)
+    outputs = {}
+    for weights in ("ema", "raw"):
+        manifest = export_checkpoint(ckpt, tmp_path / weights, ("fp32",), quality_samples=200,
+                                     progress=lambda m: None, weights=weights)
+        assert manifest["weights"] == weights
+        gen = Generator.from_file(tmp_path / weights / "generator.fp32.onnx")
+        assert gen.info.metadata["gan.weights"] == weights
+        keras_g = _keras_generator(tiny_runs["mlp-mnist"], weights)
+        outputs[weights] = gen.run(z)
+        np.testing.assert_allclose(outputs[weights], keras_g(z).numpy(), atol=1e-5)
+    assert not np.allclose(outputs["ema"], outputs["raw"], atol=1e-4)
 
 
 def test_bad_export_arguments(tiny_runs, tmp_path):

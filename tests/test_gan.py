@@ -38,3 +38,26 @@ def test_latents_are_a_function_of_seed_and_step_only():
     assert np.array_equal(a, gan.latents(4, 7, 0).numpy())
     assert not np.array_equal(a, gan.latents(4, 8, 0).numpy())
     assert not np.array_equal(a, gan.latents(4, 7, 1).numpy())
+
+
+def test_averaged_weights_equal_a_hand_computed_moving_average():
+    import keras
+    import tensorflow as tf
+
+    from training.gan import build_gan
+    cfg, decay = get_config("gan-1d"), 0.9  # a small decay, reached after 80 steps
+    keras.utils.set_random_seed(0)
+    gan = build_gan(cfg, seed=0, ema=decay)
+    want = [v.numpy().astype(np.float64) for v in gan.generator.trainable_variables]
+    step_fn = tf.function(gan.train_step)
+    rng = np.random.default_rng(0)
+    for n in range(100):
+        step_fn(tf.constant(rng.uniform(-1, 1, (cfg.d_half_batch, 2)).astype("float32")))
+        d = min(decay, (1 + n) / (10 + n))  # the warm-up, then the decay
+        want = [d * a + (1 - d) * w.numpy() for a, w in zip(want, gan.generator.trainable_variables)]
+    got = [v.numpy() for v in gan.averaged_generator().trainable_variables]
+    for g, w, raw in zip(got, want, gan.generator.trainable_variables, strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-5)
+        assert not np.allclose(g, raw.numpy(), atol=1e-4)  # an average, not the last weights
+    off = build_gan(cfg, seed=0, ema=0.0)
+    assert off.averaged_generator() is None and off.ema_weights == []

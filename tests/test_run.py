@@ -49,19 +49,35 @@ def test_gan_1d_draws_the_article_scatter(tiny_runs):
     assert {"energy_distance", "mean_abs_error", "share_in_domain"} <= set(row)
 
 
-def _final_weights(run):
+def _final_weights(run, file="generator.keras"):
     import keras
     last = sorted((run / "checkpoints").iterdir())[-1]
-    return keras.saving.load_model(last / "generator.keras", compile=False).get_weights()
+    return keras.saving.load_model(last / file, compile=False).get_weights()
 
 
 def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mnist):
     straight = tiny_run("dcgan-mnist", tmp_path / "a", tiny_mnist, steps=4)
     tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=2)
     resumed = tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=4, resume=True)
-    # Dropout RNG, Adam moments, data and latents all continue where they stopped.
-    for a, b in zip(_final_weights(straight), _final_weights(resumed), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+    # Dropout RNG, Adam moments, the averaged weights, data and latents all continue where they
+    # stopped.
+    for file in ("generator.keras", "generator_ema.keras"):
+        for a, b in zip(_final_weights(straight, file), _final_weights(resumed, file), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6, err_msg=file)
+
+
+def test_a_run_without_an_average_starts_one_when_resumed_with_ema(tmp_path, tiny_mnist):
+    from training.rundir import RunDir
+    run = tiny_run("gan-1d", tmp_path, tiny_mnist, steps=2, ema=0.0)
+    assert not list(run.glob("checkpoints/*/generator_ema.keras"))
+    result = run_cli("-m", "training.run", "--arch", "gan-1d", "--run-dir", str(run), "--resume",
+                     "--steps", "4", "--ema", "0.99", "--quiet", "--eval-samples", "200")
+    assert result.returncode == 0, result.stderr
+    assert "the averaged generator starts here" in result.stderr
+    assert RunDir(run).read_config()["ema"] == 0.99
+    last = RunDir(run).eval_checkpoints()[-1]
+    assert last.step == 4 and last.weights() == ["raw", "ema"]
+    assert "ema_energy_distance" in RunDir(run).read_metrics()[-1]
 
 
 def _start(run_dir, *extra):

@@ -50,6 +50,38 @@ def test_grid_png_has_the_right_size_and_same_seed_gives_same_bytes(model, tmp_p
     assert a.read_bytes() != c.read_bytes()
 
 
+def test_walk_writes_a_looping_gif_of_k_times_the_frames(model, tmp_path):
+    from runtime.walk import FRAMES_PER_STEP, slerp
+    out = tmp_path / "walk.gif"
+    result = ganrun("--model", str(model), "--n", "4", "--walk", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as img:
+        assert img.format == "GIF" and img.n_frames == 3 * FRAMES_PER_STEP
+        assert img.size == (4 * 62, 4 * 62)  # 2x2 tiles of 28 px, 2 px gutters, enlarged 4x
+        first = np.asarray(img.convert("L"))
+        img.seek(1)
+        assert not np.array_equal(first, np.asarray(img.convert("L")))  # it moves
+    # Spherical interpolation: the ends are the keys, the middle keeps their norm.
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 5, 100))
+    np.testing.assert_allclose(slerp(a, b, 0.0), a, atol=1e-6)
+    np.testing.assert_allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    mid = np.linalg.norm(slerp(a, b, 0.5), axis=1)
+    assert np.all(mid > 0.9 * np.minimum(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--walk", "1", "--out", "w.gif"], "--walk must be between 2 and"),
+    (["--walk", "3", "--out", "w.png"], "name --out *.gif"),
+    (["--out", "grid.gif"], "only for --walk K"),
+    (["--walk", "3", "--out", "w.gif", "--out-dir", "each"], "does not combine with --walk"),
+    (["--walk", "3", "--n", "401", "--out", "w.gif"], "at most 400 tiles"),
+])
+def test_bad_walks_are_one_line_errors_and_write_nothing(model, args, fragment, tmp_path):
+    assert_one_line_error(ganrun("--model", str(model), *args, cwd=tmp_path), fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_samples_do_not_depend_on_batch_size(model):
     from runtime.generator import Generator
     gen = Generator.from_file(model)
@@ -75,6 +107,11 @@ def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
         run = tiny_runs["gan-1d"]
         export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], run / "export",
                           ("fp32",), quality_samples=200, progress=lambda m: None)
+    assert_one_line_error(ganrun("--model", str(export), "--walk", "3", "--out",
+                                 str(tmp_path / "w.gif")), "gan-1d models draw a scatter")
+    assert_one_line_error(ganrun("--model", str(export), "--class", "1", "--out",
+                                 str(tmp_path / "c.png")), "gan-1d has no classes")
+    assert not list(tmp_path.iterdir())
     result = ganrun("--model", str(export), "--n", "50", "--out", str(tmp_path / "p.csv"))
     assert result.returncode == 0, result.stderr
     rows = (tmp_path / "p.csv").read_text().splitlines()
@@ -85,12 +122,54 @@ def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
         assert img.size == (480, 480)
 
 
+def test_shipped_models_load_and_agree_with_their_manifests():
+    from export.exporter import sha256_file
+    from runtime.generator import Generator
+    from runtime.shipped import MODELS_DIR, load_index
+    index = load_index()
+    assert index["models"][index["default"]]["dataset"] == "mnist"
+    total = 0
+    for name, entry in index["models"].items():
+        manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
+        assert not manifest["checkpoint"].startswith("/")  # no path of the machine that made it
+        listed = {f["precision"]: f for f in manifest["files"]}
+        assert set(listed) == set(entry["files"])
+        for precision, rel in entry["files"].items():
+            path = MODELS_DIR / rel
+            assert sha256_file(path) == listed[precision]["sha256"], path
+            assert path.stat().st_size == listed[precision]["bytes"]
+            total += listed[precision]["bytes"]
+            gen = Generator.from_file(path)
+            assert gen.info.arch == manifest["arch"] == entry["arch"]
+            assert gen.info.precision == precision
+            assert float(gen.info.metadata["gan.epoch"]) == manifest["epoch"] == entry["epoch"]
+            assert gen.info.metadata.get("gan.weights", "raw") == entry["weights"]
+    assert total <= 12_000_000  # the budget for everything shipped
+
+
+def test_list_and_model_by_name(tmp_path):
+    from runtime.shipped import load_index
+    index = load_index()
+    listed = ganrun("--list")
+    assert listed.returncode == 0, listed.stderr
+    for name in index["models"]:
+        assert name in listed.stdout
+    assert f"{index['default']} (default)" in listed.stdout
+    named = ganrun("--model", index["default"], "--n", "4", "--out", str(tmp_path / "a.png"))
+    default = ganrun("--n", "4", "--out", str(tmp_path / "b.png"))
+    assert named.returncode == default.returncode == 0, named.stderr + default.stderr
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert_one_line_error(ganrun("--model", "no-such-model", "--out", str(tmp_path / "c.png")),
+                          "no shipped model named 'no-such-model'", index["default"])
+
+
 def test_embedded_default_generates_digits_the_evaluator_recognises(tmp_path):
-    from runtime.generator import Generator, default_model_path
+    from runtime.generator import Generator
+    from runtime.shipped import MODELS_DIR, load_index, model_file
     from training.classifier import load_classifier
-    path = default_model_path()
+    path = model_file()
     gen = Generator.from_file(path)
-    manifest = json.loads((path.parent / "manifest.json").read_text())
+    manifest = json.loads((MODELS_DIR / load_index()["default"] / "manifest.json").read_text())
     assert gen.info.precision == "int8" and gen.info.arch == manifest["arch"]
     result = ganrun("--n", "25", "--out", str(tmp_path / "grid.png"))
     assert result.returncode == 0, result.stderr
@@ -155,3 +234,44 @@ def test_models_that_are_not_generators_are_refused(model, tmp_path):
                            (no_meta, "not a gan-edge generator")):
         assert_one_line_error(ganrun("--model", str(path), "--out", str(out)), fragment)
         assert not out.exists()
+
+
+def test_class_choice_returns_only_that_class_and_a_labelled_data_set(tmp_path):
+    """The shipped default, asked for sevens: the Keras classifier (not the runtime's int8
+    copy) reads the PNG files back and must see sevens; labels.csv lists them all."""
+    from training.classifier import load_classifier
+    result = ganrun("--class", "7", "--min-confidence", "0.9", "--n", "12", "--out",
+                    str(tmp_path / "grid.png"), "--out-dir", str(tmp_path / "sevens"))
+    assert result.returncode == 0, result.stderr
+    rows = (tmp_path / "sevens" / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,class,confidence" and len(rows) == 13
+    images = []
+    for row in rows[1:]:
+        name, label, confidence = row.split(",")
+        assert label == "7" and float(confidence) >= 0.9
+        with Image.open(tmp_path / "sevens" / name) as img:
+            images.append(np.asarray(img, np.float32) / 255.0)
+    probs, _ = load_classifier("mnist").predict(np.stack(images))
+    assert (probs.argmax(1) == 7).all(), probs.argmax(1)
+
+
+def test_class_names_of_fashion_mnist_are_accepted():
+    from runtime.classify import Classifier
+    from runtime.errors import GanEdgeError
+    classifier = Classifier("fashion_mnist")
+    assert classifier.parse("sneaker, Bag") == [7, 8] and classifier.parse("0,T-shirt/top") == [0]
+    with pytest.raises(GanEdgeError, match="choose from T-shirt/top, Trouser"):
+        classifier.parse("Hat")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--class", "12"], "not a class of this mnist model"),
+    (["--min-confidence", "1.5"], "a probability in [0, 1]"),
+    (["--class", "7", "--walk", "3", "--out", "w.gif"], "do not combine with --walk"),
+    (["--class", "7", "--n", "20000"], "at most 10,000"),
+    (["--class", "7", "--min-confidence", "1", "--n", "50"], "this model rarely makes them"),
+])
+def test_bad_class_choices_are_one_line_errors_and_write_nothing(args, fragment, tmp_path):
+    assert_one_line_error(ganrun(*args, "--out-dir", "each", cwd=tmp_path)
+                          if "--walk" not in args else ganrun(*args, cwd=tmp_path), fragment)
+    assert list(tmp_path.iterdir()) == []

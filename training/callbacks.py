@@ -103,6 +103,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         self.grid_z = np.random.default_rng(seed + 2).standard_normal(
             (100, cfg.latent_dim)).astype("float32")
         self.tb = _tensorboard_writer(run) if writer else None
+        self._averaged = None  # a generator model that receives the averaged weights
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -122,8 +123,10 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         generator, d = self.model.generator, self.model.discriminator
         acc_real = float(np.mean(d(real, training=False).numpy() > 0.5))
         acc_fake = float(np.mean(d(generator(z, training=False), training=False).numpy() <= 0.5))
-        generated = generate(lambda z: generator(z, training=False), self.cfg, self.eval_samples)
-        quality = score_samples(self.cfg, generated, self.data_dir)
+        quality = self._score(generator)
+        averaged = self._averaged_generator()
+        if averaged is not None:  # the same latents, so the two columns compare
+            quality.update({f"ema_{k}": v for k, v in self._score(averaged).items()})
         name = self._name()
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
                "checkpoint": name, **logs,
@@ -140,8 +143,18 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         self.progress.say(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
                           f"g_loss {row.get('g_loss', float('nan')):.3f} "
                           f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
-                          + summary(quality) + (" | best so far" if best is row else ""))
+                          + summary(quality)
+                          + (f" | best so far ({best['weights']})" if best and best["step"] == self.step
+                             else ""))
         return row
+
+    def _score(self, generator) -> dict:
+        generated = generate(lambda z: generator(z, training=False), self.cfg, self.eval_samples)
+        return score_samples(self.cfg, generated, self.data_dir)
+
+    def _averaged_generator(self):
+        self._averaged = self.model.averaged_generator(into=self._averaged)
+        return self._averaged
 
     def _name(self) -> str:
         return checkpoint_name(self.cfg, self.step, self.schedule.steps_per_epoch)
@@ -150,7 +163,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         state = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch,
                  "kind": kind, "arch": self.cfg.name,
                  "replicas": self.model.distribute_strategy.num_replicas_in_sync}
-        ckpt.save_checkpoint(self.model, self.run.checkpoints_dir / self._name(), state)
+        ckpt.save_checkpoint(self.model, self.run.checkpoints_dir / self._name(), state,
+                             averaged=self._averaged_generator())
         # Only the newest resume checkpoint is worth keeping; evaluation ones stay for export.
         for old in self.run.checkpoints():
             if old.step < self.step and old.kind == "resume":

@@ -2,7 +2,9 @@
 
   generator.keras, discriminator.keras   full models, loadable alone (export uses the generator;
                                          the discriminator needs `import training.models`)
-  training_state.npz                     both optimisers' variables and the dropout RNG states
+  generator_ema.keras                    the averaged generator (runs with --ema > 0)
+  training_state.npz                     both optimisers' variables, the dropout RNG states and
+                                         the averaged weights
   state.json                             step, epoch, kind (eval or resume), arch, replicas
 
 Written into a hidden temp folder and renamed into place, so a folder that exists is complete.
@@ -21,13 +23,14 @@ import numpy as np
 
 import training.models  # noqa: F401  registers GlobalBatchDropout, for discriminator.keras
 from runtime.errors import GanEdgeError
+from training.rundir import GENERATOR_FILES
 
 
 def _training_state(gan) -> dict:
     """Variables beyond the weights that a resumed run needs, by stable key."""
     groups = (("d_opt", gan.d_optimizer.variables), ("g_opt", gan.g_optimizer.variables),
               ("d_rng", _rng_variables(gan.discriminator)),
-              ("g_rng", _rng_variables(gan.generator)))
+              ("g_rng", _rng_variables(gan.generator)), ("g_ema", gan.ema_weights))
     return {f"{prefix}/{i:04d}": v for prefix, variables in groups for i, v in enumerate(variables)}
 
 
@@ -36,8 +39,9 @@ def _rng_variables(model):
     return [v for v in model.non_trainable_variables if "seed_generator" in v.path]
 
 
-def save_checkpoint(gan, final: Path, state: dict) -> Path:
-    """Write the checkpoint folder `final` (RunDir names it), whole or not at all."""
+def save_checkpoint(gan, final: Path, state: dict, averaged=None) -> Path:
+    """Write the checkpoint folder `final` (RunDir names it), whole or not at all; `averaged`:
+    the generator with the averaged weights (GAN.averaged_generator), if the run keeps one."""
     root, name = final.parent, final.name
     root.mkdir(parents=True, exist_ok=True)
     if final.exists():
@@ -45,8 +49,10 @@ def save_checkpoint(gan, final: Path, state: dict) -> Path:
                            f"resume from it with --resume")
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{name}-"))
     try:
-        gan.generator.save(tmp / "generator.keras")
+        gan.generator.save(tmp / GENERATOR_FILES["raw"])
         gan.discriminator.save(tmp / "discriminator.keras")
+        if averaged is not None:
+            averaged.save(tmp / GENERATOR_FILES["ema"])
         np.savez(tmp / "training_state.npz",
                  **{k: np.asarray(v.numpy()) for k, v in _training_state(gan).items()})
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
@@ -58,20 +64,30 @@ def save_checkpoint(gan, final: Path, state: dict) -> Path:
 
 def restore_checkpoint(gan, ckpt: Path) -> dict:
     """Load weights, optimiser and RNG state into a GAN made by build_gan (whose optimisers are
-    built), under any strategy: the saved values do not depend on the replica count."""
+    built), under any strategy: the saved values do not depend on the replica count. A
+    checkpoint without averaged weights (written with --ema 0, or by an older version) starts
+    the average from the generator's weights; the returned state then says "ema_started"."""
     try:
         state = json.loads((ckpt / "state.json").read_text())
-        g = keras.saving.load_model(ckpt / "generator.keras", compile=False)
+        g = keras.saving.load_model(ckpt / GENERATOR_FILES["raw"], compile=False)
         d = keras.saving.load_model(ckpt / "discriminator.keras", compile=False)
         gan.generator.set_weights(g.get_weights())
         gan.discriminator.set_weights(d.get_weights())
         with np.load(ckpt / "training_state.npz") as f:
             arrays = dict(f)
         variables = _training_state(gan)
+        missing = set(variables) - set(arrays)
+        ema_started = bool(missing) and all(k.startswith("g_ema/") for k in missing)
+        if ema_started:
+            arrays.update({f"g_ema/{i:04d}": w.numpy()
+                           for i, w in enumerate(gan.generator.trainable_variables)})
+        # Averaged weights saved by a run that had them and resumed with --ema 0 are dropped.
+        arrays = {k: v for k, v in arrays.items() if k in variables or not k.startswith("g_ema/")}
         if set(variables) != set(arrays):
             raise ValueError("training_state.npz does not fit this architecture")
         for key, v in variables.items():
             v.assign(arrays[key])
+        state["ema_started"] = ema_started
     except Exception as e:  # any failure here means the same thing: this checkpoint is unusable
         raise GanEdgeError(f"checkpoint {ckpt} is corrupt or from another architecture "
                            f"({type(e).__name__}: {str(e)[:120]}); delete it to resume from the "

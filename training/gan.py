@@ -15,7 +15,7 @@ import tensorflow as tf
 class GAN(keras.Model):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
                  g_batch: int, real_label: float = 1.0, seed: int = 0, d_update: str = "split",
-                 **kwargs):
+                 ema_decay: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -24,6 +24,14 @@ class GAN(keras.Model):
         self.real_label = real_label  # 0.9 = one-sided label smoothing (article 001)
         self.seed = seed
         self.d_update = d_update  # "joint" | "split", see GANConfig.d_update
+        # The averaged generator (an exponential moving average of its weights; Yazici et al.
+        # 2019), updated inside the compiled step. ONLY_FIRST_REPLICA: after the synchronised
+        # update every replica holds the same generator, so the first replica's average is it.
+        self.ema_decay = ema_decay
+        self.ema_weights = [
+            keras.Variable(v.numpy(), trainable=False, aggregation="only_first_replica",
+                           name=f"ema_{i}")
+            for i, v in enumerate(generator.trainable_variables)] if ema_decay else []
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_tracker = keras.metrics.Mean(name="d_acc")
@@ -87,6 +95,7 @@ class GAN(keras.Model):
             g_grad_loss = tf.nn.compute_average_loss(per_sample)
         grads = tape.gradient(g_grad_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self._update_average(self.g_optimizer.iterations - 1)  # this step's index
 
         # Trackers take this replica's mean; Keras averages them over replicas.
         self.d_loss_tracker.update_state(d_loss)
@@ -95,6 +104,28 @@ class GAN(keras.Model):
         # Shape [1], not scalars: with MultiWorkerMirroredStrategy Keras 3 averages step outputs
         # along axis 0, which scalars lack (tensorflow/tensorflow#72388).
         return {m.name: tf.reshape(m.result(), [1]) for m in self.metrics}
+
+    def _update_average(self, n):
+        """avg <- d avg + (1 - d) w after step n (from 0), d = min(decay, (1+n)/(10+n)) (as TF's
+        ExponentialMovingAverage with num_updates), so the average covers roughly the last
+        tenth of the steps until `ema_decay` caps it, and early weights fade out."""
+        if not self.ema_weights:
+            return
+        n = tf.cast(n, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
+        for avg, w in zip(self.ema_weights, self.generator.trainable_variables):
+            avg.assign(decay * avg + (1.0 - decay) * w)
+
+    def averaged_generator(self, into: keras.Model | None = None) -> keras.Model | None:
+        """A generator model holding the averaged weights (`into`, or a new copy); None when
+        the GAN keeps no average."""
+        if not self.ema_weights:
+            return None
+        if into is None:
+            into = keras.models.clone_model(self.generator)
+        for target, avg in zip(into.trainable_variables, self.ema_weights):
+            target.assign(avg.numpy())
+        return into
 
     def _d_update(self, x, y):
         """One discriminator step; returns this replica's mean loss and its predictions."""
@@ -111,15 +142,16 @@ class GAN(keras.Model):
         return self.generator(z, training=training)
 
 
-def build_gan(cfg, seed: int = 0, strategy=None, xla: bool = True) -> GAN:
+def build_gan(cfg, seed: int = 0, strategy=None, xla: bool = True, ema: float = 0.0) -> GAN:
     """Both networks as the article builds them, compiled with its optimiser and loss, with
-    every variable created under `strategy`'s scope (the default strategy when None)."""
+    every variable created under `strategy`'s scope (the default strategy when None); `ema` > 0
+    also keeps an averaged generator with that decay."""
     from training.models import build_discriminator, build_generator
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     with scope:
         gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
-                  real_label=cfg.real_label, seed=seed, d_update=cfg.d_update)
+                  real_label=cfg.real_label, seed=seed, d_update=cfg.d_update, ema_decay=ema)
         # XLA: measured here 1.6x faster per dcgan-mnist step on CPU; MLP steps about equal.
         # Not across replicas: XLA refuses one function over variables on several devices.
         gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),

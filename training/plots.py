@@ -44,13 +44,16 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
     charts = [("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
               ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy")]
     if "classifier_score" in rows[-1]:
-        charts += [("classifier_score", ("classifier_score",), "classifier score (max 10)"),
-                   ("frechet_distance", ("frechet_distance",), "Frechet distance to test split")]
+        charts += [("classifier_score", ("classifier_score", "ema_classifier_score"),
+                    "classifier score (max 10)"),
+                   ("frechet_distance", ("frechet_distance", "ema_frechet_distance"),
+                    "Frechet distance to test split")]
     if "energy_distance" in rows[-1]:
-        charts += [("energy_distance", ("energy_distance",), "energy distance to real samples")]
+        charts += [("energy_distance", ("energy_distance", "ema_energy_distance"),
+                    "energy distance to real samples")]
     for name, keys, ylabel in charts:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for key in keys:
+        for key in (k for k in keys if any(k in r for r in rows)):  # ema_*: runs that average
             values = [r.get(key) for r in rows]  # None (not measured) plots as a gap
             ax.plot(steps, [float("nan") if v is None else v for v in values], marker="o", ms=3,
                     label=key)

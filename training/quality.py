@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 EPS = 1e-12
+N_CLASSES = 10  # MNIST's digits, Fashion-MNIST's garments
 
 
 def classifier_score(probs: np.ndarray) -> float:
@@ -74,8 +75,7 @@ def is_better(a: dict, b: dict | None) -> bool:
         return True
     if "energy_distance" in a:
         return a["energy_distance"] < b["energy_distance"]
-    full_a, full_b = a["classes_covered"] == len(a["class_histogram"]), \
-        b["classes_covered"] == len(b["class_histogram"])
+    full_a, full_b = a["classes_covered"] == N_CLASSES, b["classes_covered"] == N_CLASSES
     if full_a != full_b:
         return full_a
     if round(a["classifier_score"], 3) != round(b["classifier_score"], 3):
@@ -85,10 +85,22 @@ def is_better(a: dict, b: dict | None) -> bool:
     return a["frechet_distance"] < b["frechet_distance"]
 
 
+def weight_views(row: dict) -> list[dict]:
+    """A metrics row as seen for each generator it scored: the trained weights ("raw") and,
+    where the run keeps one, the averaged ("ema", whose scores the row holds as ema_*)."""
+    views = [{**row, "weights": "raw"}]
+    ema = {k[4:]: v for k, v in row.items() if k.startswith("ema_")}
+    if ema:
+        views.append({**row, **ema, "weights": "ema"})
+    return views
+
+
 def best_row(rows: list[dict]) -> dict | None:
-    """The scored metrics row that the best-checkpoint rule prefers, or None."""
+    """The scored row, as the view of the raw or averaged generator, that the best-checkpoint
+    rule prefers; None when nothing is scored."""
     best = None
     for row in rows:
-        if ("classifier_score" in row or "energy_distance" in row) and is_better(row, best):
-            best = row
+        for view in weight_views(row):
+            if ("classifier_score" in view or "energy_distance" in view) and is_better(view, best):
+                best = view
     return best

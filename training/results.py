@@ -4,7 +4,9 @@ its best one, beside what real data scores.
     python -m training.results RUN_DIR [RUN_DIR ...]
 
 Reads each run's metrics.jsonl and best.json (scores written during training or by
-`python -m training.evaluate --write`); systems without a run are listed as not measured.
+`python -m training.evaluate --write`); systems without a run are listed as not measured. The
+recommended row scores the trained generator, as the article has it; the best row may be the
+averaged generator ("averaged"), where the best-checkpoint rule prefers it.
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from training.rundir import RunDir
 def _cells(row: dict | None) -> list[str]:
     if row is None:
         return ["not measured yet"] + [""] * 5
+    name = row["checkpoint"] + (", averaged" if row.get("weights") == "ema" else "")
     if "energy_distance" in row:
-        return [row["checkpoint"], f"energy {row['energy_distance']:.4f}",
+        return [name, f"energy {row['energy_distance']:.4f}",
                 f"abs err {row['mean_abs_error']:.4f}", f"{row['share_in_domain']:.0%} in domain",
                 "", str(row["n_samples"])]
     fd = row["frechet_distance"]
-    return [row["checkpoint"], f"{row['classifier_score']:.2f}", "n/a" if fd is None else f"{fd:.1f}",
+    return [name, f"{row['classifier_score']:.2f}", "n/a" if fd is None else f"{fd:.1f}",
             f"{row['classes_covered']}/10", f"{row['kl_to_uniform']:.3f}", str(row["n_samples"])]
 
 

@@ -12,7 +12,7 @@ import click
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
-from training.config import REGISTRY, GANConfig, Schedule, get_config
+from training.config import EMA_DECAY, REGISTRY, GANConfig, Schedule, get_config
 from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
                                  make_strategy)
 from training.rundir import RunDir
@@ -22,10 +22,11 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
           eval_every: int | None = None, run_dir: str | Path | None = None, seed: int = 0,
           resume: bool = False, data_dir: str | Path | None = None, progress: bool = True,
           eval_samples: int = 10_000, strategy: str = "auto", cpu_devices: int | None = None,
-          xla: bool = True) -> Path:
+          xla: bool = True, ema: float | None = None) -> Path:
     """Train `arch` to its article's schedule (or `epochs`/`steps`) under the tf.distribute
-    `strategy` (see training.distribute); return the run folder."""
-    cfg = _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices)
+    `strategy` (see training.distribute), keeping an averaged generator with decay `ema` (0:
+    none; None: the run's own when resuming, else EMA_DECAY); return the run folder."""
+    cfg = _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices, ema)
     writer = is_writer(strategy)
     run = RunDir(run_dir) if run_dir else (RunDir.newest(arch) if resume else RunDir.new(arch))
     saved = run.prepare(arch, resume, writer)
@@ -35,10 +36,12 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
     data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, data_dir)
     x_train = None if data is None else data.x_train
     seed = saved["seed"] if saved else seed
+    if ema is None:
+        ema = (saved or {}).get("ema", EMA_DECAY if saved is None else 0.0)
     schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
-    gan, start = _build_and_restore(cfg, seed, dist, xla, run if resume else None, writer)
-    if writer and (saved is None or epochs or steps or eval_every):
-        run.write_config(_config_record(arch, cfg, seed, schedule, data, data_dir))
+    gan, start = _build_and_restore(cfg, seed, dist, xla, ema, run if resume else None, writer)
+    if writer and (saved is None or epochs or steps or eval_every or ema != saved.get("ema", 0.0)):
+        run.write_config(_config_record(arch, cfg, seed, schedule, ema, data, data_dir))
     if start >= schedule.total:
         click.echo(f"{run} is already complete ({start}/{schedule.total} steps)", err=True)
         return run.path
@@ -48,13 +51,15 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
     return run.path
 
 
-def _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices) -> GANConfig:
+def _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices, ema) -> GANConfig:
     for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every),
                         ("--eval-samples", eval_samples), ("--cpu-devices", cpu_devices)):
         if value is not None and value <= 0:
             raise GanEdgeError(f"{name} must be a positive integer, got {value}")
     if epochs is not None and steps is not None:
         raise GanEdgeError("pass --epochs or --steps, not both")
+    if ema is not None and not 0 <= ema < 1:
+        raise GanEdgeError(f"--ema must be in [0, 1) (0 turns the average off), got {ema}")
     try:
         return get_config(arch)
     except ValueError as e:
@@ -78,29 +83,32 @@ def _start_strategy(strategy: str, cpu_devices: int | None, cfg: GANConfig):
     return dist
 
 
-def _build_and_restore(cfg: GANConfig, seed: int, dist, xla: bool, resume_from: RunDir | None,
-                       writer: bool):
+def _build_and_restore(cfg: GANConfig, seed: int, dist, xla: bool, ema: float,
+                       resume_from: RunDir | None, writer: bool):
     """The GAN, restored from `resume_from`'s last checkpoint if any; and its step."""
     import keras
 
     from training.checkpoint import restore_checkpoint
     from training.gan import build_gan
     keras.utils.set_random_seed(seed)
-    gan = build_gan(cfg, seed, dist, xla)
+    gan = build_gan(cfg, seed, dist, xla, ema)
     last = resume_from.last_checkpoint() if resume_from else None
     if last is None:
         return gan, 0
-    restore_checkpoint(gan, last.path)
+    state = restore_checkpoint(gan, last.path)
     if writer:
         resume_from.truncate_metrics(last.step)
-    click.echo(f"resuming {resume_from} from {last.name} (step {last.step})", err=True)
+    click.echo(f"resuming {resume_from} from {last.name} (step {last.step})"
+               + ("; the averaged generator starts here" if state["ema_started"] else ""), err=True)
     return gan, last.step
 
 
-def _config_record(arch, cfg: GANConfig, seed: int, schedule: Schedule, data, data_dir) -> dict:
+def _config_record(arch, cfg: GANConfig, seed: int, schedule: Schedule, ema: float, data,
+                   data_dir) -> dict:
     import keras
     return {
         "arch": arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
+        "ema": ema,
         "data": None if data is None else {
             "source": data.source, "sha256": data.sha256,
             # Export and evaluation score against this folder's test split by default.
@@ -192,16 +200,20 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved) -> Sche
 @click.option("--xla/--no-xla", default=True, show_default=True,
               help="Compile the train step with XLA (one replica only; its float rounding differs "
                    "slightly from plain TensorFlow's).")
+@click.option("--ema", type=float,
+              help=f"Decay of the averaged generator kept beside the trained one; 0 = none "
+                   f"[default: {EMA_DECAY}, or the run's own with --resume].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(arch, epochs, steps, eval_every, run_dir, seed, resume, data_dir, eval_samples, strategy,
-         cpu_devices, xla, quiet):
+         cpu_devices, xla, ema, quiet):
     """Train a GAN from the articles, with evaluation, checkpoints and plots in the run folder.
 
     Defaults follow the article of the chosen --arch (batch, optimiser, schedule).
     """
     out = train(arch, epochs=epochs, steps=steps, eval_every=eval_every, run_dir=run_dir,
                 seed=seed, resume=resume, data_dir=data_dir, progress=not quiet,
-                eval_samples=eval_samples, strategy=strategy, cpu_devices=cpu_devices, xla=xla)
+                eval_samples=eval_samples, strategy=strategy, cpu_devices=cpu_devices, xla=xla,
+                ema=ema)
     click.echo(str(out))
 
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from runtime.errors import GanEdgeError
 from runtime.files import check_writable_dir, write_text_atomic
 from training.config import GANConfig
-from training.quality import best_row
+from training.quality import best_row, weight_views
 
 RUNS_ROOT = Path("runs")
 _CHECKPOINT_NAME = re.compile(r"^(epoch|step)_(\d+)$")
+# The generator files in a checkpoint folder: the trained weights, and the averaged ones.
+GENERATOR_FILES = {"raw": "generator.keras", "ema": "generator_ema.keras"}
 
 
 @dataclass
@@ -42,6 +44,13 @@ class Checkpoint:
 
     def describe(self) -> str:
         return f"{self.name} (step {self.step})"
+
+    def generator_file(self, weights: str = "raw") -> Path:
+        return self.path / GENERATOR_FILES[weights]
+
+    def weights(self) -> list[str]:
+        """Which generators this checkpoint holds: "raw", and "ema" if the run averages."""
+        return [w for w in GENERATOR_FILES if self.generator_file(w).is_file()]
 
 
 def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
@@ -179,12 +188,22 @@ class RunDir:
         """Forget rows beyond `step`: a resumed run recomputes them."""
         self.write_metrics([r for r in self.read_metrics() if r["step"] <= step])
 
-    def metrics_for(self, checkpoint: str) -> dict:
-        """The scores of one checkpoint (without the class histogram), or {}."""
+    def metrics_for(self, checkpoint: str, weights: str = "raw") -> dict:
+        """The scores of one checkpoint's raw or averaged generator (without class histograms
+        and without the other generator's scores), or {}."""
         for row in self.read_metrics():
             if row.get("checkpoint") == checkpoint:
-                return {k: v for k, v in row.items() if k != "class_histogram"}
+                for view in weight_views(row):
+                    if view["weights"] == weights:
+                        return {k: v for k, v in view.items()
+                                if not k.startswith("ema_") and k != "class_histogram"}
         return {}
+
+    def preferred_weights(self, checkpoint: str) -> str:
+        """"ema" or "raw": the generator of `checkpoint` that the best-checkpoint rule prefers."""
+        row = next((r for r in self.read_metrics() if r.get("checkpoint") == checkpoint), None)
+        best = best_row([row]) if row is not None else None
+        return best["weights"] if best is not None else "raw"
 
     def read_best(self) -> dict | None:
         if not self.best_file.is_file():

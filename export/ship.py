@@ -1,0 +1,89 @@
+"""python -m export.ship: put a run's chosen generator inside the package, and keep the index.
+
+    python -m export.ship --run runs/dcgan-mnist --best            # as runtime/models/dcgan-mnist/
+    python -m export.ship --reindex                                 # rewrite index.json only
+
+Exports int8 (and fp16 for image models: the GPU file) with the usual validation into
+runtime/models/<name>/, then rewrites runtime/models/index.json from every shipped manifest:
+article, data set, checkpoint, weights, scores, files, and the default (the MNIST generator
+that the best-checkpoint rule prefers). Budget: all shipped files together at most 12 MB.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
+from runtime.files import write_text_atomic
+from runtime.shipped import MODELS_DIR
+
+BUDGET_BYTES = 12_000_000
+
+
+def build_index(folder: Path = MODELS_DIR) -> dict:
+    from training.config import get_config
+    from training.quality import is_better
+    models = {}
+    for manifest_file in sorted(folder.glob("*/manifest.json")):
+        m = json.loads(manifest_file.read_text())
+        cfg = get_config(m["arch"])
+        scores = {k: v for k, v in m["metrics"].items()
+                  if k in ("n_samples", "classifier_score", "frechet_distance", "classes_covered",
+                           "kl_to_uniform", "confident_share",
+                           "energy_distance", "mean_abs_error", "share_in_domain")}
+        models[manifest_file.parent.name] = {
+            "arch": m["arch"], "article": cfg.article, "dataset": cfg.dataset,
+            "checkpoint": m["checkpoint_name"], "epoch": m["epoch"],
+            "weights": m.get("weights", "raw"), "scores": scores,
+            "files": {f["precision"]: f"{manifest_file.parent.name}/{f['file']}"
+                      for f in m["files"]}}
+    mnist = {name: m for name, m in models.items() if m["dataset"] == "mnist"}
+    default = None
+    for name, m in mnist.items():
+        if "classifier_score" in m["scores"] and (
+                default is None or is_better(m["scores"], mnist[default]["scores"])):
+            default = name
+    if default is None:
+        raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
+    total = sum((folder / f).stat().st_size for m in models.values() for f in m["files"].values())
+    if total > BUDGET_BYTES:
+        raise GanEdgeError(f"the shipped models take {total / 1e6:.1f} MB, above the "
+                           f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions")
+    return {"default": default, "models": models}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="The run whose generator to ship.")
+@click.option("--epoch", type=int, help="Its checkpoint after N epochs.")
+@click.option("--step", type=int, help="Its checkpoint at step N.")
+@click.option("--best", is_flag=True, help="Its checkpoint the quality metrics rank best.")
+@click.option("--name", help="The shipped name [default: the run's arch].")
+@click.option("--reindex", is_flag=True, help="Only rewrite index.json from the shipped manifests.")
+def main(run_dir, epoch, step, best, name, reindex):
+    """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
+    if not reindex:
+        if not run_dir:
+            raise GanEdgeError("pass --run DIR (or --reindex)")
+        if (epoch is not None) + (step is not None) + best > 1:
+            raise GanEdgeError("pass at most one of --epoch, --step, --best")
+        from export.exporter import export_checkpoint
+        from training.rundir import RunDir
+        run = RunDir(run_dir)
+        cfg = run.gan_config()
+        checkpoint = run.find_checkpoint(epoch, step, best)
+        precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
+        export_checkpoint(checkpoint.path, MODELS_DIR / (name or cfg.name), precisions,
+                          progress=lambda msg: click.echo(msg, err=True))
+    index = build_index()
+    write_text_atomic(MODELS_DIR / "index.json", json.dumps(index, indent=2) + "\n")
+    click.echo(f"{MODELS_DIR / 'index.json'}: {', '.join(index['models'])}; default "
+               f"{index['default']}")
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])

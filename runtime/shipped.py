@@ -1,0 +1,81 @@
+"""The generators shipped inside the package: runtime/models/<name>/ (files + manifest.json),
+listed in runtime/models/index.json, which `python -m export.ship` writes.
+
+index.json: {"default": NAME, "models": {NAME: {"arch", "article", "dataset", "checkpoint",
+"epoch", "weights", "scores", "files": {precision: "NAME/generator.<precision>.onnx"}}}}.
+The default is the MNIST generator that the best-checkpoint rule prefers among those shipped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runtime.errors import GanEdgeError
+from runtime.precision import PRECISIONS, TARGET
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def load_index(folder: Path = MODELS_DIR) -> dict:
+    path = folder / "index.json"
+    try:
+        index = json.loads(path.read_text())
+        if index["default"] not in index["models"]:
+            raise KeyError(index["default"])
+        return index
+    except FileNotFoundError:
+        raise GanEdgeError(f"no shipped models in {folder} (index.json is missing); pass --model "
+                           f"FILE, or reinstall gan-edge") from None
+    except (ValueError, KeyError, TypeError):
+        raise GanEdgeError(f"{path} is damaged; reinstall gan-edge, or pass --model FILE") from None
+
+
+def model_entry(name: str | None = None) -> dict:
+    """Shipped model `name` (None: the default) as index.json lists it."""
+    index = load_index()
+    name = name or index["default"]
+    if name not in index["models"]:
+        raise GanEdgeError(f"no shipped model named {name!r}; shipped: "
+                           f"{', '.join(index['models'])} (see ganrun --list)")
+    return index["models"][name]
+
+
+def model_file(name: str | None = None, precision: str = "auto", gpu: bool = False) -> Path:
+    """The file of shipped model `name` (None: the default) for `precision`; "auto" takes the
+    first that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
+    files = model_entry(name)["files"]
+    if precision == "auto":
+        target = "gpu" if gpu else "cpu"
+        order = [p for p in PRECISIONS if TARGET[p] == target and p != "fp32"] + ["fp32"]
+        precision = next((p for p in order if p in files), None)
+    if precision not in files:
+        raise GanEdgeError(f"shipped model {name or 'default'} has no {precision} file; choose "
+                           f"one of "
+                           f"{', '.join(files)}")
+    return MODELS_DIR / files[precision]
+
+
+def is_shipped_name(value: str) -> bool:
+    """A --model value that names a shipped model rather than a file path."""
+    return "/" not in value and not value.endswith(".onnx") and not Path(value).exists()
+
+
+def listing() -> list[str]:
+    """One line per shipped model, for ganrun --list."""
+    index = load_index()
+    rows = [("name", "article", "checkpoint", "scores", "files")]
+    for name, m in index["models"].items():
+        s = m["scores"]
+        if "energy_distance" in s:
+            scores = f"energy distance {s['energy_distance']:.4f}"
+        else:
+            fd = "n/a" if s.get("frechet_distance") is None else f"{s['frechet_distance']:.1f}"
+            scores = (f"classifier score {s['classifier_score']:.2f}, FD {fd}, "
+                      f"{s['classes_covered']}/10 classes")
+        sizes = ", ".join(f"{p} {(MODELS_DIR / f).stat().st_size / 1e6:.1f} MB"
+                          for p, f in m["files"].items())
+        weights = ", averaged" if m["weights"] == "ema" else ""
+        rows.append((name + (" (default)" if name == index["default"] else ""), m["article"],
+                     f"{m['checkpoint']}{weights}", scores, sizes))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
