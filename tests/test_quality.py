@@ -131,3 +131,16 @@ def test_without_a_test_split_the_frechet_distance_is_left_out_and_ranks_nothing
     # A score tie without distances keeps the earlier checkpoint; a higher score still wins.
     assert not is_better(_row(2, 8.7, 10, None), _row(1, 8.7, 10, None))
     assert is_better(_row(2, 8.8, 10, None), _row(1, 8.7, 10, None))
+
+
+def test_results_plot_draws_one_runs_quality_per_epoch(tiny_runs, tmp_path):
+    from PIL import Image
+
+    from conftest import run_cli
+    out = tmp_path / "epochs.png"
+    result = run_cli("-m", "training.results", "--plot", str(out), str(tiny_runs["dcgan-mnist"]))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.width > 1000
+    gan_1d = run_cli("-m", "training.results", "--plot", str(out), str(tiny_runs["gan-1d"]))
+    assert gan_1d.returncode == 2 and "no scored image evaluations" in gan_1d.stderr

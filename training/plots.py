@@ -63,6 +63,31 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
         save_figure(fig, plots_dir / f"{name}.png")
 
 
+def save_quality_by_epoch(rows: list[dict], title: str, path: Path, marks: dict[str, float]) -> Path:
+    """Classifier score, Frechet distance and classes covered per epoch, trained and averaged
+    generator side by side; `marks`: vertical lines at named epochs (e.g. the article's pick)."""
+    charts = (("classifier_score", "classifier score (max 10)"),
+              ("frechet_distance", "Frechet distance to the test split"),
+              ("classes_covered", "classes covered (of 10)"))
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, label) in zip(axes, charts):
+        for prefix, name in (("", "trained"), ("ema_", "averaged")):
+            values = [r.get(prefix + key) for r in rows]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=2.5,
+                        label=name)
+        for mark, epoch in marks.items():
+            ax.axvline(epoch, color="0.6", ls="--", lw=1)
+            ax.text(epoch, ax.get_ylim()[1], f"{mark} ", va="top", ha="right", fontsize=8,
+                    color="0.4")
+        ax.set(xlabel="epoch", title=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
 def save_figure(fig, path: Path, dpi: int = 100) -> Path:
     """Lay out, write atomically as PNG, and close a matplotlib figure."""
     fig.tight_layout()

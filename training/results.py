@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
 from training.config import REGISTRY
 from training.rundir import RunDir
 
@@ -57,10 +58,33 @@ def table(run_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def plot_by_epoch(run_dir: Path, out: Path) -> Path:
+    """The run's quality per evaluation as a picture, with the article's pick marked."""
+    from training.plots import save_quality_by_epoch
+    run = RunDir(run_dir)
+    cfg = REGISTRY[run.arch]
+    rows = [r for r in run.read_metrics() if "classifier_score" in r]
+    if not rows:
+        raise GanEdgeError(f"{run} has no scored image evaluations to plot")
+    marks = {}
+    if cfg.unit == "epoch" and cfg.recommended.startswith("epoch_"):
+        marks[f"article's pick ({cfg.recommended})"] = int(cfg.recommended.split("_")[1])
+    title = f"{cfg.name} (article {cfg.article}), seed {run.read_config()['seed']}: " \
+            f"{len(rows)} evaluations, last at epoch {rows[-1]['epoch']:g}"
+    return save_quality_by_epoch(rows, title, out, marks)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
-def main(run_dirs):
-    """Print the results table (Markdown) for the given run folders."""
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Instead of the table: write one run's quality per epoch to this PNG.")
+def main(run_dirs, plot_path):
+    """Print the results table (Markdown) for the given run folders, or plot one run."""
+    if plot_path:
+        if len(run_dirs) != 1:
+            raise GanEdgeError("--plot draws one run: pass exactly one run folder")
+        click.echo(str(plot_by_epoch(Path(run_dirs[0]), Path(plot_path))))
+        return
     click.echo(table([Path(r) for r in run_dirs]))
 
 
