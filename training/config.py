@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
-# Chosen by `python -m benchmarks.ema` (see the README's "Averaged generator").
+# benchmarks/results/ema-mlp-smooth-mnist.md: the average beats the trained generator at every
+# evaluation from epoch 10 (epoch 50: classifier score 8.61 vs 8.37, Frechet 9.5 vs 17.3);
+# 0.999 and 0.9999 agree within 0.01 there, and the smaller keeps following longer runs.
 EMA_DECAY = 0.999
 
 
