@@ -1,5 +1,7 @@
 """Whole-process cold start: `ganrun --n 25` vs the articles' way (a Keras script), wall time
-and peak RSS of each process, contenders alternating."""
+and peak RSS of each process, contenders alternating; and plain `ganrun --n 25` (the shipped
+default) against the floor that no onnxruntime tool can go under, importing numpy and
+onnxruntime."""
 from __future__ import annotations
 
 import os
@@ -52,9 +54,13 @@ def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) ->
     ganrun = [sys.executable, "-m", "runtime.cli", "--model", str(onnx_model), "--n", "25",
               "--quiet", "--out", str(out_dir / "ganrun.png")]
     keras_cmd = [sys.executable, "-c", KERAS_SCRIPT, str(keras_model), str(out_dir / "keras.png")]
-    samples = {"ganrun": [], "keras_script": []}
+    commands = {"ganrun": ganrun, "keras_script": keras_cmd,
+                "ganrun_default": [sys.executable, "-m", "runtime.cli", "--n", "25", "--quiet",
+                                   "--out", str(out_dir / "default.png")],
+                "import_floor": [sys.executable, "-c", "import numpy, onnxruntime"]}
+    samples = {name: [] for name in commands}
     for _ in range(repeats):
-        for name, cmd in (("ganrun", ganrun), ("keras_script", keras_cmd)):
+        for name, cmd in commands.items():
             samples[name].append(run_once(cmd))
     out = {}
     for name, runs in samples.items():
@@ -64,4 +70,6 @@ def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) ->
                      "peak_rss_mb_min": float(rss.min()), "peak_rss_mb_max": float(rss.max()),
                      "runs": len(runs)}
     out["speedup_wall"] = out["keras_script"]["wall_s_median"] / out["ganrun"]["wall_s_median"]
+    out["default_over_floor"] = (out["ganrun_default"]["wall_s_median"]
+                                 / out["import_floor"]["wall_s_median"])
     return out

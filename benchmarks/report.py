@@ -39,7 +39,7 @@ def markdown(r: dict) -> str:
     c = r["cold_start"]
     lines += ["", "## Cold start, whole process, 25 images to a PNG", "",
               "| command | wall median (min-max) | peak RSS median (min-max) |", "|---|---|---|"]
-    for name in ("ganrun", "keras_script"):
+    for name in (n for n in ("ganrun", "keras_script", "ganrun_default", "import_floor") if n in c):
         x = c[name]
         lines.append(f"| {name} | {x['wall_s_median']:.2f} s ({x['wall_s_min']:.2f}-"
                      f"{x['wall_s_max']:.2f}) | {x['peak_rss_mb_median']:.0f} MB "

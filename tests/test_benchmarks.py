@@ -28,7 +28,8 @@ def _measurements() -> dict:
                        "peak_note": "numpy matmul", "note": "",
                        "fraction_of_peak": {n: {b: 0.1 for b in per} for n, per in speed.items()}},
         "cold_start": {"ganrun": side, "keras_script": {**side, "wall_s_median": 4.5},
-                       "speedup_wall": 15.0},
+                       "ganrun_default": side, "import_floor": {**side, "wall_s_median": 0.2},
+                       "speedup_wall": 15.0, "default_over_floor": 1.5},
         "files": {"fp32": {"bytes": 4_000_000, **quality},
                   "int8": {"bytes": 1_000_000, **quality, "classifier_score": 8.35},
                   "fp16": {"bytes": 2_000_000, **quality}},
@@ -46,6 +47,7 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     assert goals["train_speedup_mlp-mnist"]["met"] is False  # 12x against a 15x goal
     assert goals["train_speedup_dcgan-mnist"]["measured"] is None  # not in this run
     assert goals["ganrun_wall_s"]["met"] is False and goals["ganrun_rss_mb"]["met"]
+    assert goals["default_over_floor"]["measured"] == 1.5 and goals["default_over_floor"]["met"] is False
     _write(report, tmp_path)
     saved = json.loads((tmp_path / "testhost-2026-11-23.json").read_text())
     assert saved["goals"] == json.loads(json.dumps(report["goals"]))
@@ -53,6 +55,7 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     assert "Made by `python -m benchmarks --quick --arch dcgan-mnist --run dcgan-mnist`." in md
     assert "| int8 file size / fp32 file size | <= 0.3 | 0.25 | yes |" in md
     assert "not measured" in md  # the missing Frechet distance and DCGAN training goal
+    assert "| import_floor | 0.20 s" in md
     assert len(report["charts"]) == 2
     for chart in report["charts"]:
         with Image.open(chart) as img:
