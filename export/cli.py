@@ -32,8 +32,8 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         checkpoint = manifest.parent / json.loads(manifest.read_text())["checkpoint"]
     run = RunDir.of_checkpoint(checkpoint)
     weights = gen.info.metadata.get("gan.weights", "raw")
-    found = next((c for c in run.checkpoints() if c.path == checkpoint.resolve()), None)
-    if found is None or weights not in found.weights():
+    found = run.checkpoint(checkpoint.resolve().name)
+    if weights not in found.weights():
         raise GanEdgeError(f"{checkpoint} holds no {weights} generator to validate {path} "
                            f"against; pass its checkpoint folder with --checkpoint-dir")
     generator = keras.saving.load_model(found.generator_file(weights), compile=False)

@@ -94,11 +94,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     checkpoint_dir = Path(checkpoint_dir)
     run = RunDir.of_checkpoint(checkpoint_dir)
     data_dir = data_dir or run.data_dir()
-    state = json.loads((checkpoint_dir / "state.json").read_text())
     cfg = run.gan_config()
-    checkpoint = next((c for c in run.checkpoints() if c.path == checkpoint_dir.resolve()), None)
-    if checkpoint is None:
-        raise GanEdgeError(f"{checkpoint_dir} is not a complete checkpoint of {run}")
+    checkpoint = run.checkpoint(checkpoint_dir.name)
     if weights == "auto":
         weights = run.preferred_weights(checkpoint.name)
     if weights not in checkpoint.weights():
@@ -116,8 +113,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                            f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
     source_sha = sha256_file(source)
     metrics = run.metrics_for(checkpoint_dir.name, weights)
-    info = {"name": checkpoint_dir.name, "step": state["step"],
-            "epoch": round(state["epoch"], 4), "metrics": metrics, "weights": weights}
+    info = {"name": checkpoint.name, "step": checkpoint.step,
+            "epoch": round(checkpoint.epoch, 4), "metrics": metrics, "weights": weights}
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
@@ -144,7 +141,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     # The checkpoint relative to the manifest, so that no machine's own paths are published.
     manifest = {"arch": cfg.name,
                 "checkpoint": os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve()),
-                "checkpoint_name": checkpoint_dir.name, "weights": weights, "step": state["step"],
+                "checkpoint_name": checkpoint_dir.name, "weights": weights, "step": checkpoint.step,
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
                 "opset": opset, "tools": _versions(), "files": entries}
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")

@@ -112,9 +112,8 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     chosen = choose_device(device)
     dataset = None
     if named:
-        name = model
-        model = shipped.model_file(name, precision, chosen.gpu)
-        dataset = shipped.model_entry(name)["dataset"]
+        entry = shipped.model_entry(model)
+        model, dataset = shipped.model_file(entry, precision, chosen.gpu), entry["dataset"]
     gen = Generator.from_file(model, device=chosen, threads=threads)
     out = Path(out)
     fmt = _check_out(out, gen.info.sample_shape == (2,), walk)

@@ -40,18 +40,17 @@ def model_entry(name: str | None = None) -> dict:
     return index["models"][name]
 
 
-def model_file(name: str | None = None, precision: str = "auto", gpu: bool = False) -> Path:
-    """The file of shipped model `name` (None: the default) for `precision`; "auto" takes the
-    first that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
-    files = model_entry(name)["files"]
+def model_file(entry: dict, precision: str = "auto", gpu: bool = False) -> Path:
+    """The file of a shipped model (its model_entry) for `precision`; "auto" takes the first
+    that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
+    files = entry["files"]
     if precision == "auto":
         target = "gpu" if gpu else "cpu"
         order = [p for p in PRECISIONS if TARGET[p] == target and p != "fp32"] + ["fp32"]
         precision = next((p for p in order if p in files), None)
     if precision not in files:
-        raise GanEdgeError(f"shipped model {name or 'default'} has no {precision} file; choose "
-                           f"one of "
-                           f"{', '.join(files)}")
+        raise GanEdgeError(f"shipped model {entry['arch']} has no {precision} file; choose one "
+                           f"of {', '.join(files)}")
     return MODELS_DIR / files[precision]
 
 

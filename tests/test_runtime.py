@@ -165,9 +165,9 @@ def test_list_and_model_by_name(tmp_path):
 
 def test_embedded_default_generates_digits_the_evaluator_recognises(tmp_path):
     from runtime.generator import Generator
-    from runtime.shipped import MODELS_DIR, load_index, model_file
+    from runtime.shipped import MODELS_DIR, load_index, model_entry, model_file
     from training.classifier import load_classifier
-    path = model_file()
+    path = model_file(model_entry())
     gen = Generator.from_file(path)
     manifest = json.loads((MODELS_DIR / load_index()["default"] / "manifest.json").read_text())
     assert gen.info.precision == "int8" and gen.info.arch == manifest["arch"]

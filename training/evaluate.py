@@ -49,8 +49,8 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     test split of `data_dir` (default: the run's)."""
     import keras
     cfg = run.gan_config()
-    checkpoint = next((c for c in run.checkpoints() if c.name == name), None)
-    if checkpoint is None or not checkpoint.weights():
+    checkpoint = run.checkpoint(name)
+    if not checkpoint.weights():
         raise GanEdgeError(f"no generator in {run.checkpoints_dir / name}")
     scores = {}
     for weights in checkpoint.weights():

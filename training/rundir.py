@@ -233,6 +233,15 @@ class RunDir:
                                            f"resume from the checkpoint before it") from None
         return sorted(out, key=lambda c: c.step)
 
+    def checkpoint(self, name: str) -> Checkpoint:
+        """The complete checkpoint called `name` (e.g. epoch_040), or a one-line error."""
+        done = self.checkpoints()
+        for c in done:
+            if c.name == name:
+                return c
+        raise GanEdgeError(f"{self.path} has no complete checkpoint {name}; it has: "
+                           f"{', '.join(c.name for c in done) or 'none'}")
+
     def eval_checkpoints(self) -> list[Checkpoint]:
         return [c for c in self.checkpoints() if c.kind == "eval"]
 
