@@ -41,6 +41,14 @@ def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) 
     }
 
 
+def discriminator_metadata(cfg: GANConfig, checkpoint: dict, source_sha: str) -> dict:
+    """What ties the discriminator file to the generators of the same checkpoint."""
+    return {"gan.role": "discriminator", "gan.arch": cfg.name,
+            "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
+            "gan.checkpoint": checkpoint["name"], "gan.step": str(checkpoint["step"]),
+            "gan.precision": "int8", "gan.source_sha256": source_sha}
+
+
 def write_metadata(path: Path, meta: dict) -> None:
     """Replace the file's metadata_props with `meta` (the gan.* keys the runtime reads)."""
     import onnx
@@ -131,21 +139,48 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
             entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
                             "target": TARGET[precision],
                             "bytes": path.stat().st_size, "sha256": sha256_file(path), **report})
+        progress("discriminator: converting to int8 and validating its ranking against Keras")
+        d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp), opset,
+                                               quality_samples)
         # All passed: publish together, so the folder never mixes two exports.
-        for stale in out_dir.glob("generator.*.onnx"):
+        for stale in (*out_dir.glob("generator.*.onnx"), *out_dir.glob("discriminator.*.onnx")):
             stale.unlink()
         for path, entry in zip(built, entries):
             os.replace(path, out_dir / entry["file"])
             progress(f"{entry['precision']}: {out_dir / entry['file']} "
                      f"({entry['bytes'] / 1e6:.2f} MB)")
+        os.replace(d_path, out_dir / d_entry["file"])
     # The checkpoint relative to the manifest, so that no machine's own paths are published.
     manifest = {"arch": cfg.name,
                 "checkpoint": os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve()),
                 "checkpoint_name": checkpoint_dir.name, "weights": weights, "step": checkpoint.step,
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
-                "opset": opset, "tools": _versions(), "files": entries}
+                "opset": opset, "tools": _versions(), "files": entries,
+                "discriminator": d_entry}
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp: Path, opset: int,
+                         n: int) -> tuple[Path, dict]:
+    """The checkpoint's discriminator as int8 (for ganrun --keep), validated on n samples of
+    the exported generator; returns its temp path and its manifest entry."""
+    import keras
+
+    from export import discriminator as disc
+    from training.evaluate import eval_latents
+    source = checkpoint.discriminator_file()
+    try:
+        model = keras.saving.load_model(source, compile=False)
+    except Exception as e:
+        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
+                           f"corrupt: pick another with --epoch/--step") from None
+
+    path = disc.build(model, cfg, tmp, opset)
+    write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
+    report = disc.validate(path, model, generator(eval_latents(cfg, n), training=False).numpy())
+    return path, {"file": disc.FILE, "precision": "int8", "bytes": path.stat().st_size,
+                  "sha256": sha256_file(path), "ranking": report}
 
 
 def _versions() -> dict:

@@ -38,6 +38,39 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
                         calibrate_method=CalibrationMethod.MinMax)
 
 
+def int8_weights_only(fp32_path: Path, out_path: Path, min_size: int = 256) -> None:
+    """int8 storage of the MatMul and Conv weights (symmetric, per output channel), turned
+    back into float32 by a DequantizeLinear that onnxruntime folds at load: a quarter of the
+    file size, float32 compute, and only the weights' rounding as error (no activation
+    ranges, so the outputs do not depend on what calibration saw)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.load(str(fp32_path))
+    graph = model.graph
+    axis_of = {}  # initializer name -> its output-channel axis
+    for node in graph.node:
+        if node.op_type in ("MatMul", "Conv") and len(node.input) > 1:
+            axis_of[node.input[1]] = 1 if node.op_type == "MatMul" else 0
+    for init in list(graph.initializer):
+        w = numpy_helper.to_array(init)
+        if init.name not in axis_of or w.dtype != np.float32 or w.size < min_size:
+            continue
+        axis = axis_of[init.name]
+        reduce = tuple(i for i in range(w.ndim) if i != axis)
+        scale = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
+        scale[scale == 0] = 1.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        graph.initializer.remove(init)
+        graph.initializer.extend([numpy_helper.from_array(q, init.name + "_int8"),
+                                  numpy_helper.from_array(scale, init.name + "_scale")])
+        graph.node.insert(0, helper.make_node("DequantizeLinear",
+                                              [init.name + "_int8", init.name + "_scale"],
+                                              [init.name], axis=axis))
+    onnx.save(model, str(out_path))
+
+
 def convert_fp16(fp32_path: Path, out_path: Path) -> None:
     """fp16 weights and compute with float32 z and sample kept, so callers need not change.
     A GPU format: onnxruntime's CPU provider runs it slower than fp32."""

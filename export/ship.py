@@ -3,7 +3,8 @@
     python -m export.ship --run runs/dcgan-mnist --best            # as runtime/models/dcgan-mnist/
     python -m export.ship --reindex                                 # rewrite index.json only
 
-Exports int8 (and fp16 for image models: the GPU file) with the usual validation into
+Exports int8 (and fp16 for image models: the GPU file), with the discriminator that
+`ganrun --keep` uses, and the usual validation, into
 runtime/models/<name>/, then rewrites runtime/models/index.json from every shipped manifest:
 article, data set, checkpoint, weights, scores, files, and the default (the MNIST generator
 that the best-checkpoint rule prefers). Budget: all shipped files together at most 12 MB.
@@ -41,6 +42,9 @@ def build_index(folder: Path = MODELS_DIR) -> dict:
             "weights": m.get("weights", "raw"), "scores": scores,
             "files": {f["precision"]: f"{manifest_file.parent.name}/{f['file']}"
                       for f in m["files"]}}
+        if "discriminator" in m:  # for ganrun --keep; older exports have none
+            models[manifest_file.parent.name]["discriminator"] = \
+                f"{manifest_file.parent.name}/{m['discriminator']['file']}"
     mnist = {name: m for name, m in models.items() if m["dataset"] == "mnist"}
     default = None
     for name, m in mnist.items():
@@ -49,7 +53,8 @@ def build_index(folder: Path = MODELS_DIR) -> dict:
             default = name
     if default is None:
         raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
-    total = sum((folder / f).stat().st_size for m in models.values() for f in m["files"].values())
+    total = sum((folder / f).stat().st_size for m in models.values()
+                for f in (*m["files"].values(), *([m["discriminator"]] if "discriminator" in m else [])))
     if total > BUDGET_BYTES:
         raise GanEdgeError(f"the shipped models take {total / 1e6:.1f} MB, above the "
                            f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions")

@@ -13,7 +13,7 @@ from runtime.precision import PRECISIONS
 MAX_N = 100_000
 MAX_WALK_N = 400     # tiles per animated frame
 MAX_WALK_STEPS = 100
-MAX_CHOSEN_N = 10_000  # samples chosen by class are held in memory until all are found
+MAX_CHOSEN_N = 10_000  # samples chosen (by class, by discriminator) are held in memory
 
 
 def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
@@ -71,10 +71,13 @@ def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
 @click.option("--min-confidence", type=float,
               help="Keep only samples whose class the classifier gives at least this "
                    "probability (0 to 1).")
+@click.option("--keep", type=float,
+              help="Discriminator filtering: generate n / KEEP samples and keep the n that the "
+                   "model's own discriminator finds most real (0 < KEEP <= 1).")
 @click.option("--list", "list_models", is_flag=True, help="List the shipped models and exit.")
 @click.option("--quiet", is_flag=True, help="Print only the output path.")
 def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, walk, class_spec,
-         min_confidence, list_models, quiet):
+         min_confidence, keep, list_models, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
     from runtime import shipped
     from runtime.generator import Generator, choose_device
@@ -105,6 +108,14 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         if n > MAX_CHOSEN_N:
             raise GanEdgeError(f"--class and --min-confidence choose at most {MAX_CHOSEN_N:,} "
                                f"samples (--n), got {n}")
+    if keep is not None:
+        from runtime.discriminator import check_keep
+        if choosing or walk is not None:
+            raise GanEdgeError("--keep filters a grid's samples by the discriminator; it does not "
+                               "combine with --class, --min-confidence or --walk")
+        if n > MAX_CHOSEN_N:
+            raise GanEdgeError(f"--keep chooses at most {MAX_CHOSEN_N:,} samples (--n), got {n}")
+        check_keep(keep, n)
     named = model is None or shipped.is_shipped_name(model)
     if not named and precision != "auto":
         raise GanEdgeError("--precision picks among a shipped model's files; with a file for "
@@ -117,7 +128,12 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     gen = Generator.from_file(model, device=chosen, threads=threads)
     out = Path(out)
     fmt = _check_out(out, gen.info.sample_shape == (2,), walk)
-    picked = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch) if choosing else None
+    picked = labels = None
+    if choosing:
+        picked, labels = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch)
+    elif keep is not None:
+        from runtime.discriminator import Discriminator, keep_most_real
+        picked, _ = keep_most_real(gen, Discriminator.beside(gen), n, keep, seed, batch)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     if not quiet:
@@ -127,12 +143,13 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         from runtime.walk import render_walk
         render_walk(gen, n, walk, seed, out, cols)
     else:
-        render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked)
+        render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
+               labels)
     click.echo(str(out))
 
 
 def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):
-    """n samples chosen by the classifier, as (samples, class names, confidences), all found
+    """n samples chosen by the classifier, and their (class names, confidences), all found
     before anything is written."""
     import numpy as np
 
@@ -148,7 +165,7 @@ def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):
     classes = classifier.parse(class_spec) if class_spec is not None else None
     parts = list(chosen_samples(gen, classifier, classes, min_confidence or 0.0, n, seed, batch))
     samples, labels, conf = (np.concatenate(x) for x in zip(*parts))
-    return samples, [classifier.classes[i] for i in labels], conf
+    return samples, ([classifier.classes[i] for i in labels], conf)
 
 
 def entry() -> None:

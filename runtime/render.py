@@ -4,18 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from runtime.files import atomic_path
 from runtime.images import GridCanvas, save_png, to_uint8
 
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
-           out_dir: Path | None, chosen=None) -> None:
+           out_dir: Path | None, chosen: np.ndarray | None = None, labels=None) -> None:
     """Draw n samples of `gen` into `out` (and one PNG each into `out_dir`). `chosen`: samples
-    already picked by class, as (samples, class names, confidences), drawn instead; with
-    `out_dir` they also get a labels.csv (file, class, confidence): a labelled data set."""
-    batches = gen.generate(n, seed, batch) if chosen is None else [chosen[0]]
+    already picked (by class, or by the discriminator), drawn instead. `labels`: their (class
+    names, confidences); with `out_dir` they go to labels.csv (file, class, confidence), which
+    makes the folder a labelled data set."""
+    batches = gen.generate(n, seed, batch) if chosen is None else [chosen]
     if gen.info.sample_shape == (2,):
         points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
@@ -27,9 +27,9 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
             if out_dir is not None:
                 save_png(tile, out_dir / _sample_name(i))
             i += 1
-    if out_dir is not None and chosen is not None:
+    if out_dir is not None and labels is not None:
         rows = "".join(f"{_sample_name(i)},{name},{conf:.4f}\n"
-                       for i, (name, conf) in enumerate(zip(chosen[1], chosen[2])))
+                       for i, (name, conf) in enumerate(zip(*labels)))
         with atomic_path(out_dir / "labels.csv") as tmp:
             tmp.write_text("file,class,confidence\n" + rows)
     scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
@@ -47,6 +47,7 @@ def _save_csv(points: np.ndarray, out: Path) -> None:
 
 def _save_scatter(points: np.ndarray, out: Path, fmt: str, size: int = 480) -> None:
     """Generated (x, y) points over the real curve y = x^2, drawn with Pillow alone."""
+    from PIL import Image, ImageDraw  # here: ImageDraw costs image-only runs ~10 ms to import
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
     x0, x1, y0, y1 = -0.6, 0.6, -0.05, 0.3  # the region of article 004's plots

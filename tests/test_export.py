@@ -96,6 +96,38 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
         assert f["bytes"] == path.stat().st_size and f["sha256"] == sha256_file(path)
         assert {"max_abs_batch_64", "bound", "mean_abs"} <= set(f["parity"])
         assert "classifier_score" in f["quality"]
+    d = manifest["discriminator"]
+    path = run / "export" / d["file"]
+    assert d["bytes"] == path.stat().st_size and d["sha256"] == sha256_file(path)
+    assert d["ranking"]["gain_kept"] >= 0.9
+
+
+@pytest.mark.parametrize("arch", sorted(REGISTRY))
+def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, exports, tiny_runs):
+    """The exported discriminator is the checkpoint's, as logits (the sigmoid's inverse of
+    what Keras outputs), close enough that ranking by it is ranking by Keras."""
+    import keras
+    import onnxruntime as ort
+
+    import training.models  # noqa: F401  registers the custom dropout layer
+    from training.config import get_config
+    run = tiny_runs[arch]
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    session = ort.InferenceSession(str(run / "export" / "discriminator.int8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["gan.role"] == "discriminator" and meta["gan.arch"] == arch
+    assert meta["gan.checkpoint"] == ckpt.name
+    cfg = get_config(arch)
+    generator = _keras_generator(run)
+    samples = generator(np.random.default_rng(5).standard_normal((64, cfg.latent_dim))
+                        .astype(np.float32), training=False).numpy()
+    prob = keras.saving.load_model(ckpt / "discriminator.keras", compile=False)(
+        samples, training=False).numpy().ravel().astype(np.float64)
+    want = np.log(prob) - np.log1p(-prob)
+    got = session.run(["logit"], {"sample": samples})[0].ravel()
+    # int8 weights: error a small share of the logits' own spread (or float noise)
+    assert np.abs(got - want).max() <= max(0.05 * want.std(), 1e-3), (got, want)
 
 
 def test_subpixel_rewrite_equals_conv_transpose():

@@ -82,12 +82,82 @@ def test_bad_walks_are_one_line_errors_and_write_nothing(model, args, fragment, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (28, 28), (3, 457)])
+def test_png_writer_round_trips_through_pillow(shape, tmp_path):
+    """ganrun writes PNGs without Pillow (start-up time); Pillow must read back the pixels."""
+    from runtime.images import save_png
+    pixels = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    save_png(pixels, tmp_path / "a.png", scale=2)
+    with Image.open(tmp_path / "a.png") as img:
+        assert img.format == "PNG" and img.mode == "L"
+        assert np.array_equal(np.asarray(img), pixels.repeat(2, 0).repeat(2, 1))
+
+
 def test_samples_do_not_depend_on_batch_size(model):
     from runtime.generator import Generator
     gen = Generator.from_file(model)
     one = np.concatenate(list(gen.generate(10, seed=3, batch=10)))
     many = np.concatenate(list(gen.generate(10, seed=3, batch=3)))
     np.testing.assert_allclose(one, many, atol=1e-6)
+
+
+def test_keep_returns_the_top_fraction_by_the_discriminator(model, tmp_path):
+    """ganrun --keep 0.25 --n 6: of the 24 samples that the same seed generates, the 6 that
+    the discriminator file (run here in a session of the test's own) scores highest, in
+    generated order, as PNGs read back; small batches exercise the streaming choice."""
+    import onnxruntime as ort
+
+    from runtime.generator import Generator
+    from runtime.images import to_uint8
+    gen = Generator.from_file(model)
+    samples = np.concatenate(list(gen.generate(24, seed=4)))
+    session = ort.InferenceSession(str(model.parent / "discriminator.int8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    logits = session.run(["logit"], {"sample": samples})[0].ravel()
+    top = np.sort(np.argsort(-logits, kind="stable")[:6])
+    result = ganrun("--model", str(model), "--n", "6", "--keep", "0.25", "--seed", "4",
+                    "--batch", "5", "--out", str(tmp_path / "g.png"), "--out-dir",
+                    str(tmp_path / "kept"))
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "kept").glob("sample_*.png"))
+    assert len(files) == 6
+    want = to_uint8(samples[top], gen.info.output_range)
+    for path, tile in zip(files, want):
+        with Image.open(path) as img:
+            assert np.array_equal(np.asarray(img), tile), path
+    assert not (tmp_path / "kept" / "labels.csv").exists()
+
+
+def test_keep_needs_the_discriminator_of_the_same_checkpoint(model, tmp_path):
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "g.onnx").write_bytes(model.read_bytes())
+    assert_one_line_error(ganrun("--model", str(alone / "g.onnx"), "--keep", "0.5", "--out",
+                                 str(tmp_path / "a.png")), "needs the discriminator")
+    # The discriminator of another checkpoint beside it is refused, not used.
+    import onnx
+    other = onnx.load(str(model.parent / "discriminator.int8.onnx"))
+    for prop in other.metadata_props:
+        if prop.key == "gan.checkpoint":
+            prop.value = "epoch_999"
+    onnx.save(other, str(alone / "discriminator.int8.onnx"))
+    assert_one_line_error(ganrun("--model", str(alone / "g.onnx"), "--keep", "0.5", "--out",
+                                 str(tmp_path / "a.png")), "is not the discriminator of")
+    assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--keep", "0"], "in (0, 1], got 0"),
+    (["--keep", "1.5"], "in (0, 1], got 1.5"),
+    (["--keep", "-0.5"], "in (0, 1], got -0.5"),
+    (["--keep", "0.5", "--class", "7"], "does not combine with --class"),
+    (["--keep", "0.5", "--walk", "3", "--out", "w.gif"], "does not combine"),
+    (["--keep", "0.0001", "--n", "1000"], "above 2,000,000"),
+    (["--keep", "0.5", "--n", "20000"], "at most 10,000"),
+])
+def test_bad_keeps_are_one_line_errors_and_write_nothing(model, args, fragment, tmp_path):
+    assert_one_line_error(ganrun("--model", str(model), *args, cwd=tmp_path), fragment)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_out_dir_writes_one_png_per_sample(model, tmp_path):

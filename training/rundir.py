@@ -48,6 +48,9 @@ class Checkpoint:
     def generator_file(self, weights: str = "raw") -> Path:
         return self.path / GENERATOR_FILES[weights]
 
+    def discriminator_file(self) -> Path:
+        return self.path / "discriminator.keras"
+
     def weights(self) -> list[str]:
         """Which generators this checkpoint holds: "raw", and "ema" if the run averages."""
         return [w for w in GENERATOR_FILES if self.generator_file(w).is_file()]

@@ -1,0 +1,87 @@
+"""The checkpoint's discriminator as a small int8 ONNX file beside the generator, for
+discriminator filtering on the device (`ganrun --keep`).
+
+The file outputs the discriminator's logit, not its sigmoid: near 1 the sigmoid saturates
+(and int8 would round it to 256 levels), which would tie the very samples that filtering has
+to rank. What matters on the device is the ranking, so validation checks that choosing by the int8
+file gains (nearly) what choosing by Keras gains, not only that its numbers are close: samples
+that trade places at the boundary cost little, a scrambled ranking costs everything.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from export.validate import ValidationError
+from training.config import GANConfig
+
+FILE = "discriminator.int8.onnx"  # the runtime looks for this name beside the generator
+KEEP_FRACTION = 0.5     # validation: of what choosing the half (--keep 0.5) by Keras's logits
+MIN_GAIN_KEPT = 0.9     # gains in mean Keras logit, choosing by int8 must keep at least 90 %
+
+
+def logit_fn(discriminator):
+    """The discriminator up to its last layer's pre-activation: all layers but the last, then
+    that Dense without its sigmoid."""
+    import keras
+    *body, last = discriminator.layers
+    if not isinstance(last, keras.layers.Dense) or last.units != 1:
+        raise ValidationError("the discriminator does not end in Dense(1); cannot take its logit")
+
+    def forward(x):
+        for layer in body:
+            x = layer(x, training=False)
+        return keras.ops.matmul(x, last.kernel) + last.bias
+    return forward
+
+
+def to_onnx(discriminator, cfg: GANConfig, opset: int = 17):
+    """An onnx.ModelProto with input sample [N, *sample_shape] and output logit [N, 1]."""
+    import tensorflow as tf
+    import tf2onnx
+    forward = logit_fn(discriminator)
+    spec = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
+
+    @tf.function(input_signature=spec)
+    def serve(sample):
+        return {"logit": tf.identity(forward(sample), name="logit")}
+
+    model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return model
+
+
+def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
+    """Write the file into `tmp`: int8 weights, float32 compute. Static int8 (the generators'
+    kind) was tried first: on a barely trained DCGAN, whose logits differ by 1e-3, rounding
+    the activations scrambled the ranking; the weights alone round far less."""
+    import onnx
+
+    from export.quantize import int8_weights_only
+    fp32, out = tmp / "discriminator.fp32.onnx", tmp / FILE
+    onnx.save(to_onnx(discriminator, cfg, opset), str(fp32))
+    int8_weights_only(fp32, out)
+    return out
+
+
+def validate(path: Path, discriminator, samples: np.ndarray) -> dict:
+    """How well the int8 file ranks generated `samples` as Keras does, or ValidationError."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["logit"], {"sample": samples.astype(np.float32)})[0].ravel()
+    want = np.asarray(logit_fn(discriminator)(samples)).ravel()
+    if not np.isfinite(got).all():
+        raise ValidationError(f"{path}: the discriminator gives non-finite logits")
+    k = int(len(samples) * KEEP_FRACTION)
+    ours, best = np.argsort(-got)[:k], np.argsort(-want)[:k]
+    gain = float((want[ours].mean() - want.mean()) / (want[best].mean() - want.mean()))
+    rank_corr = float(np.corrcoef(np.argsort(np.argsort(got)), np.argsort(np.argsort(want)))[0, 1])
+    if not gain >= MIN_GAIN_KEPT:
+        raise ValidationError(f"{path}: choosing by the int8 logits keeps {gain:.0%} of what "
+                              f"choosing by Keras's gains at --keep {KEEP_FRACTION}; bound "
+                              f"{MIN_GAIN_KEPT:.0%}")
+    return {"n_samples": len(samples), "gain_kept": gain,
+            "same_choice": len(np.intersect1d(ours, best)) / k, "rank_correlation": rank_corr,
+            "max_abs_logit": float(np.abs(got - want).max()), "logit_std": float(want.std())}

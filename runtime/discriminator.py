@@ -1,0 +1,84 @@
+"""Discriminator filtering on the device (`ganrun --keep`): of ceil(n / keep) generated
+samples, keep the n that the model's own discriminator finds most real (after Azadi et al.,
+2019, "Discriminator Rejection Sampling", simplified to a top fraction).
+
+ganexport writes the checkpoint's discriminator beside the generator as
+discriminator.int8.onnx (input sample, output logit); its metadata names the checkpoint, so a
+discriminator is only ever paired with a generator of the same checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import GanEdgeError
+
+FILE = "discriminator.int8.onnx"
+MAX_TRIES = 2_000_000  # samples generated for one request, whatever --keep asks
+
+
+class Discriminator:
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise GanEdgeError(f"{path} is not a loadable ONNX model "
+                               f"({str(e).splitlines()[0][:150]}); export the model again") from None
+        self.path, self.metadata = path, self.session.get_modelmeta().custom_metadata_map
+
+    @classmethod
+    def beside(cls, gen) -> "Discriminator":
+        """The discriminator exported with generator `gen`, or a one-line error."""
+        path = gen.path.parent / FILE
+        if not path.is_file():
+            raise GanEdgeError(f"--keep needs the discriminator exported with the model, "
+                               f"{path.name} beside {gen.path.name}; export it again with this "
+                               f"version of ganexport")
+        disc = cls(path)
+        meta, gmeta = disc.metadata, gen.info.metadata
+        same = (meta.get("gan.role") == "discriminator" and meta.get("gan.arch") == gen.arch
+                and meta.get("gan.checkpoint") == gmeta.get("gan.checkpoint")
+                and meta.get("gan.step") == gmeta.get("gan.step"))
+        if not same:
+            raise GanEdgeError(f"{path} is not the discriminator of {gen.path.name}'s checkpoint "
+                               f"({gen.arch} {gmeta.get('gan.checkpoint', '?')}); export both "
+                               f"together with ganexport")
+        return disc
+
+    def logits(self, samples: np.ndarray) -> np.ndarray:
+        return self.session.run(["logit"], {"sample": np.ascontiguousarray(samples, np.float32)}
+                                )[0].reshape(-1)
+
+
+def check_keep(keep: float, n: int) -> int:
+    """How many samples --keep asks to generate for n, or a one-line error."""
+    if not 0 < keep <= 1:
+        raise GanEdgeError(f"--keep is the fraction of samples kept, in (0, 1], got {keep:g}")
+    tries = math.ceil(n / keep)
+    if tries > MAX_TRIES:
+        raise GanEdgeError(f"--n {n} at --keep {keep:g} means generating {tries:,} samples, "
+                           f"above {MAX_TRIES:,}; ask for fewer or keep a larger fraction")
+    return tries
+
+
+def keep_most_real(gen, disc: Discriminator, n: int, keep: float, seed: int, batch: int):
+    """(samples, logits): the n of ceil(n / keep) seeded samples with the highest logits, in
+    the order they were generated. Holds at most n + batch samples at a time."""
+    tries = check_keep(keep, n)
+    kept = np.empty((0, *gen.info.sample_shape), np.float32)
+    scores = np.empty(0, np.float32)
+    for samples in gen.generate(tries, seed, batch):
+        kept = np.concatenate([kept, samples])
+        scores = np.concatenate([scores, disc.logits(samples)])
+        if len(scores) > n:
+            # Stable on -score, so equal logits keep the earlier sample; sorting the chosen
+            # positions keeps the survivors in the order they were generated.
+            top = np.sort(np.argsort(-scores, kind="stable")[:n])
+            kept, scores = kept[top], scores[top]
+    return kept, scores
