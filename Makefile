@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARCH ?= mlp-smooth-mnist
 RUN ?= runs/demo-$(ARCH)
 
-.PHONY: demo test setup
+.PHONY: demo test setup web-screenshot
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,3 +27,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The README's screenshot of the web page: the shipped default's page, served on 127.0.0.1 and
+# drawn by headless Chromium (needs npm and chromium, as the browser tests do).
+web-screenshot: setup
+	$(BIN)/python -m export.web --out build/site
+	cd tests/browser && npm ci --silent && node screenshot.mjs ../../build/site ../../docs/web-page.png

@@ -65,8 +65,11 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
               help="Data set whose test split the quality check uses [default: the run's own, "
                    "else the standard data set].")
+@click.option("--web", "web_dir", type=click.Path(file_okay=False),
+              help="Also write a static web page that generates with the exported files in the "
+                   "browser (onnxruntime-web; needs npm to build).")
 def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples, validate_file,
-         checkpoint_dir, weights, data_dir):
+         checkpoint_dir, weights, data_dir, web_dir):
     """Export a generator checkpoint to ONNX (fp32, int8, fp16), validated against Keras.
 
     Without --epoch/--step/--best the newest evaluation checkpoint is used.
@@ -91,6 +94,11 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     checkpoint = run.find_checkpoint(epoch, step, best).path
     out = Path(out_dir) if out_dir else run.export_dir
     check_writable_dir(out, "--out")
+    if web_dir is not None:
+        from export.web import DEFAULT_PRECISIONS, check_site_dir
+        # The page's usual files (int8 for WebAssembly, fp16 for WebGPU) of those exported.
+        web_precisions = [p for p in DEFAULT_PRECISIONS if p in precisions] or precisions
+        check_site_dir(Path(web_dir))  # before the export's minutes, not after
     click.echo(f"exporting {checkpoint}", err=True)
     from export.exporter import export_checkpoint
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
@@ -105,6 +113,13 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
         click.echo(f"  {f['file']}: {f['bytes'] / 1e6:.2f} MB, max |diff| vs Keras "
                    f"{max(v for k, v in f['parity'].items() if k != 'bound'):.2g}, {score}",
                    err=True)
+    if web_dir is not None:
+        from export.web import build_site
+        files = {p: out / f"generator.{p}.onnx" for p in web_precisions}
+        site = build_site(files, Path(web_dir), manifest["arch"])
+        click.echo(f"  web page: {Path(web_dir) / 'index.html'} "
+                   f"({site['folder_bytes'] / 1e6:.1f} MB; serve it with python -m http.server "
+                   f"-d {web_dir})", err=True)
 
 
 def entry() -> None:

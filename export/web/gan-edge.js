@@ -1,0 +1,201 @@
+// gan-edge in the browser: draw samples of an exported generator with onnxruntime-web.
+// model.json (written by `python -m export.web`) describes the model as ganrun reads its
+// gan.* metadata; each file is checked against its SHA-256 before it is used. WebGPU with the
+// fp16 file where the browser offers WebGPU and shader-f16, else WebAssembly with int8.
+'use strict';
+
+const WASM_GZ = 'ort/ort-wasm-simd-threaded.asyncify.wasm.gz';
+const FRAMES_PER_STEP = 12;   // as ganrun --walk
+const FRAME_MS = 80;
+const WALK_KEYS = 4;
+
+const $ = (id) => document.getElementById(id);
+
+function fail(message) {
+  const box = $('error');
+  box.textContent = message;
+  box.hidden = false;
+  $('generate').disabled = $('walk').disabled = true;
+  return message;
+}
+
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`cannot fetch ${url} (HTTP ${response.status})`);
+  return response;
+}
+
+// The model's description, as ganrun's ModelInfo reads it from gan.* metadata.
+function describe(model) {
+  const meta = (model && model.metadata) || {};
+  const need = ['gan.arch', 'gan.latent_dim', 'gan.sample_shape', 'gan.output_range'];
+  const missing = need.filter((k) => !(k in meta));
+  if (missing.length) throw new Error(`model.json is not a gan-edge generator's (lacks ${missing.join(', ')})`);
+  const shape = meta['gan.sample_shape'].split(',').map(Number);
+  const range = meta['gan.output_range'].split(',').map(Number);
+  const latent = Number(meta['gan.latent_dim']);
+  if (shape.length !== 3 || !(latent > 0) || range.length !== 2 || !(range[1] > range[0])) {
+    throw new Error('model.json describes no image generator this page can draw');
+  }
+  return { arch: meta['gan.arch'], dataset: meta['gan.dataset'] || 'unknown data set',
+           epoch: meta['gan.epoch'], weights: meta['gan.weights'], latent, shape, range };
+}
+
+async function chooseBackend(files) {
+  if (files.fp16 && navigator.gpu) {
+    try {
+      const adapter = await navigator.gpu.requestAdapter();
+      if (adapter && adapter.features.has('shader-f16')) return { ep: 'webgpu', precision: 'fp16' };
+    } catch (e) { /* no usable adapter: WebAssembly below */ }
+  }
+  return { ep: 'wasm', precision: ['int8', 'fp32', 'fp16'].find((p) => files[p]) };
+}
+
+// Seeded standard normals (mulberry32 + Box-Muller): the page's own stream, not numpy's, so
+// seed s here draws other samples than `ganrun --seed s`.
+function normals(count, seed) {
+  let a = (seed >>> 0) ^ 0x9e3779b9;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform())), phi = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(phi);
+    if (i + 1 < count) out[i + 1] = r * Math.sin(phi);
+  }
+  return out;
+}
+
+function slerp(a, b, t, dim) {
+  const out = new Float32Array(a.length);
+  for (let row = 0; row < a.length; row += dim) {
+    let dot = 0, na = 0, nb = 0;
+    for (let j = row; j < row + dim; j++) { dot += a[j] * b[j]; na += a[j] * a[j]; nb += b[j] * b[j]; }
+    const omega = Math.acos(Math.min(1, Math.max(-1, dot / Math.sqrt(na * nb))));
+    const s = Math.sin(omega);
+    for (let j = row; j < row + dim; j++) {
+      out[j] = s < 1e-6 ? (1 - t) * a[j] + t * b[j]
+        : (Math.sin((1 - t) * omega) * a[j] + Math.sin(t * omega) * b[j]) / s;
+    }
+  }
+  return out;
+}
+
+function draw(samples, n, info) {
+  const [h, w] = info.shape, pad = 2, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+  const canvas = $('grid');
+  const width = cols * (w + pad) + pad, height = rows * (h + pad) + pad;
+  const scale = Math.max(1, Math.min(4, Math.floor(512 / width)));
+  canvas.width = width; canvas.height = height;
+  canvas.style.width = `${width * scale}px`; canvas.style.height = `${height * scale}px`;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(width, height);
+  image.data.fill(0);
+  for (let p = 3; p < image.data.length; p += 4) image.data[p] = 255;
+  const [lo, hi] = info.range;
+  for (let i = 0; i < n; i++) {
+    const top = pad + Math.floor(i / cols) * (h + pad), left = pad + (i % cols) * (w + pad);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const v = samples[i * h * w + y * w + x];
+        const g = Math.min(255, Math.max(0, Math.round((v - lo) * 255 / (hi - lo))));
+        const at = ((top + y) * width + left + x) * 4;
+        image.data[at] = image.data[at + 1] = image.data[at + 2] = g;
+      }
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+  canvas.dataset.tiles = String(n);
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  const model = await (await fetchBytes('model.json')).json();
+  const info = describe(model);
+  const files = model.files || {};
+  // ?backend=wasm|webgpu and ?precision=int8|fp16|fp32 override the choice (tests, comparisons).
+  const backend = await chooseBackend(files);
+  if (params.get('backend')) backend.ep = params.get('backend') === 'webgpu' ? 'webgpu' : 'wasm';
+  if (params.get('precision')) backend.precision = params.get('precision');
+  const entry = files[backend.precision];
+  if (!entry) throw new Error(`model.json lists no ${backend.precision || 'generator'} file for this page to run`);
+
+  ort.env.logLevel = 'error';
+  // Threads need cross-origin isolation (COOP/COEP headers), which plain file servers lack.
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.wasmPaths = new URL('ort/', location.href).href;
+  const wasm = (await fetchBytes(WASM_GZ)).body.pipeThrough(new DecompressionStream('gzip'));
+  ort.env.wasm.wasmBinary = await new Response(wasm).arrayBuffer();
+
+  const bytes = await (await fetchBytes(entry.file)).arrayBuffer();
+  if (await sha256Hex(bytes) !== entry.sha256) {
+    throw new Error(`${entry.file} is not the file model.json describes (SHA-256 differs); rebuild the page`);
+  }
+  let session;
+  try {
+    session = await ort.InferenceSession.create(bytes, { executionProviders: [backend.ep] });
+  } catch (e) {
+    throw new Error(`${entry.file} cannot be loaded by onnxruntime-web (${String(e.message || e).slice(0, 160)})`);
+  }
+  if (session.inputNames.join() !== 'z' || session.outputNames.join() !== 'sample') {
+    throw new Error(`${entry.file} is not a gan-edge generator (inputs ${session.inputNames.join(', ')}; ` +
+                    `outputs ${session.outputNames.join(', ')}; expected z and sample)`);
+  }
+
+  const per = info.shape.reduce((a, b) => a * b, 1);
+  async function run(latents, n) {
+    const z = new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]);
+    const result = await session.run({ z });
+    return result.sample.data;
+  }
+  async function generate() {
+    const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
+    const seed = Math.max(0, Number($('seed').value) || 0);
+    const started = performance.now();
+    const samples = await run(normals(n * info.latent, seed), n);
+    draw(samples, n, info);
+    $('status').textContent = `${n} samples in ${(performance.now() - started).toFixed(0)} ms`;
+    return n;
+  }
+  let walking = null;
+  async function walk() {
+    if (walking) { clearTimeout(walking); walking = null; $('walk').textContent = 'walk'; return; }
+    const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
+    const seed = Math.max(0, Number($('seed').value) || 0);
+    const keys = Array.from({ length: WALK_KEYS }, (_, k) => normals(n * info.latent, seed + 7919 * (k + 1)));
+    let frame = 0;
+    $('walk').textContent = 'stop';
+    const step = async () => {
+      const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
+      draw(await run(slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent), n), n, info);
+      frame += 1;
+      if (walking !== null) walking = setTimeout(step, FRAME_MS);
+    };
+    walking = setTimeout(step, 0);
+  }
+  $('generate').onclick = () => generate().catch((e) => fail(String(e.message || e)));
+  $('walk').onclick = () => walk().catch((e) => fail(String(e.message || e)));
+  $('generate').disabled = $('walk').disabled = false;
+
+  const provider = backend.ep === 'webgpu' ? 'WebGPU' : 'WebAssembly';
+  $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}, epoch ${info.epoch}` +
+    `${info.weights === 'ema' ? ', averaged' : ''}), ${backend.precision} on ${provider}`;
+  await generate();
+  return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,
+           sampleSize: per, run: async (latents, n) => Array.from(await run(latents, n)) };
+}
+
+// Test hook: window.ganEdge resolves to the backend chosen and a run(latents, n) function,
+// or rejects with the message shown on the page.
+window.ganEdge = main().catch((e) => { throw new Error(fail(String(e.message || e))); });
+window.ganEdge.catch(() => {});

@@ -1,0 +1,214 @@
+"""The web page in a real browser: Debian's Chromium, headless, driven by playwright-core
+(tests/browser, installed by `npm ci` from its lock file), against a page built by
+export/web.py and served on 127.0.0.1 by a server that the tests start and stop."""
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_tools():
+    """node with playwright-core installed from the lock file, and Chromium; a skip that says
+    what is missing where they cannot be had (.ci/run installs Chromium)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("node and npm are not installed (apt-get install npm)")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        result = subprocess.run(["npm", "ci", "--silent"], cwd=BROWSER_DIR, capture_output=True,
+                                text=True, timeout=600)
+        if result.returncode != 0:
+            pytest.skip(f"npm ci in tests/browser failed: {result.stderr.strip()[-300:]}")
+
+
+@pytest.fixture(scope="module")
+def export_dir(tiny_runs):
+    from export.exporter import export_checkpoint
+    run = tiny_runs["mlp-mnist"]
+    out = run / "web-test-export"
+    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, quality_samples=200,
+                      progress=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(export_dir, tmp_path_factory):
+    from export.web import build_site, sibling_files
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_site(sibling_files(export_dir / "generator.int8.onnx", ("int8", "fp16", "fp32")), out,
+               "tiny")
+    return out
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> base URL; every server is shut down after the test."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None = None) -> dict:
+    args = ["node", "page.mjs", url]
+    if latents is not None:
+        path = tmp_path / "latents.json"
+        path.write_text(json.dumps({"latents": latents.ravel().tolist(), "n": len(latents)}))
+        args.append(str(path))
+    result = subprocess.run(args, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def python_samples(path: Path, z: np.ndarray) -> np.ndarray:
+    from runtime.generator import Generator
+    return Generator.from_file(path).run(z)
+
+
+def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, site, serve):
+    report = open_page(serve(site) + "index.html")
+    assert report["consoleErrors"] == [], report
+    assert "error" not in report, report
+    # Headless Chromium's WebGPU adapter (SwiftShader) has no shader-f16: WebAssembly, int8.
+    assert (report["backend"], report["precision"]) == ("WebAssembly", "int8")
+    assert report["tiles"] == 25 and report["arch"] == "mlp-mnist"
+    assert report["walkMoves"]
+
+
+@pytest.mark.parametrize("backend, precision", [("wasm", "fp32"), ("wasm", "int8"),
+                                                ("webgpu", "fp32")])
+def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tmp_path, backend,
+                                                  precision):
+    """Fixed latents through the page's test hook against Python's onnxruntime on the same
+    file: fp32 within 1e-5 on WebAssembly, 1e-4 on WebGPU (another device's float sums); int8
+    within the export's own bounds for int8 (as fractions of the output range)."""
+    from export.validate import MAX_ABS, MEAN_ABS
+    from runtime.generator import Generator
+    info = Generator.from_file(site / f"generator.{precision}.onnx").info
+    z = np.random.default_rng(11).standard_normal((7, info.latent_dim)).astype(np.float32)
+    report = open_page(serve(site) + f"index.html?backend={backend}&precision={precision}",
+                       z, tmp_path)
+    if backend == "webgpu" and "error" in report and "webgpu" in report["error"].lower():
+        pytest.skip(f"this Chromium offers no WebGPU adapter: {report['error']}")
+    assert report["consoleErrors"] == [] and "error" not in report, report
+    got = np.asarray(report["samples"], np.float32).reshape(7, *info.sample_shape)
+    want = python_samples(site / f"generator.{precision}.onnx", z)
+    diff = np.abs(got - want)
+    lo, hi = info.output_range
+    if precision == "fp32":
+        assert diff.max() <= (1e-5 if backend == "wasm" else 1e-4), diff.max()
+    else:
+        assert diff.max() <= MAX_ABS["int8"] * (hi - lo) and diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+
+
+def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: bool) -> Path:
+    """A copy of the page whose int8 file is `replacement` (with model.json's hash updated to
+    match, or left as it was)."""
+    from export.web import _sha256
+    copy = tmp_path / "page"
+    shutil.copytree(site_dir, copy)
+    shutil.copy(replacement, copy / "generator.int8.onnx")
+    if fix_hash:
+        model = json.loads((copy / "model.json").read_text())
+        model["files"]["int8"]["sha256"] = _sha256(replacement)
+        (copy / "model.json").write_text(json.dumps(model))
+    return copy
+
+
+def test_a_model_that_is_not_a_generator_shows_a_readable_error(browser_tools, site, export_dir,
+                                                                serve, tmp_path):
+    page = _swap_model(site, tmp_path, export_dir / "discriminator.int8.onnx", fix_hash=True)
+    report = open_page(serve(page) + "index.html")
+    assert report.get("errorShown"), report
+    assert "is not a gan-edge generator" in report["error"], report
+
+
+def test_a_file_that_is_not_the_one_described_is_refused(browser_tools, site, export_dir, serve,
+                                                         tmp_path):
+    page = _swap_model(site, tmp_path, export_dir / "generator.fp32.onnx", fix_hash=False)
+    report = open_page(serve(page) + "index.html")
+    assert report.get("errorShown") and "SHA-256 differs" in report["error"], report
+
+
+def test_building_a_page_refuses_bad_input(export_dir, tiny_runs, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert_one_line_error(run_cli("-m", "export.web", "--model",
+                                  str(export_dir / "generator.int8.onnx"), "--out", str(foreign)),
+                          "holds no gan-edge page")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert_one_line_error(run_cli("-m", "export.web", "--precision", "int4", "--out",
+                                  str(tmp_path / "a")), "unknown precision int4")
+    one_d = tiny_runs["gan-1d"] / "web-1d"
+    from export.exporter import export_checkpoint
+    export_checkpoint(sorted((tiny_runs["gan-1d"] / "checkpoints").iterdir())[-1], one_d,
+                      ("fp32",), quality_samples=200, progress=lambda m: None)
+    assert_one_line_error(run_cli("-m", "export.web", "--model", str(one_d / "generator.fp32.onnx"),
+                                  "--out", str(tmp_path / "b")), "gan-1d models are not supported")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_building_without_npm_says_so_in_one_line(export_dir, tmp_path):
+    """No npm on PATH and nothing cached: one line naming npm, no folder written."""
+    import sys
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin"), "GAN_EDGE_CACHE": str(tmp_path / "c")}
+    result = subprocess.run([sys.executable, "-m", "export.web", "--model",
+                             str(export_dir / "generator.int8.onnx"), "--out", str(tmp_path / "s")],
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert_one_line_error(result, "needs npm")
+    assert not (tmp_path / "s").exists()
+
+
+def test_default_page_fits_its_size_budget(tmp_path):
+    """The page for the shipped default model: at most 15 MB (the README reports its size)."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+    result = run_cli("-m", "export.web", "--out", str(tmp_path / "default"))
+    assert result.returncode == 0, result.stderr
+    size = sum(p.stat().st_size for p in (tmp_path / "default").rglob("*") if p.is_file())
+    assert size <= 15_000_000, size
+    assert onnx.load(str(tmp_path / "default" / "generator.int8.onnx")).metadata_props
+
+
+def test_ganexport_web_writes_the_page_beside_the_export(tiny_runs, tmp_path):
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+    result = run_cli("-m", "export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
+                     "int8,fp16", "--quality-samples", "100", "--out", str(tmp_path / "export"),
+                     "--web", str(tmp_path / "site"))
+    assert result.returncode == 0, result.stderr
+    model = json.loads((tmp_path / "site" / "model.json").read_text())
+    assert set(model["files"]) == {"int8", "fp16"} and model["metadata"]["gan.arch"] == "mlp-mnist"
+    for precision, entry in model["files"].items():
+        assert (tmp_path / "site" / entry["file"]).read_bytes() == \
+            (tmp_path / "export" / f"generator.{precision}.onnx").read_bytes()
+    assert (tmp_path / "site" / "index.html").is_file()
