@@ -29,7 +29,11 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
             raise GanEdgeError(f"no manifest.json beside {path} to find its checkpoint; pass "
                                f"--checkpoint-dir")
         # Relative to the manifest's folder (absolute in manifests of older versions).
-        checkpoint = manifest.parent / json.loads(manifest.read_text())["checkpoint"]
+        try:
+            checkpoint = manifest.parent / json.loads(manifest.read_text())["checkpoint"]
+        except (ValueError, KeyError, TypeError):
+            raise GanEdgeError(f"{manifest} is corrupt (no readable checkpoint); pass "
+                               f"--checkpoint-dir, or export again") from None
     run = RunDir.of_checkpoint(checkpoint)
     weights = gen.info.metadata.get("gan.weights", "raw")
     found = run.checkpoint(checkpoint.resolve().name)
@@ -52,7 +56,7 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Output folder [default: <run>/export].")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
-@click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(min=100),
+@click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
               help="Samples scored to check that int8/fp16 keep fp32's quality.")
 @click.option("--validate", "validate_file", type=click.Path(dir_okay=False),
               help="Only validate this exported file against its checkpoint.")

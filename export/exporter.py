@@ -123,6 +123,14 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     metrics = run.metrics_for(checkpoint_dir.name, weights)
     info = {"name": checkpoint.name, "step": checkpoint.step,
             "epoch": round(checkpoint.epoch, 4), "metrics": metrics, "weights": weights}
+    if len(set(precisions)) != len(precisions):
+        raise GanEdgeError(f"--precision repeats a precision ({', '.join(precisions)}); name each "
+                           f"once")
+    from export.discriminator import FILE as DISCRIMINATOR_FILE
+    from runtime.files import check_target
+    for name in (*(f"generator.{p}.onnx" for p in precisions), DISCRIMINATOR_FILE,
+                 "manifest.json"):
+        check_target(out_dir / name)  # before the minutes of work, not in the middle of publishing
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
@@ -142,9 +150,11 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
         progress("discriminator: converting to int8 and validating its ranking against Keras")
         d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp), opset,
                                                quality_samples)
-        # All passed: publish together, so the folder never mixes two exports.
-        for stale in (*out_dir.glob("generator.*.onnx"), *out_dir.glob("discriminator.*.onnx")):
-            stale.unlink()
+        # All passed: publish by renames (each atomic; the targets were checked above), the
+        # manifest last, and only then drop files of an earlier export that this one lacks.
+        published = {entry["file"] for entry in entries} | {d_entry["file"], "manifest.json"}
+        stale = [p for p in (*out_dir.glob("generator.*.onnx"), *out_dir.glob("discriminator.*.onnx"))
+                 if p.is_file() and p.name not in published]
         for path, entry in zip(built, entries):
             os.replace(path, out_dir / entry["file"])
             progress(f"{entry['precision']}: {out_dir / entry['file']} "
@@ -158,6 +168,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 "opset": opset, "tools": _versions(), "files": entries,
                 "discriminator": d_entry}
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    for path in stale:
+        path.unlink()
     return manifest
 
 

@@ -16,9 +16,19 @@ MAX_WALK_STEPS = 100
 MAX_CHOSEN_N = 10_000  # samples chosen (by class, by discriminator) are held in memory
 
 
-def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
+MAX_SIDE = 65_500          # pixels per side: JPEG's limit, the smallest of the usual formats
+MAX_PIXELS = 1 << 28       # a grid of 256 M pixels is already far more than anyone looks at
+
+
+def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) -> str:
     """The output format for `out`, or a one-line error before any work is done."""
+    from runtime.files import check_target
     from runtime.images import pillow_format
+    check_target(out)
+    if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and (
+            out.name == "labels.csv" or out.name.startswith("sample_")):
+        raise GanEdgeError(f"--out {out} would be overwritten by --out-dir's own files "
+                           f"(sample_NNNNNN.png, labels.csv); name it otherwise or put it elsewhere")
     suffix = out.suffix.lower()
     if walk is not None:
         if is_1d:
@@ -34,12 +44,42 @@ def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
         fmt = "CSV"
     else:
         fmt = pillow_format(suffix)
-        if fmt is None:
-            raise GanEdgeError(f"cannot write {suffix or 'files without an extension'}; use .png "
-                               f"(or another Pillow format{', or .csv' if is_1d else ''})")
+        if fmt is None or not _can_write(fmt, "RGB" if is_1d else "L"):
+            raise GanEdgeError(f"cannot write {suffix or 'files without an extension'}"
+                               f"{' images' if fmt else ''}; use .png (or another Pillow format"
+                               f"{', or .csv' if is_1d else ''})")
     if not out.parent.is_dir():
         raise GanEdgeError(f"folder {out.parent} does not exist; create it first")
     return fmt
+
+
+def _can_write(fmt: str, mode: str) -> bool:
+    """Whether Pillow can write a `mode` image as `fmt` (it lists formats, such as XBM or GRIB,
+    that refuse grayscale): tried on a 1x1 image before anything is generated."""
+    if fmt == "PNG":
+        return True
+    import io
+
+    from PIL import Image
+    try:
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+        return True
+    except Exception:  # Pillow raises OSError, KeyError or ValueError here, by format
+        return False
+
+
+def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) -> None:
+    """Refuse a grid that no image format can hold, or too large to allocate, up front."""
+    import math
+    if len(sample_shape) < 2:
+        return
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    height, width = rows * (sample_shape[0] + 2) + 2, cols * (sample_shape[1] + 2) + 2
+    if max(height, width) > MAX_SIDE or height * width > MAX_PIXELS:
+        raise GanEdgeError(f"a grid of {n} samples in {cols} columns is {width} x {height} pixels, "
+                           f"above {MAX_SIDE:,} per side or {MAX_PIXELS:,} in all; choose --cols "
+                           f"nearer the square root of --n, or fewer samples")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,14 +91,14 @@ def _check_out(out: Path, is_1d: bool, walk: int | None) -> str:
 @click.option("--model",
               help="A shipped model's name (see --list) or an ONNX file from ganexport "
                    "[default: the shipped MNIST generator that scores best].")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--cols", type=int, help="Grid columns [default: square-ish].")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option("--cols", type=click.IntRange(1, MAX_SIDE), help="Grid columns [default: square-ish].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto",
               show_default=True, help="Which file of a shipped model: auto = int8 on CPU, fp16 "
                                       "on GPU.")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 1024),
               help="CPU threads for onnxruntime (0 = one per core).")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536),
               help="Samples per onnxruntime call; memory stays bounded for any --n.")
@@ -89,8 +129,6 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
 
     if not 1 <= n <= MAX_N:
         raise GanEdgeError(f"--n must be between 1 and {MAX_N:,}, got {n}")
-    if cols is not None and cols < 1:
-        raise GanEdgeError(f"--cols must be positive, got {cols}")
     if walk is not None:
         if not 2 <= walk <= MAX_WALK_STEPS:
             raise GanEdgeError(f"--walk must be between 2 and {MAX_WALK_STEPS} latents, got {walk}")
@@ -127,7 +165,8 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         model, dataset = shipped.model_file(entry, precision, chosen.gpu), entry["dataset"]
     gen = Generator.from_file(model, device=chosen, threads=threads)
     out = Path(out)
-    fmt = _check_out(out, gen.info.sample_shape == (2,), walk)
+    fmt = _check_out(out, gen.info.sample_shape == (2,), walk, out_dir)
+    _check_grid_size(n, cols, gen.info.sample_shape)
     picked = labels = None
     if choosing:
         picked, labels = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch)

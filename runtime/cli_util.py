@@ -22,3 +22,7 @@ def run_cli(command: click.Command, args=None) -> None:
     except GanEdgeError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except OSError as e:  # the file system said no (read-only, full, gone): name what and where
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        click.echo(f"error: {e.strerror or e}{': ' + where if where else ''}", err=True)
+        sys.exit(2)

@@ -14,6 +14,8 @@ from runtime.errors import GanEdgeError
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")
+MAX_LATENT_DIM = 65_536          # far above any GAN here; keeps latent batches allocatable
+MAX_SAMPLE_VALUES = 16_777_216   # values in one sample (a 4096 x 4096 image)
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,22 @@ class ModelInfo:
                                f"{', '.join(missing)}); export it with ganexport")
         try:
             lo, hi = (float(v) for v in meta["gan.output_range"].split(","))
-            return cls(meta["gan.arch"], int(meta["gan.latent_dim"]),
+            info = cls(meta["gan.arch"], int(meta["gan.latent_dim"]),
                        tuple(int(d) for d in meta["gan.sample_shape"].split(",")), (lo, hi),
                        meta["gan.precision"], meta)
         except ValueError:
             raise GanEdgeError(f"{path} has malformed gan.* metadata; re-export it with "
                                f"ganexport") from None
+        values = 1
+        for d in info.sample_shape:
+            values *= d
+        if not (1 <= info.latent_dim <= MAX_LATENT_DIM and 1 <= len(info.sample_shape) <= 3
+                and min(info.sample_shape) >= 1 and values <= MAX_SAMPLE_VALUES
+                and np.isfinite([lo, hi]).all() and hi > lo):
+            raise GanEdgeError(f"{path} has impossible gan.* metadata (latent {info.latent_dim}, "
+                               f"sample shape {info.sample_shape}, range {lo:g}..{hi:g}); "
+                               f"re-export it with ganexport")
+        return info
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,10 @@ class Generator:
         threads=0 lets onnxruntime use every core."""
         import onnxruntime as ort
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise GanEdgeError(f"model file {path} does not exist")
+        if not path.is_file():
+            raise GanEdgeError(f"model file {path} is not a regular file")
         if isinstance(device, str):
             device = choose_device(device)
         options = ort.SessionOptions()
@@ -109,10 +123,37 @@ class Generator:
                 or inputs[0].shape[1] != info.latent_dim or [o.name for o in outputs] != ["sample"]):
             raise GanEdgeError(f"{path} does not have the generator interface (input z "
                                f"[N, {info.latent_dim}], output sample); re-export it with ganexport")
-        return cls(session, info, path, device)
+        gen = cls(session, info, path, device)
+        gen._probe()
+        return gen
+
+    def _probe(self) -> None:
+        """Hold the metadata to what the graph does: two seeded latents must give two samples
+        of the declared shape, finite, inside the declared range (with a margin for int8's
+        rounding), so a file whose metadata lies is refused before any work is done."""
+        z = np.random.default_rng(0).standard_normal((2, self.info.latent_dim))
+        try:
+            out = self.run(z)  # run() also refuses non-finite values
+        except GanEdgeError:
+            raise
+        except Exception as e:
+            raise GanEdgeError(f"{self.path} fails on a probe latent "
+                               f"({str(e).splitlines()[0][:150]}); re-export it") from None
+        if out.shape != (2, *self.info.sample_shape):
+            raise GanEdgeError(f"{self.path} makes samples of shape {out.shape[1:]}, but its "
+                               f"metadata says {self.info.sample_shape}; re-export it")
+        lo, hi = self.info.output_range
+        margin = 0.1 * (hi - lo)
+        if out.min() < lo - margin or out.max() > hi + margin:
+            raise GanEdgeError(f"{self.path} makes values in {out.min():.3g}..{out.max():.3g}, "
+                               f"outside its declared range {lo:g}..{hi:g}; re-export it")
 
     def run(self, z: np.ndarray) -> np.ndarray:
-        return self.session.run(["sample"], {"z": np.ascontiguousarray(z, np.float32)})[0]
+        out = self.session.run(["sample"], {"z": np.ascontiguousarray(z, np.float32)})[0]
+        if not np.isfinite(out).all():
+            raise GanEdgeError(f"{self.path} produced NaN or infinite values; the model is "
+                               f"broken: export a good checkpoint again")
+        return out
 
     def generate(self, n: int, seed: int = 0, batch: int = 256):
         """Yield samples in the model's declared range, `batch` at a time (bounded memory).

@@ -2,7 +2,8 @@
 listed in runtime/models/index.json, which `python -m export.ship` writes.
 
 index.json: {"default": NAME, "models": {NAME: {"arch", "article", "dataset", "checkpoint",
-"epoch", "weights", "scores", "files": {precision: "NAME/generator.<precision>.onnx"}}}}.
+"epoch", "weights", "scores", "files": {precision: "NAME/generator.<precision>.onnx"},
+"discriminator": "NAME/discriminator.int8.onnx" (for ganrun --keep)}}}.
 The default is the MNIST generator that the best-checkpoint rule prefers among those shipped.
 """
 from __future__ import annotations
@@ -71,8 +72,10 @@ def listing() -> list[str]:
             fd = "n/a" if s.get("frechet_distance") is None else f"{s['frechet_distance']:.1f}"
             scores = (f"classifier score {s['classifier_score']:.2f}, FD {fd}, "
                       f"{s['classes_covered']}/10 classes")
+        files = {**m["files"], **({"discriminator": m["discriminator"]} if "discriminator" in m
+                                  else {})}
         sizes = ", ".join(f"{p} {(MODELS_DIR / f).stat().st_size / 1e6:.1f} MB"
-                          for p, f in m["files"].items())
+                          for p, f in files.items())
         weights = ", averaged" if m["weights"] == "ema" else ""
         rows.append((name + (" (default)" if name == index["default"] else ""), m["article"],
                      f"{m['checkpoint']}{weights}", scores, sizes))

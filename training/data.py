@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise GanEdgeError(f"cannot read {path}: {e}; delete it and run again to fetch a "
                            f"fresh copy") from None
 
@@ -124,10 +125,13 @@ def _read_sums(folder: Path) -> dict:
     if not sums_file.is_file():
         return {}
     out = {}
-    for line in sums_file.read_text().splitlines():
+    for number, line in enumerate(sums_file.read_text().splitlines(), 1):
         if line.strip():
-            digest, name = line.split(maxsplit=1)
-            out[name.lstrip("*")] = digest
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise GanEdgeError(f"{sums_file} line {number} is not `<sha256> <file name>`; fix "
+                                   f"or delete that line")
+            out[parts[1].strip().lstrip("*")] = parts[0].lower()
     return out
 
 
@@ -148,6 +152,13 @@ def _check_sha(data: bytes, path: Path, dataset: str, part: str, listed: str | N
 
 def _image_data(arrays, source, hashes) -> ImageData:
     x_train, y_train, x_test, y_test = arrays
+    for name, images in (("training", x_train), ("test", x_test)):
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
+            raise GanEdgeError(f"{source}: the {name} images are {images.shape}, not N x 28 x 28; "
+                               f"these are not MNIST-format files")
+    for name, labels in (("training", y_train), ("test", y_test)):
+        if labels.ndim != 1 or (len(labels) and labels.max() > 9):
+            raise GanEdgeError(f"{source}: the {name} labels are not one class 0-9 per image")
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise GanEdgeError(f"{source}: image and label counts differ; the files do not belong "
                            f"together")
@@ -174,7 +185,7 @@ def _load_npz(path: Path, dataset: str, source: str) -> ImageData:
 def _from_dir(folder: Path, dataset: str, source: str) -> ImageData | None:
     if not folder.is_dir():
         return None
-    npz = sorted(folder.glob("*.npz"))
+    npz = sorted(p for p in folder.glob("*.npz") if p.is_file())
     if npz and not _find_part(folder, PARTS[0]):
         return _load_npz(npz[0], dataset, source)
     return _load_idx_dir(folder, dataset, source)

@@ -90,7 +90,7 @@ def _scores(m: dict) -> str:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run folder.")
 @click.option("--checkpoint", "names", multiple=True, help="Checkpoint(s) to score [all].")
 @click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), help="Score an ONNX file.")
-@click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(min=100),
+@click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(100, 100_000),
               help="Generated samples per score.")
 @click.option("--write", is_flag=True, help="Merge the scores into metrics.jsonl and best.json.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
@@ -112,12 +112,16 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
         if name not in known:
             raise GanEdgeError(f"no checkpoint {name} in {run}; it has: {', '.join(known)}")
     rows = run.read_metrics()
+    checkpoints = {c.name: c for c in run.eval_checkpoints()}
     for name in names or known:
         metrics = score_checkpoint(run, name, n, data_dir)
         click.echo(f"{name}: " + summary(metrics))
-        for row in rows:
-            if row.get("checkpoint") == name:
-                row.update(metrics)
+        row = next((r for r in rows if r.get("checkpoint") == name), None)
+        if row is None:  # a run whose metrics.jsonl lost this row (or the whole file)
+            c = checkpoints[name]
+            row = {"step": c.step, "epoch": c.epoch, "checkpoint": name}
+            rows = sorted([*rows, row], key=lambda r: r["step"])
+        row.update(metrics)
     if write:
         run.write_metrics(rows)
         best = run.write_best(rows)

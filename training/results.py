@@ -39,6 +39,12 @@ def table(run_dirs: list[Path]) -> str:
     runs = {}
     for path in run_dirs:
         run = RunDir(path)
+        if run.arch not in REGISTRY:
+            raise GanEdgeError(f"{path} is a run of {run.arch!r}, which this version does not "
+                               f"know; known: {', '.join(REGISTRY)}")
+        if run.arch in runs:
+            raise GanEdgeError(f"{runs[run.arch]} and {path} are both {run.arch} runs; the table "
+                               f"has one row pair per system: pass one of them")
         runs[run.arch] = run
     lines = ["| system | checkpoint | classifier score | Frechet distance | classes | KL to uniform "
              "| samples |", "|---|---|---|---|---|---|---|"]

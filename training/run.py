@@ -4,7 +4,9 @@ A thin CLI over `train()`; see `python -m training.run --help`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from training.config import EMA_DECAY, REGISTRY, GANConfig, Schedule, get_config
 from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
                                  make_strategy)
 from training.rundir import RunDir
+
+MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES = 100, 100_000
 
 
 def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | None = None,
@@ -29,6 +33,24 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
     cfg = _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices, ema)
     writer = is_writer(strategy)
     run = RunDir(run_dir) if run_dir else (RunDir.newest(arch) if resume else RunDir.new(arch))
+    created = not run.path.exists()
+    run.prepare(arch, resume, writer)
+    try:
+        with run.lock() if writer else contextlib.nullcontext():
+            return _train(run, arch, cfg, epochs=epochs, steps=steps, eval_every=eval_every,
+                          seed=seed, resume=resume, data_dir=data_dir, progress=progress,
+                          eval_samples=eval_samples, strategy=strategy, cpu_devices=cpu_devices,
+                          xla=xla, ema=ema, writer=writer)
+    except BaseException:
+        if created and writer:
+            run.remove_if_unused()  # a run that failed before it began leaves no folder behind
+        raise
+
+
+def _train(run: RunDir, arch: str, cfg: GANConfig, *, epochs, steps, eval_every, seed, resume,
+           data_dir, progress, eval_samples, strategy, cpu_devices, xla, ema, writer) -> Path:
+    """train() once the run folder is checked and held."""
+    # Read again under the lock: another process may have written it since the check.
     saved = run.prepare(arch, resume, writer)
 
     dist = _start_strategy(strategy, cpu_devices, cfg)  # before anything else touches a device
@@ -40,11 +62,14 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
         ema = (saved or {}).get("ema", EMA_DECAY if saved is None else 0.0)
     schedule = _schedule(cfg, x_train, epochs, steps, eval_every, saved)
     gan, start = _build_and_restore(cfg, seed, dist, xla, ema, run if resume else None, writer)
-    if writer and (saved is None or epochs or steps or eval_every or ema != saved.get("ema", 0.0)):
-        run.write_config(_config_record(arch, cfg, seed, schedule, ema, data, data_dir))
-    if start >= schedule.total:
+    if start > schedule.total:  # before config.json is touched: its schedule stays as it was
+        raise GanEdgeError(f"{run} is at step {start}, past the {schedule.total} steps asked for; "
+                           f"ask for more (--steps/--epochs), or start a new run")
+    if start == schedule.total:
         click.echo(f"{run} is already complete ({start}/{schedule.total} steps)", err=True)
         return run.path
+    if writer and (saved is None or epochs or steps or eval_every or ema != saved.get("ema", 0.0)):
+        run.write_config(_config_record(arch, cfg, seed, schedule, ema, data, data_dir))
     _fit(gan, cfg, run, schedule, start, x_train, seed, progress=progress and writer,
          eval_samples=eval_samples, data_dir=data_dir, writer=writer,
          multiworker=is_multiworker(strategy))
@@ -53,9 +78,13 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
 
 def _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices, ema) -> GANConfig:
     for name, value in (("--epochs", epochs), ("--steps", steps), ("--eval-every", eval_every),
-                        ("--eval-samples", eval_samples), ("--cpu-devices", cpu_devices)):
+                        ("--cpu-devices", cpu_devices)):
         if value is not None and value <= 0:
             raise GanEdgeError(f"{name} must be a positive integer, got {value}")
+    if not MIN_EVAL_SAMPLES <= eval_samples <= MAX_EVAL_SAMPLES:
+        raise GanEdgeError(f"--eval-samples must be between {MIN_EVAL_SAMPLES} and "
+                           f"{MAX_EVAL_SAMPLES:,} (the scores need a few hundred samples to mean "
+                           f"anything), got {eval_samples}")
     if epochs is not None and steps is not None:
         raise GanEdgeError("pass --epochs or --steps, not both")
     if ema is not None and not 0 <= ema < 1:
@@ -127,7 +156,8 @@ def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_tra
     evaluation = EvaluateAndCheckpoint(
         cfg=cfg, run=run, schedule=schedule, start=start, x_train=x_train, seed=seed,
         eval_samples=eval_samples, data_dir=data_dir, writer=writer, progress=bar)
-    resume_hint = f"python -m training.run --arch {cfg.name} --run-dir {run} --resume"
+    resume_hint = (f"python -m training.run --arch {cfg.name} --run-dir {shlex.quote(str(run))} "
+                   f"--resume")
     try:
         # StopOnNonFinite comes before the evaluation, so non-finite weights are never saved.
         gan.fit(real_batches(cfg, x_train, seed, start, schedule.total), epochs=1,
@@ -186,7 +216,7 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved) -> Sche
               help="Evaluate and checkpoint every K of the article's units (epochs or iterations).")
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Run folder [default: runs/<arch>-<timestamp>; with --resume the newest].")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
 @click.option("--data-dir", type=click.Path(), help="Folder with the data set's IDX or .npz files.")
 @click.option("--eval-samples", default=10_000, show_default=True, type=int,

@@ -8,14 +8,17 @@
     plots/*.png            metrics over steps
     tensorboard/           scalars and images
     export/                written by ganexport
+    .lock                  held (flock) by the training process that writes the folder
 
 Every other module goes through RunDir for these files, so adding something to a run means
 changing this module and its callers, nothing else. Light: no TensorFlow import.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from training.config import GANConfig
 from training.quality import best_row, weight_views
 
 RUNS_ROOT = Path("runs")
+LOCK_FILE = ".lock"
 _CHECKPOINT_NAME = re.compile(r"^(epoch|step)_(\d+)$")
 # The generator files in a checkpoint folder: the trained weights, and the averaged ones.
 GENERATOR_FILES = {"raw": "generator.keras", "ema": "generator_ema.keras"}
@@ -174,8 +178,20 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         if not self.metrics_file.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines()
-                if line.strip()]
+        rows = []
+        for number, line in enumerate(self.metrics_file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                    raise ValueError("no integer step")
+            except ValueError as e:
+                raise GanEdgeError(f"{self.metrics_file} line {number} is corrupt ({e}); fix or "
+                                   f"delete that line, or rescore with `python -m "
+                                   f"training.evaluate --run {self.path} --write`") from None
+            rows.append(row)
+        return rows
 
     def write_metrics(self, rows: list[dict]) -> None:
         write_text_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in rows))
@@ -211,7 +227,15 @@ class RunDir:
     def read_best(self) -> dict | None:
         if not self.best_file.is_file():
             return None
-        return json.loads(self.best_file.read_text())
+        try:
+            best = json.loads(self.best_file.read_text())
+            if not isinstance(best, dict) or not isinstance(best.get("checkpoint"), str):
+                raise ValueError("no checkpoint name")
+        except ValueError as e:
+            raise GanEdgeError(f"{self.best_file} is corrupt ({e}); remake it with `python -m "
+                               f"training.evaluate --run {self.path} --write`, or pick a "
+                               f"checkpoint with --epoch/--step") from None
+        return best
 
     def write_best(self, rows: list[dict]) -> dict | None:
         """best.json: the row of the checkpoint that the best-checkpoint rule prefers."""
@@ -231,7 +255,7 @@ class RunDir:
                         s = json.loads((p / "state.json").read_text())
                         out.append(Checkpoint(p, int(s["step"]), float(s["epoch"]),
                                               s.get("kind", "eval")))
-                    except (ValueError, KeyError) as e:
+                    except (ValueError, KeyError, TypeError) as e:
                         raise GanEdgeError(f"{p / 'state.json'} is corrupt ({e}); delete {p} to "
                                            f"resume from the checkpoint before it") from None
         return sorted(out, key=lambda c: c.step)
@@ -277,6 +301,29 @@ class RunDir:
         raise GanEdgeError(f"{self.path} has no checkpoint {name}; it has: {names}")
 
     # -- claiming the folder -------------------------------------------------------------------
+    def remove_if_unused(self) -> None:
+        """Delete the folder if it holds nothing but its lock file (a run that never began)."""
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {LOCK_FILE}:
+            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            self.path.rmdir()
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder for one training process: a second one gets a one-line error
+        instead of mixing its checkpoints and metrics into the first one's. The lock is the
+        kernel's (flock on an empty .lock file, never written), so it goes away with the
+        process, however that ends."""
+        import fcntl
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise GanEdgeError(f"{self.path} is in use by another training process (see "
+                                   f"`fuser {shlex.quote(str(self.path / LOCK_FILE))}`); wait "
+                                   f"for it to end, or pass another --run-dir") from None
+            yield
+
     def prepare(self, arch: str, resume: bool, writer: bool = True) -> dict | None:
         """Check the folder is ours to train `arch` in; return its saved config when resuming.
 
@@ -296,6 +343,10 @@ class RunDir:
         elif resume:
             raise GanEdgeError(f"{self.path} has no config.json, so there is nothing to resume; "
                                f"drop --resume to start a new run there")
+        elif self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
+            # A run that lost its config.json, or someone else's folder: never written to.
+            raise GanEdgeError(f"{self.path} holds files but no config.json, so it is not a "
+                               f"gan-edge run (or a damaged one); pass a new --run-dir")
         if writer:
             check_writable_dir(self.path, "--run-dir")
         return saved
