@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARCH ?= mlp-smooth-mnist
 RUN ?= runs/demo-$(ARCH)
 
-.PHONY: demo test setup web-screenshot
+.PHONY: demo test setup web-screenshot gallery
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,11 @@ test: setup
 web-screenshot: setup
 	$(BIN)/python -m export.web --out build/site
 	cd tests/browser && npm ci --silent && node screenshot.mjs ../../build/site ../../docs/web-page.png
+
+# The README's gallery: ganrun's grid (gan-1d: its scatter) of every shipped model, seed 0.
+gallery: setup
+	mkdir -p docs/gallery
+	for name in $$($(BIN)/python -c "from runtime.shipped import load_index; print(*load_index()['models'])"); do \
+	  $(BIN)/ganrun --model $$name --n $$( [ $$name = gan-1d ] && echo 500 || echo 25) --seed 0 \
+	    --quiet --out docs/gallery/$$name.png || exit 1; \
+	done

@@ -82,7 +82,7 @@ def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None
         path = tmp_path / "latents.json"
         path.write_text(json.dumps({"latents": latents.ravel().tolist(), "n": len(latents)}))
         args.append(str(path))
-    result = subprocess.run(args, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=180,
+    result = subprocess.run(args, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=480,
                             env={**os.environ, "CHROMIUM": CHROMIUM})
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

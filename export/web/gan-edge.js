@@ -153,10 +153,16 @@ async function main() {
   }
 
   const per = info.shape.reduce((a, b) => a * b, 1);
-  async function run(latents, n) {
-    const z = new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]);
-    const result = await session.run({ z });
-    return result.sample.data;
+  // One session.run at a time: the walk's frames, the generate button and the test hook share
+  // the session, and WebGPU sessions do not take overlapping runs.
+  let queue = Promise.resolve();
+  function run(latents, n) {
+    const next = queue.then(async () => {
+      const z = new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]);
+      return (await session.run({ z })).sample.data;
+    });
+    queue = next.catch(() => {});
+    return next;
   }
   async function generate() {
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
