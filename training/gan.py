@@ -142,10 +142,11 @@ class GAN(keras.Model):
         return self.generator(z, training=training)
 
 
-def build_gan(cfg, seed: int = 0, strategy=None, xla: bool = True, ema: float = 0.0) -> GAN:
+def build_gan(cfg, seed: int = 0, strategy=None, xla: bool | None = None, ema: float = 0.0) -> GAN:
     """Both networks as the article builds them, compiled with its optimiser and loss, with
     every variable created under `strategy`'s scope (the default strategy when None); `ema` > 0
-    also keeps an averaged generator with that decay."""
+    also keeps an averaged generator with that decay. `xla` None: cfg.xla_by_default."""
+    xla = cfg.xla_by_default if xla is None else xla
     from training.models import build_discriminator, build_generator
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
