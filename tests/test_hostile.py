@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import assert_one_line_error, make_digits, run_cli, write_idx
+from conftest import ROOT, assert_one_line_error, make_digits, run_cli, write_idx
 
 
 def snapshot(folder: Path) -> dict:
@@ -164,6 +165,8 @@ def test_a_model_with_non_finite_outputs_is_refused(tmp_path):
     ("metrics.jsonl", '[1, 2]\n', ["export.cli", "--best"], "line 1 is corrupt"),
     ("config.json", '{"arch": 5}', ["export.cli"], "does not name an arch"),
     ("config.json", '{"arch": "mlp-mnist"', ["training.results"], "config.json is corrupt"),
+    ("config.json", '{"arch": "biggan", "config": {}}', ["training.results"],
+     "which this version does not know"),
     ("checkpoints/step_000004/state.json", '{"step": "x"}', ["export.cli"], "state.json is corrupt"),
     ("checkpoints/step_000004/state.json", '{"step": null, "epoch": 1}', ["export.cli"],
      "state.json is corrupt"),
@@ -323,6 +326,30 @@ def test_resume_with_fewer_steps_than_done_keeps_the_schedule(run):
     before = snapshot(run)
     check(run_cli("-m", "training.run", "--arch", "mlp-mnist", "--run-dir", str(run), "--resume",
                   "--steps", "2"), run, before, "is at step 4, past the 2 steps asked for")
+
+
+def test_the_resume_hint_after_ctrl_c_survives_spaces(tmp_path):
+    """Ctrl-C during training: one line whose resume command, pasted into a shell, names the
+    run folder even when its path has a space."""
+    import shlex
+    import signal
+    import subprocess
+    import time
+    run_dir = tmp_path / "with space" / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps",
+                             "1000000", "--eval-every", "20", "--eval-samples", "100", "--quiet",
+                             "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.time() + 240
+    while not list((run_dir / "checkpoints").glob("step_*")) and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("error: interrupted at step"), err[-1000:]
+    hint = last.split("continue with: ", 1)[1]
+    assert shlex.split(hint)[shlex.split(hint).index("--run-dir") + 1] == str(run_dir)
 
 
 def test_results_refuse_two_runs_of_one_system(run, tiny_runs):
