@@ -5,7 +5,6 @@ file that fails validation is never left behind looking good. manifest.json is w
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -13,18 +12,10 @@ import tempfile
 from pathlib import Path
 
 from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
+from runtime.files import sha256_file, write_text_atomic
 from runtime.precision import PRECISIONS, TARGET
 from training.config import GANConfig
 from training.rundir import RunDir
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) -> dict:

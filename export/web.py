@@ -31,7 +31,7 @@ import click
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
+from runtime.files import sha256_file, write_text_atomic
 
 ORT_WEB = "onnxruntime-web@1.30.0"
 ORT_WEB_INTEGRITY = ("sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRM"
@@ -101,14 +101,6 @@ def sibling_files(model: Path, precisions) -> dict[str, Path]:
     return chosen
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check_site_dir(out: Path) -> None:
     """A page is written only into a new or empty folder, or over an earlier page."""
     if out.exists() and not out.is_dir():
@@ -142,7 +134,7 @@ def build_site(files: dict[str, Path], out: Path, name: str) -> dict:
             target = f"generator.{precision}.onnx"
             shutil.copy2(path, stage / target)
             model["files"][precision] = {"file": target, "bytes": path.stat().st_size,
-                                         "sha256": _sha256(path)}
+                                         "sha256": sha256_file(path)}
         write_text_atomic(stage / "model.json", json.dumps(model, indent=2) + "\n")
         # Swap in whole: the old page's files go only once the new ones are complete.
         for old in list(out.iterdir()):

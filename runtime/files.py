@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 
@@ -64,3 +65,12 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
     except OSError as e:
         raise GanEdgeError(f"cannot write to {option} {folder} ({e.strerror}); pass a writable "
                            f"folder") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -84,7 +84,7 @@ def test_dcgan_int8_has_no_float_conv_transpose(exports, tiny_runs):
 
 
 def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
-    from export.exporter import sha256_file
+    from runtime.files import sha256_file
     run = tiny_runs["mlp-mnist"]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["arch"] == "mlp-mnist" and manifest["tools"]["tf2onnx"]

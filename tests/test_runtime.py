@@ -193,7 +193,7 @@ def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
 
 
 def test_shipped_models_load_and_agree_with_their_manifests():
-    from export.exporter import sha256_file
+    from runtime.files import sha256_file
     from runtime.generator import Generator
     from runtime.shipped import MODELS_DIR, load_index
     index = load_index()

@@ -132,13 +132,13 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tm
 def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: bool) -> Path:
     """A copy of the page whose int8 file is `replacement` (with model.json's hash updated to
     match, or left as it was)."""
-    from export.web import _sha256
+    from runtime.files import sha256_file
     copy = tmp_path / "page"
     shutil.copytree(site_dir, copy)
     shutil.copy(replacement, copy / "generator.int8.onnx")
     if fix_hash:
         model = json.loads((copy / "model.json").read_text())
-        model["files"]["int8"]["sha256"] = _sha256(replacement)
+        model["files"]["int8"]["sha256"] = sha256_file(replacement)
         (copy / "model.json").write_text(json.dumps(model))
     return copy
 
