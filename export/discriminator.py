@@ -19,6 +19,10 @@ from training.config import GANConfig
 FILE = "discriminator.int8.onnx"  # the runtime looks for this name beside the generator
 KEEP_FRACTION = 0.5     # validation: of what choosing the half (--keep 0.5) by Keras's logits
 MIN_GAIN_KEPT = 0.9     # gains in mean Keras logit, choosing by int8 must keep at least 90 %
+MIN_SPREAD = 0.02       # ... judged only where the logits spread over 2 % of their scale
+# int8 weights move each weight by at most 0.4 % of its channel's largest; through several
+# layers the logits move by up to 3.8 % of their largest (shipped models, measured): 10 % allowed.
+MAX_LOGIT_ERROR = 0.1
 
 
 def logit_fn(discriminator):
@@ -74,14 +78,23 @@ def validate(path: Path, discriminator, samples: np.ndarray) -> dict:
     want = np.asarray(logit_fn(discriminator)(samples)).ravel()
     if not np.isfinite(got).all():
         raise ValidationError(f"{path}: the discriminator gives non-finite logits")
+    scale = float(np.abs(want).max())
+    if not np.abs(got - want).max() <= MAX_LOGIT_ERROR * scale + 1e-6:
+        raise ValidationError(f"{path}: logits differ from Keras's by up to "
+                              f"{np.abs(got - want).max():.3g}, above {MAX_LOGIT_ERROR:.0%} of "
+                              f"their scale {scale:.3g}")
     k = int(len(samples) * KEEP_FRACTION)
     ours, best = np.argsort(-got)[:k], np.argsort(-want)[:k]
     gain = float((want[ours].mean() - want.mean()) / (want[best].mean() - want.mean()))
     rank_corr = float(np.corrcoef(np.argsort(np.argsort(got)), np.argsort(np.argsort(want)))[0, 1])
-    if not gain >= MIN_GAIN_KEPT:
+    # A discriminator that barely tells these samples apart (an untrained one) has no ranking
+    # for the file to keep: its order is the weights' rounding noise. Report, do not judge.
+    judged = float(want.std()) >= MIN_SPREAD * scale
+    if judged and not gain >= MIN_GAIN_KEPT:
         raise ValidationError(f"{path}: choosing by the int8 logits keeps {gain:.0%} of what "
                               f"choosing by Keras's gains at --keep {KEEP_FRACTION}; bound "
                               f"{MIN_GAIN_KEPT:.0%}")
-    return {"n_samples": len(samples), "gain_kept": gain,
+    return {"n_samples": len(samples), "gain_kept": gain, "ranking_checked": judged,
             "same_choice": len(np.intersect1d(ours, best)) / k, "rank_correlation": rank_corr,
-            "max_abs_logit": float(np.abs(got - want).max()), "logit_std": float(want.std())}
+            "max_abs_logit": float(np.abs(got - want).max()), "logit_scale": scale,
+            "logit_std": float(want.std())}
