@@ -1,6 +1,7 @@
 """ganrun: generate samples from an exported generator (the embedded default or --model)."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) ->
     from runtime.images import pillow_format
     check_target(out)
     if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and (
-            out.name == "labels.csv" or out.name.startswith("sample_")):
+            out.name == "labels.csv" or re.fullmatch(r"sample_\d{6}\.png", out.name)):
         raise GanEdgeError(f"--out {out} would be overwritten by --out-dir's own files "
                            f"(sample_NNNNNN.png, labels.csv); name it otherwise or put it elsewhere")
     suffix = out.suffix.lower()
