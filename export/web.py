@@ -68,14 +68,14 @@ def ort_web_dir() -> Path:
                                f"refusing to use it")
         with tarfile.open(tgz) as tar:
             tar.extractall(tmp, filter="data")
-        staged = Path(tmp) / "stage"
-        staged.mkdir()
+        # Staged beside the cache folder and renamed in, so the cache never holds half a copy.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
         for name in (*ORT_FILES, ORT_WASM):
             shutil.copy2(Path(tmp) / "package" / "dist" / name, staged / name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)
-        shutil.move(str(staged), str(target))  # same file system in the usual case: a rename
+        os.replace(staged, target)
     return target
 
 
