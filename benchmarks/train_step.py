@@ -13,11 +13,11 @@ import time
 import numpy as np
 
 
-def _project_step(cfg, x_real):
+def _project_step(cfg, x_real, xla=None):
     import tensorflow as tf
 
     from training.gan import build_gan
-    gan = build_gan(cfg)
+    gan = build_gan(cfg, xla=xla)
     step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
 
@@ -78,8 +78,44 @@ def measure(arch: str, steps: int, rounds: int = 3) -> dict:
             "speedup": med["article"] / med["project"]}
 
 
+def measure_xla(arch: str, steps: int, rounds: int = 3) -> dict:
+    """Seconds per step of the project's step with and without XLA, alternating rounds: the
+    measurement behind GANConfig.xla_by_default."""
+    from training.config import get_config
+    cfg = get_config(arch)
+    lo, hi = cfg.output_range
+    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+    contenders = {"xla": _project_step(cfg, x_real, True), "no_xla": _project_step(cfg, x_real, False)}
+    for step in contenders.values():
+        for _ in range(2):
+            step()
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    return {"arch": arch, "xla_s_per_step": med["xla"], "no_xla_s_per_step": med["no_xla"],
+            "default": "xla" if cfg.xla_by_default else "no_xla"}
+
+
 if __name__ == "__main__":
-    import json
-    import sys
-    for arch, steps in (("mlp-mnist", 50), ("dcgan-mnist", 3)):
-        print(json.dumps(measure(arch, steps)), file=sys.stdout)
+    # python -m benchmarks.train_step: XLA or not, per system (GANConfig.xla_by_default).
+    import platform
+    from pathlib import Path
+
+    from runtime.files import write_text_atomic
+    rows = [measure_xla(arch, steps) for arch, steps in
+            (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 3))]
+    lines = ["# Train step with and without XLA", "",
+             f"Made by `python -m benchmarks.train_step` on {platform.machine()}, "
+             f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds.", "",
+             "| arch | with XLA | without | default |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {r['xla_s_per_step'] * 1e3:.1f} ms | "
+                     f"{r['no_xla_s_per_step'] * 1e3:.1f} ms | {r['default'].replace('_', ' ')} |")
+    out = Path("benchmarks/results/xla.md")
+    write_text_atomic(out, "\n".join(lines) + "\n")
+    print(out)

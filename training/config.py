@@ -61,10 +61,9 @@ class GANConfig:
 
     @property
     def xla_by_default(self) -> bool:
-        """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. Measured
-        on the project's 2-core AVX-512 CPU (2026-11-23, training paused, best of two builds):
-        XLA makes the MLP steps faster (mlp-mnist 2.3 vs 3.5 ms, mlp-fashion 13.8 vs 17.3 ms)
-        and the DCGAN's twice as slow (1.16 vs 0.61 s)."""
+        """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise: XLA
+        makes the MLP steps faster and the DCGAN's twice as slow on the project's AVX-512 CPU
+        (benchmarks/results/xla.md, `python -m benchmarks.train_step`)."""
         return self.family != "dcgan"
 
     def to_dict(self) -> dict:

@@ -117,8 +117,15 @@ def _build_and_restore(cfg: GANConfig, seed: int, dist, xla: bool | None, ema: f
     """The GAN, restored from `resume_from`'s last checkpoint if any; and its step."""
     import keras
 
+    import tensorflow as tf
+
     from training.checkpoint import restore_checkpoint
     from training.gan import build_gan
+    if not (cfg.xla_by_default if xla is None else xla) or dist.num_replicas_in_sync > 1:
+        # Without XLA, TensorFlow's threaded CPU kernels may add in any order, so two identical
+        # runs drift apart; op determinism keeps them much closer, at no speed cost measured
+        # on the DCGAN (tests/test_run.py holds a resumed run to 1e-5).
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     gan = build_gan(cfg, seed, dist, xla, ema)
     last = resume_from.last_checkpoint() if resume_from else None
@@ -146,6 +153,11 @@ def _config_record(arch, cfg: GANConfig, seed: int, schedule: Schedule, ema: flo
     }
 
 
+def resume_command(arch: str, run: RunDir) -> str:
+    """The command that continues `run`, ready to paste into a shell (paths may hold spaces)."""
+    return f"python -m training.run --arch {arch} --run-dir {shlex.quote(str(run))} --resume"
+
+
 def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_train, seed: int, *,
          progress: bool, eval_samples: int, data_dir, writer: bool, multiworker: bool) -> None:
     import tensorflow as tf
@@ -156,8 +168,7 @@ def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_tra
     evaluation = EvaluateAndCheckpoint(
         cfg=cfg, run=run, schedule=schedule, start=start, x_train=x_train, seed=seed,
         eval_samples=eval_samples, data_dir=data_dir, writer=writer, progress=bar)
-    resume_hint = (f"python -m training.run --arch {cfg.name} --run-dir {shlex.quote(str(run))} "
-                   f"--resume")
+    resume_hint = resume_command(cfg.name, run)
     try:
         # StopOnNonFinite comes before the evaluation, so non-finite weights are never saved.
         gan.fit(real_batches(cfg, x_train, seed, start, schedule.total), epochs=1,
