@@ -203,7 +203,7 @@ def test_ganexport_web_writes_the_page_beside_the_export(tiny_runs, tmp_path):
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
     result = run_cli("-m", "export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
-                     "int8,fp16", "--quality-samples", "100", "--out", str(tmp_path / "export"),
+                     "int8,fp16", "--quality-samples", "200", "--out", str(tmp_path / "export"),
                      "--web", str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr
     model = json.loads((tmp_path / "site" / "model.json").read_text())
