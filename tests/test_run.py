@@ -55,11 +55,13 @@ def _final_weights(run, file="generator.keras"):
     return keras.saving.load_model(last / file, compile=False).get_weights()
 
 
-@pytest.mark.parametrize("xla, atol", [(True, 1e-6), (False, 1e-5)])
-def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mnist, xla, atol):
+@pytest.mark.parametrize("xla", [True, False])
+def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mnist, xla):
     """Dropout RNG, Adam moments, the averaged weights, data and latents all continue where they
-    stopped. XLA-compiled steps repeat exactly; without XLA (the DCGAN's default) TensorFlow's
-    CPU kernels round a little differently from one trace to the next, hence 1e-5."""
+    stopped. Within 1e-5, not exactly: TensorFlow's CPU kernels may round a little differently
+    from one trace to the next (1.4e-6 seen after 4 steps, with XLA too once op determinism had
+    been turned on earlier in the same process)."""
+    atol = 1e-5
     straight = tiny_run("dcgan-mnist", tmp_path / "a", tiny_mnist, steps=4, xla=xla)
     tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=2, xla=xla)
     resumed = tiny_run("dcgan-mnist", tmp_path / "b", tiny_mnist, steps=4, resume=True, xla=xla)
