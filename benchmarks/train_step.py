@@ -55,14 +55,10 @@ def _article_step(cfg, x_real):
     return step
 
 
-def measure(arch: str, steps: int, rounds: int = 3) -> dict:
-    """Seconds per step for both loops, medians over alternating rounds of `steps` steps."""
-    from training.config import get_config
-    cfg = get_config(arch)
-    lo, hi = cfg.output_range
-    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
-    contenders = {"project": _project_step(cfg, x_real), "article": _article_step(cfg, x_real)}
-    for step in contenders.values():  # trace / warm up outside the timing
+def _alternate(contenders: dict, steps: int, rounds: int) -> dict:
+    """Median seconds per step of each contender, in alternating rounds (after a warm-up that
+    traces them), so machine drift hits all of them."""
+    for step in contenders.values():
         for _ in range(3):
             step()
     times = {name: [] for name in contenders}
@@ -72,7 +68,17 @@ def measure(arch: str, steps: int, rounds: int = 3) -> dict:
             for _ in range(steps):
                 step()
             times[name].append((time.perf_counter() - start) / steps)
-    med = {name: float(np.median(t)) for name, t in times.items()}
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def measure(arch: str, steps: int, rounds: int = 3) -> dict:
+    """Seconds per step for both loops, medians over alternating rounds of `steps` steps."""
+    from training.config import get_config
+    cfg = get_config(arch)
+    lo, hi = cfg.output_range
+    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+    med = _alternate({"project": _project_step(cfg, x_real),
+                      "article": _article_step(cfg, x_real)}, steps, rounds)
     return {"arch": arch, "steps_per_round": steps, "rounds": rounds,
             "project_s_per_step": med["project"], "article_s_per_step": med["article"],
             "speedup": med["article"] / med["project"]}
@@ -85,18 +91,8 @@ def measure_xla(arch: str, steps: int, rounds: int = 3) -> dict:
     cfg = get_config(arch)
     lo, hi = cfg.output_range
     x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
-    contenders = {"xla": _project_step(cfg, x_real, True), "no_xla": _project_step(cfg, x_real, False)}
-    for step in contenders.values():
-        for _ in range(2):
-            step()
-    times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, step in contenders.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[name].append((time.perf_counter() - start) / steps)
-    med = {name: float(np.median(t)) for name, t in times.items()}
+    med = _alternate({"xla": _project_step(cfg, x_real, True),
+                      "no_xla": _project_step(cfg, x_real, False)}, steps, rounds)
     return {"arch": arch, "xla_s_per_step": med["xla"], "no_xla_s_per_step": med["no_xla"],
             "default": "xla" if cfg.xla_by_default else "no_xla"}
 
