@@ -90,9 +90,9 @@ def test_a_run_without_an_average_starts_one_when_resumed_with_ema(tmp_path, tin
     assert "ema_energy_distance" in RunDir(run).read_metrics()[-1]
 
 
-def _start(run_dir, *extra):
+def _start(run_dir, *extra, steps=3000):
     return subprocess.Popen(
-        [sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps", "3000",
+        [sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps", str(steps),
          "--eval-every", "250", "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
          *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -140,7 +140,9 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_stops_with_one_line_that_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "int"
-    proc = _start(run_dir)
+    # Far more steps than can finish before the signal lands, even on a fast machine: CI once
+    # saw the whole 3000-step run end before SIGINT arrived.
+    proc = _start(run_dir, steps=10**7)
     _wait_for_checkpoint(run_dir, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
