@@ -10,7 +10,7 @@ import click
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from runtime.files import check_writable_dir
-from runtime.precision import PRECISIONS
+from runtime.precision import PRECISIONS, parse_precisions
 
 
 def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, data_dir=None) -> dict:
@@ -86,11 +86,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
         return
     if (epoch is not None) + (step is not None) + best > 1:
         raise GanEdgeError("pass at most one of --epoch, --step, --best")
-    precisions = [p.strip() for p in precision.split(",") if p.strip()]
-    unknown = [p for p in precisions if p not in PRECISIONS]
-    if unknown or not precisions:
-        raise GanEdgeError(f"unknown precision {', '.join(unknown) or '(none)'}; choose from "
-                           f"{', '.join(PRECISIONS)}")
+    precisions = parse_precisions(precision)
     from training.rundir import RunDir
     run = RunDir(run_dir) if run_dir else RunDir.newest()
     if not run.path.is_dir():

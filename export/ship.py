@@ -3,11 +3,13 @@
     python -m export.ship --run runs/dcgan-mnist --best            # as runtime/models/dcgan-mnist/
     python -m export.ship --reindex                                 # rewrite index.json only
 
-Exports int8 (and fp16 for image models: the GPU file), with the discriminator that
-`ganrun --keep` uses, and the usual validation, into
+Exports int8 (and fp16 for image models: the GPU file; `--precision int8` for int8 only), with
+the discriminator that `ganrun --keep` uses, and the usual validation, into
 runtime/models/<name>/, then rewrites runtime/models/index.json from every shipped manifest:
 article, data set, checkpoint, weights, scores, files, and the default (the MNIST generator
-that the best-checkpoint rule prefers). Budget: all shipped files together at most 12 MB.
+that the best-checkpoint rule prefers). Budget: all shipped files together at most 12 MB,
+which leaves room for the fp16 file of one large model: the default's, which the web page's
+WebGPU path uses.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ import click
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from runtime.files import write_text_atomic
+from runtime.precision import parse_precisions
 from runtime.shipped import MODELS_DIR
 
 BUDGET_BYTES = 12_000_000
 
 
-def build_index(folder: Path = MODELS_DIR) -> dict:
+def build_index(folder: Path) -> dict:
     from training.config import get_config
     from training.quality import is_better
     models = {}
@@ -68,8 +71,13 @@ def build_index(folder: Path = MODELS_DIR) -> dict:
 @click.option("--step", type=int, help="Its checkpoint at step N.")
 @click.option("--best", is_flag=True, help="Its checkpoint the quality metrics rank best.")
 @click.option("--name", help="The shipped name [default: the run's arch].")
+@click.option("--precision", help="Files to ship, comma-separated: int8, fp16, fp32 "
+              "[default: int8,fp16 for image models, int8 for gan-1d].")
 @click.option("--reindex", is_flag=True, help="Only rewrite index.json from the shipped manifests.")
-def main(run_dir, epoch, step, best, name, reindex):
+@click.option("--models-dir", type=click.Path(file_okay=False), default=str(MODELS_DIR),
+              help="The folder of shipped models [default: the package's runtime/models]; "
+                   "another one to try a set of models out before it goes into the package.")
+def main(run_dir, epoch, step, best, name, precision, reindex, models_dir):
     """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
     if not reindex:
         if not run_dir:
@@ -81,12 +89,15 @@ def main(run_dir, epoch, step, best, name, reindex):
         run = RunDir(run_dir)
         cfg = run.gan_config()
         checkpoint = run.find_checkpoint(epoch, step, best)
-        precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
-        export_checkpoint(checkpoint.path, MODELS_DIR / (name or cfg.name), precisions,
+        if precision:
+            precisions = parse_precisions(precision)
+        else:
+            precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
+        export_checkpoint(checkpoint.path, Path(models_dir) / (name or cfg.name), precisions,
                           progress=lambda msg: click.echo(msg, err=True))
-    index = build_index()
-    write_text_atomic(MODELS_DIR / "index.json", json.dumps(index, indent=2) + "\n")
-    click.echo(f"{MODELS_DIR / 'index.json'}: {', '.join(index['models'])}; default "
+    index = build_index(Path(models_dir))
+    write_text_atomic(Path(models_dir) / "index.json", json.dumps(index, indent=2) + "\n")
+    click.echo(f"{Path(models_dir) / 'index.json'}: {', '.join(index['models'])}; default "
                f"{index['default']}")
 
 

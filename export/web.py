@@ -32,6 +32,7 @@ import click
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from runtime.files import sha256_file, write_text_atomic
+from runtime.precision import parse_precisions
 
 ORT_WEB = "onnxruntime-web@1.30.0"
 ORT_WEB_INTEGRITY = ("sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRM"
@@ -41,7 +42,6 @@ ORT_FILES = ("ort.webgpu.min.js", "ort-wasm-simd-threaded.asyncify.mjs")
 ORT_WASM = "ort-wasm-simd-threaded.asyncify.wasm"  # written gzipped, as ORT_WASM + ".gz"
 PAGE_FILES = ("index.html", "gan-edge.js")
 PAGE_DIR = Path(__file__).parent / "web"
-WEB_PRECISIONS = ("int8", "fp16", "fp32")
 DEFAULT_PRECISIONS = ("int8", "fp16")  # WebAssembly's and WebGPU's; fp32 only when asked
 
 
@@ -170,15 +170,6 @@ def main(model, out_dir, precision):
     click.echo(f"{Path(out_dir) / 'index.html'}: {name}, {', '.join(report['files'])}; "
                f"{report['folder_bytes'] / 1e6:.1f} MB", err=True)
     click.echo(f"serve it with: python -m http.server -d {out_dir} 8000", err=True)
-
-
-def parse_precisions(value: str) -> tuple[str, ...]:
-    chosen = tuple(p.strip() for p in value.split(",") if p.strip())
-    unknown = [p for p in chosen if p not in WEB_PRECISIONS]
-    if unknown or not chosen:
-        raise GanEdgeError(f"unknown precision {', '.join(unknown) or '(none)'}; choose from "
-                           f"{', '.join(WEB_PRECISIONS)}")
-    return chosen
 
 
 if __name__ == "__main__":

@@ -270,3 +270,31 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, tiny_ru
     validate(tiny_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", model, samples)
     with pytest.raises(ValidationError, match="logits differ from Keras"):
         validate(tiny_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", model, samples)
+
+
+def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypatch):
+    """python -m export.ship: the files asked for, an index naming the MNIST default, the budget."""
+    from export import ship
+    from runtime.errors import GanEdgeError
+    models = tmp_path / "models"
+    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["mlp-mnist"]), "--best",
+                      "--precision", "int8", "--models-dir", str(models))
+    assert shipped.returncode == 0, shipped.stderr
+    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]), "--best",
+                      "--models-dir", str(models))
+    assert shipped.returncode == 0, shipped.stderr
+    index = json.loads((models / "index.json").read_text())
+    assert index["default"] == "mlp-mnist"  # the only MNIST generator
+    assert index["models"]["mlp-mnist"]["files"] == {"int8": "mlp-mnist/generator.int8.onnx"}
+    assert index["models"]["gan-1d"]["files"] == {"int8": "gan-1d/generator.int8.onnx"}
+    assert sorted(p.name for p in (models / "mlp-mnist").iterdir()) == [
+        "discriminator.int8.onnx", "generator.int8.onnx", "manifest.json"]
+    manifest = json.loads((models / "mlp-mnist" / "manifest.json").read_text())
+    assert not Path(manifest["checkpoint"]).is_absolute()
+    assert ship.build_index(models) == index
+    monkeypatch.setattr(ship, "BUDGET_BYTES", 1000)
+    with pytest.raises(GanEdgeError, match="budget; ship fewer precisions"):
+        ship.build_index(models)
+    assert_one_line_error(run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]),
+                                  "--precision", "int4", "--models-dir", str(models)),
+                          "unknown precision int4")
