@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from runtime.cli_util import run_cli
+from runtime.cpu import cpu_name
 from runtime.errors import GanEdgeError
 from runtime.precision import PRECISIONS
 
@@ -89,7 +90,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
     cfg = get_config(arch)
     report = {"host": socket.gethostname(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor() or platform.machine(),
+                          "processor": cpu_name(),
                           "python": platform.python_version()},
               "quick": quick, "arch": arch,
               "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),

@@ -31,6 +31,7 @@ import click
 import numpy as np
 
 from runtime.cli_util import run_cli
+from runtime.cpu import cpu_name
 from runtime.errors import GanEdgeError
 from runtime.files import write_text_atomic
 
@@ -99,18 +100,8 @@ def measure(names: list[str], n: int, command: str, log=print) -> dict:
                         "weights": entry["weights"], "default": name == index["default"],
                         "rows": rows}
     return {"n_samples": n, "seed": SEED, "machine": f"{platform.machine()}, "
-            f"{_cpu_name()}", "date": time.strftime("%Y-%m-%d"),
+            f"{cpu_name()}", "date": time.strftime("%Y-%m-%d"),
             "command": command, "models": models}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def markdown(r: dict) -> str:

@@ -99,19 +99,21 @@ def measure_xla(arch: str, steps: int, rounds: int = 3) -> dict:
 
 if __name__ == "__main__":
     # python -m benchmarks.train_step: XLA or not, per system (GANConfig.xla_by_default).
-    import platform
     from pathlib import Path
 
+    from runtime.cpu import cpu_name, has_avx512
     from runtime.files import write_text_atomic
     rows = [measure_xla(arch, steps) for arch, steps in
             (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 3))]
-    lines = ["# Train step with and without XLA", "",
-             f"Made by `python -m benchmarks.train_step` on {platform.machine()}, "
-             f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds.", "",
+    isa = "avx512" if has_avx512() else "avx2"
+    lines = [f"# Train step with and without XLA ({isa})", "",
+             f"Made by `python -m benchmarks.train_step` on {cpu_name()} ({isa}), "
+             f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds; the report of the "
+             f"other kind of CPU is beside this one.", "",
              "| arch | with XLA | without | default |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arch']} | {r['xla_s_per_step'] * 1e3:.1f} ms | "
                      f"{r['no_xla_s_per_step'] * 1e3:.1f} ms | {r['default'].replace('_', ' ')} |")
-    out = Path("benchmarks/results/xla.md")
+    out = Path(f"benchmarks/results/xla-{isa}.md")
     write_text_atomic(out, "\n".join(lines) + "\n")
     print(out)
