@@ -240,8 +240,8 @@ def _schedule(cfg: GANConfig, x_train, epochs, steps, eval_every, saved) -> Sche
               help="Split the CPU into N logical devices (tries mirrored training without GPUs).")
 @click.option("--xla/--no-xla", default=None,
               help="Compile the train step with XLA (one replica only; its float rounding differs "
-                   "slightly from plain TensorFlow's) [default: on for the MLPs, off for the DCGAN, "
-                   "whose step XLA made twice as slow on an AVX-512 CPU].")
+                   "slightly from plain TensorFlow's) [default: on, but off for the DCGAN on AVX-512 "
+                   "CPUs, where XLA made its step twice as slow].")
 @click.option("--ema", type=float,
               help=f"Decay of the averaged generator kept beside the trained one; 0 = none "
                    f"[default: {EMA_DECAY}, or the run's own with --resume].")
