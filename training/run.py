@@ -124,7 +124,7 @@ def _build_and_restore(cfg: GANConfig, seed: int, dist, xla: bool | None, ema: f
     if not (cfg.xla_by_default if xla is None else xla) or dist.num_replicas_in_sync > 1:
         # Without XLA, TensorFlow's threaded CPU kernels may add in any order, so two identical
         # runs drift apart; op determinism keeps them much closer, at no speed cost measured
-        # on the DCGAN (tests/test_run.py holds a resumed run to 1e-5).
+        # on the DCGAN (tests/test_run.py holds a resumed run to 1e-4 without XLA).
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     gan = build_gan(cfg, seed, dist, xla, ema)
