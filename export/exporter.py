@@ -170,6 +170,7 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
     the exported generator; returns its temp path and its manifest entry."""
     import keras
 
+    import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
     from export import discriminator as disc
     from training.evaluate import eval_latents
     source = checkpoint.discriminator_file()

@@ -273,23 +273,24 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, tiny_ru
 
 
 def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypatch):
-    """python -m export.ship: the files asked for, an index naming the MNIST default, the budget."""
+    """python -m export.ship: the files asked for, an index naming the MNIST default, the budget.
+    A fresh process, with the DCGAN: its discriminator holds our own dropout layer."""
     from export import ship
     from runtime.errors import GanEdgeError
     models = tmp_path / "models"
-    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["mlp-mnist"]), "--best",
+    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["dcgan-mnist"]), "--best",
                       "--precision", "int8", "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]), "--best",
                       "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     index = json.loads((models / "index.json").read_text())
-    assert index["default"] == "mlp-mnist"  # the only MNIST generator
-    assert index["models"]["mlp-mnist"]["files"] == {"int8": "mlp-mnist/generator.int8.onnx"}
+    assert index["default"] == "dcgan-mnist"  # the only MNIST generator
+    assert index["models"]["dcgan-mnist"]["files"] == {"int8": "dcgan-mnist/generator.int8.onnx"}
     assert index["models"]["gan-1d"]["files"] == {"int8": "gan-1d/generator.int8.onnx"}
-    assert sorted(p.name for p in (models / "mlp-mnist").iterdir()) == [
+    assert sorted(p.name for p in (models / "dcgan-mnist").iterdir()) == [
         "discriminator.int8.onnx", "generator.int8.onnx", "manifest.json"]
-    manifest = json.loads((models / "mlp-mnist" / "manifest.json").read_text())
+    manifest = json.loads((models / "dcgan-mnist" / "manifest.json").read_text())
     assert not Path(manifest["checkpoint"]).is_absolute()
     assert ship.build_index(models) == index
     monkeypatch.setattr(ship, "BUDGET_BYTES", 1000)
