@@ -98,7 +98,7 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) ->
               show_default=True)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto",
               show_default=True, help="Which file of a shipped model: auto = int8 on CPU, fp16 "
-                                      "on GPU.")
+                                      "on GPU (else what the model has).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 1024),
               help="CPU threads for onnxruntime (0 = one per core).")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536),

@@ -43,12 +43,13 @@ def model_entry(name: str | None = None) -> dict:
 
 def model_file(entry: dict, precision: str = "auto", gpu: bool = False) -> Path:
     """The file of a shipped model (its model_entry) for `precision`; "auto" takes the first
-    that exists of those made for the device (fp16 on a GPU, else int8), then fp32."""
+    that exists of those made for the device (fp16 on a GPU, else int8), then fp32, then
+    whatever the model has (a model shipped without fp16 still runs on a GPU, as int8)."""
     files = entry["files"]
     if precision == "auto":
         target = "gpu" if gpu else "cpu"
         order = [p for p in PRECISIONS if TARGET[p] == target and p != "fp32"] + ["fp32"]
-        precision = next((p for p in order if p in files), None)
+        precision = next((p for p in [*order, *files] if p in files), None)
     if precision not in files:
         raise GanEdgeError(f"shipped model {entry['arch']} has no {precision} file; choose one "
                            f"of {', '.join(files)}")

@@ -349,3 +349,15 @@ def test_bad_class_choices_are_one_line_errors_and_write_nothing(args, fragment,
     assert_one_line_error(ganrun(*args, "--out-dir", "each", cwd=tmp_path)
                           if "--walk" not in args else ganrun(*args, cwd=tmp_path), fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_precision_prefers_the_devices_file_and_falls_back_to_any():
+    from runtime.errors import GanEdgeError
+    from runtime.shipped import model_file
+    both = {"arch": "x", "files": {"int8": "x/generator.int8.onnx", "fp16": "x/generator.fp16.onnx"}}
+    int8_only = {"arch": "x", "files": {"int8": "x/generator.int8.onnx"}}
+    assert model_file(both).name == "generator.int8.onnx"
+    assert model_file(both, gpu=True).name == "generator.fp16.onnx"
+    assert model_file(int8_only, gpu=True).name == "generator.int8.onnx"  # shipped without fp16
+    with pytest.raises(GanEdgeError, match="has no fp16 file; choose one of int8"):
+        model_file(int8_only, "fp16")
