@@ -65,7 +65,7 @@ class GANConfig:
     def xla_by_default(self) -> bool:
         """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
         makes the MLP steps faster on both CPUs measured; the DCGAN's it makes twice as slow on
-        AVX-512 and a fifth faster on AVX2 (benchmarks/results/xla-*.md, `python -m
+        AVX-512 and 1.7x faster on AVX2 (benchmarks/results/xla-*.md, `python -m
         benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
