@@ -13,6 +13,8 @@ little for an fp16 file of every image model: the README says which ship without
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ def build_index(folder: Path) -> dict:
     from training.config import get_config
     from training.quality import is_better
     models = {}
-    for manifest_file in sorted(folder.glob("*/manifest.json")):
+    for manifest_file in sorted(folder.glob("[!.]*/manifest.json")):  # not .NAME.new
         m = json.loads(manifest_file.read_text())
         cfg = get_config(m["arch"])
         scores = {k: v for k, v in m["metrics"].items()
@@ -63,6 +65,38 @@ def build_index(folder: Path) -> dict:
     return {"default": default, "models": models}
 
 
+def _onnx_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*.onnx"))
+
+
+def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
+    """Export into models_dir/.NAME.new (the manifest's relative paths come out as they will
+    stay), check the budget with it in place of NAME, then swap it in: a failed export or a
+    model over budget leaves the shipped models as they were."""
+    from export.exporter import export_checkpoint
+    staging, target, old = (models_dir / f".{name}.new", models_dir / name,
+                            models_dir / f".{name}.old")
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        export_checkpoint(checkpoint, staging, precisions,
+                          progress=lambda msg: click.echo(msg, err=True))
+        others = sum(_onnx_bytes(d) for d in models_dir.iterdir()
+                     if d.is_dir() and d.name != name and not d.name.startswith("."))
+        total = others + _onnx_bytes(staging)
+        if total > BUDGET_BYTES:
+            raise GanEdgeError(f"with {name} ({_onnx_bytes(staging) / 1e6:.1f} MB) the shipped "
+                               f"models would take {total / 1e6:.1f} MB, above the "
+                               f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions "
+                               f"(--precision int8); nothing was changed")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+    finally:
+        for leftover in (staging, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="The run whose generator to ship.")
@@ -83,7 +117,6 @@ def main(run_dir, epoch, step, best, name, precision, reindex, models_dir):
             raise GanEdgeError("pass --run DIR (or --reindex)")
         if (epoch is not None) + (step is not None) + best > 1:
             raise GanEdgeError("pass at most one of --epoch, --step, --best")
-        from export.exporter import export_checkpoint
         from training.rundir import RunDir
         run = RunDir(run_dir)
         cfg = run.gan_config()
@@ -92,8 +125,7 @@ def main(run_dir, epoch, step, best, name, precision, reindex, models_dir):
             precisions = parse_precisions(precision)
         else:
             precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
-        export_checkpoint(checkpoint.path, Path(models_dir) / (name or cfg.name), precisions,
-                          progress=lambda msg: click.echo(msg, err=True))
+        _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
     index = build_index(Path(models_dir))
     write_text_atomic(Path(models_dir) / "index.json", json.dumps(index, indent=2) + "\n")
     click.echo(f"{Path(models_dir) / 'index.json'}: {', '.join(index['models'])}; default "
