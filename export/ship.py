@@ -57,16 +57,21 @@ def build_index(folder: Path) -> dict:
             default = name
     if default is None:
         raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
-    total = sum((folder / f).stat().st_size for m in models.values()
-                for f in (*m["files"].values(), *([m["discriminator"]] if "discriminator" in m else [])))
-    if total > BUDGET_BYTES:
-        raise GanEdgeError(f"the shipped models take {total / 1e6:.1f} MB, above the "
-                           f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions")
+    _check_budget(sum(_onnx_bytes(folder / name) for name in models), "")
     return {"default": default, "models": models}
 
 
 def _onnx_bytes(folder: Path) -> int:
+    """A shipped model's files: the export removes those of earlier exports, so a model folder
+    holds exactly the files its manifest lists."""
     return sum(p.stat().st_size for p in folder.glob("*.onnx"))
+
+
+def _check_budget(total: int, what: str) -> None:
+    if total > BUDGET_BYTES:
+        raise GanEdgeError(f"{what}the shipped models take {total / 1e6:.1f} MB, above the "
+                           f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions "
+                           f"(--precision int8)")
 
 
 def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
@@ -83,12 +88,8 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
                           progress=lambda msg: click.echo(msg, err=True))
         others = sum(_onnx_bytes(d) for d in models_dir.iterdir()
                      if d.is_dir() and d.name != name and not d.name.startswith("."))
-        total = others + _onnx_bytes(staging)
-        if total > BUDGET_BYTES:
-            raise GanEdgeError(f"with {name} ({_onnx_bytes(staging) / 1e6:.1f} MB) the shipped "
-                               f"models would take {total / 1e6:.1f} MB, above the "
-                               f"{BUDGET_BYTES / 1e6:.0f} MB budget; ship fewer precisions "
-                               f"(--precision int8); nothing was changed")
+        new = _onnx_bytes(staging)
+        _check_budget(others + new, f"nothing was changed: with {name} ({new / 1e6:.1f} MB) ")
         if target.exists():
             os.replace(target, old)
         os.replace(staging, target)
