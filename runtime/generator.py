@@ -58,19 +58,45 @@ class Device:
     providers: tuple[str, ...]  # onnxruntime execution providers, in order of preference
     gpu: bool
     note: str                   # one line for the user: what was chosen, and why
+    required: bool = False      # the user asked for this device: falling back is an error
+    load_log: str = ""          # what loading the CUDA libraries printed, for the error
+
+
+CPU = ("CPUExecutionProvider",)
+CUDA_FIX = ("pip install 'onnxruntime-gpu[cuda,cudnn]' (CUDA and cuDNN from pip), or use "
+            "--device cpu")
 
 
 def choose_device(device: str) -> Device:
     """What `device` ('auto', 'cpu', 'cuda') means on this machine."""
     import onnxruntime as ort
     if device == "cpu":
-        return Device(("CPUExecutionProvider",), False, "device: cpu")
+        return Device(CPU, False, "device: cpu")
     if "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_usable():
-        return Device(("CUDAExecutionProvider", "CPUExecutionProvider"), True, "device: cuda")
+        return Device(("CUDAExecutionProvider", *CPU), True, "device: cuda",
+                      required=device == "cuda", load_log=_preload_cuda_libraries(ort))
     if device == "cuda":
         raise GanEdgeError("--device cuda, but no usable CUDA GPU (needs onnxruntime-gpu, an "
                            "NVIDIA driver and CUDA libraries); use --device cpu or auto")
-    return Device(("CPUExecutionProvider",), False, "device: cpu (no usable CUDA GPU found)")
+    return Device(CPU, False, "device: cpu (no usable CUDA GPU found)")
+
+
+def _preload_cuda_libraries(ort) -> str:
+    """onnxruntime-gpu's CUDA provider finds CUDA and cuDNN only on the loader's path, unless
+    its preload_dlls (onnxruntime 1.21+) loads the copies that pip put beside it. It prints
+    its failures; keep them for the error message instead of the user's stdout."""
+    import contextlib
+    import io
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return ""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            preload()
+        except Exception as e:  # a broken install must not hide the clearer error that follows
+            print(e)
+    return printed.getvalue().strip()
 
 
 def _cuda_usable() -> bool:
@@ -116,6 +142,15 @@ class Generator:
         except Exception as e:  # ORT raises several types for unreadable models
             raise GanEdgeError(f"{path} is not a loadable ONNX model ({str(e).splitlines()[0][:150]})"
                                ) from None
+        if device.gpu and session.get_providers()[0] != "CUDAExecutionProvider":
+            # onnxruntime falls back to the CPU, with a log line, when its CUDA provider
+            # cannot load its libraries: say so rather than claim a GPU that is not used.
+            why = device.load_log.splitlines()[0] if device.load_log else \
+                "its CUDA or cuDNN libraries did not load"
+            if device.required:
+                raise GanEdgeError(f"--device cuda, but onnxruntime could not start CUDA ({why}); "
+                                   f"{CUDA_FIX}")
+            device = Device(CPU, False, "device: cpu (onnxruntime could not start CUDA)")
         meta = session.get_modelmeta().custom_metadata_map
         info = ModelInfo.from_metadata(meta, path)
         inputs, outputs = session.get_inputs(), session.get_outputs()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 
 def _measurements() -> dict:
@@ -65,3 +65,38 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
 def test_unknown_arch_is_an_error():
     result = run_cli("-m", "benchmarks", "--arch", "nope")
     assert result.returncode == 2 and result.stderr.strip().startswith("error: unknown architecture")
+
+
+def test_device_benchmark_measures_every_file_on_every_device_it_finds(tiny_runs, tmp_path):
+    """The GPU benchmark on whatever this machine has (the CPU alone, under CI): every file
+    gets a speed row and a ganrun row from the provider it asked for, fp32 on the CPU is the
+    reference it agrees with exactly, and the Markdown says how to make it again."""
+    from export.exporter import export_checkpoint
+    from runtime.generator import choose_device
+    run = tiny_runs["mlp-mnist"]
+    models = tmp_path / "export"
+    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], models,
+                      ("fp32", "int8", "fp16"), quality_samples=200, progress=lambda m: None)
+    result = run_cli("-m", "benchmarks.device", "--models", str(models), "--quick",
+                     "--out", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    md_path = Path(result.stdout.strip())
+    report = json.loads(md_path.with_suffix(".json").read_text())
+    devices = ["cpu", "cuda"] if choose_device("auto").gpu else ["cpu"]
+    names = [f"{p} {d}" for d in devices for p in ("fp32", "int8", "fp16")]
+    assert list(report["images_per_s"]) == names and list(report["ganrun"]) == names
+    assert all(v > 0 for per in report["images_per_s"].values() for v in per.values())
+    assert report["providers"] == {n: ("CUDAExecutionProvider" if n.endswith("cuda")
+                                       else "CPUExecutionProvider") for n in names}
+    diff = report["max_abs_diff_vs_fp32_cpu"]
+    assert diff["fp32 cpu"] == 0 and 0 < diff["fp16 cpu"] < 0.05
+    assert all(x["runs"] == 2 and x["wall_s_median"] > 0 for x in report["ganrun"].values())
+    md = md_path.read_text()
+    assert "Made by `python -m benchmarks.device --quick --models export`." in md
+    assert all(f"| {n} |" in md for n in names)
+
+
+def test_device_benchmark_needs_the_fp32_reference(tmp_path):
+    (tmp_path / "generator.int8.onnx").write_bytes(b"")
+    result = run_cli("-m", "benchmarks.device", "--models", str(tmp_path), "--quick")
+    assert_one_line_error(result, "has no generator.fp32.onnx")
