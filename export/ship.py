@@ -2,6 +2,7 @@
 
     python -m export.ship --run runs/dcgan-mnist --best            # as runtime/models/dcgan-mnist/
     python -m export.ship --reindex                                 # rewrite index.json only
+    python -m export.ship --name mlp-smooth-mnist --drop fp16      # make room in the budget
 
 Exports int8 (and fp16 for image models: the GPU file; `--precision int8` for int8 only), with
 the discriminator that `ganrun --keep` uses, and the usual validation, into
@@ -74,6 +75,29 @@ def _check_budget(total: int, what: str) -> None:
                            f"(--precision int8)")
 
 
+def _drop(models_dir: Path, name: str, precisions) -> None:
+    """Remove files of a shipped model, for room in the budget, without the run that made it
+    (runs live on one machine; shipped models in the package). The manifest is rewritten
+    first: stopped in between, a stray file is left, never a manifest naming a missing one."""
+    folder = models_dir / name
+    if not (folder / "manifest.json").is_file():
+        raise GanEdgeError(f"no shipped model {name!r} in {models_dir} (see ganrun --list)")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    have = [f["precision"] for f in manifest["files"]]
+    missing = [p for p in precisions if p not in have]
+    if missing:
+        raise GanEdgeError(f"{name} ships no {', '.join(missing)} file (it has {', '.join(have)})")
+    kept = [f for f in manifest["files"] if f["precision"] not in precisions]
+    if not kept:
+        raise GanEdgeError(f"{name} would have no generator file left; keep one of "
+                           f"{', '.join(have)}")
+    write_text_atomic(folder / "manifest.json", json.dumps({**manifest, "files": kept},
+                                                           indent=2) + "\n")
+    for f in manifest["files"]:
+        if f["precision"] in precisions:
+            (folder / f["file"]).unlink(missing_ok=True)
+
+
 def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
     """Export into models_dir/.NAME.new (the manifest's relative paths come out as they will
     stay), check the budget with it in place of NAME, then swap it in: a failed export or a
@@ -108,12 +132,19 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
 @click.option("--precision", help="Files to ship, comma-separated: int8, fp16, fp32 "
               "[default: int8,fp16 for image models, int8 for gan-1d].")
 @click.option("--reindex", is_flag=True, help="Only rewrite index.json from the shipped manifests.")
+@click.option("--drop", help="Remove these files (comma-separated precisions) from the shipped "
+              "model --name, to make room in the budget.")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=str(MODELS_DIR),
               help="The folder of shipped models [default: the package's runtime/models]; "
                    "another one to try a set of models out before it goes into the package.")
-def main(run_dir, epoch, step, best, name, precision, reindex, models_dir):
+def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir):
     """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
-    if not reindex:
+    if drop:
+        if not name or run_dir or reindex:
+            raise GanEdgeError("--drop takes --name NAME of a shipped model, and no --run or "
+                               "--reindex")
+        _drop(Path(models_dir), name, parse_precisions(drop))
+    elif not reindex:
         if not run_dir:
             raise GanEdgeError("pass --run DIR (or --reindex)")
         if (epoch is not None) + (step is not None) + best > 1:

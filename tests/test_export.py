@@ -279,11 +279,23 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
     from runtime.errors import GanEdgeError
     models = tmp_path / "models"
     shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["dcgan-mnist"]), "--best",
-                      "--precision", "int8", "--models-dir", str(models))
+                      "--precision", "int8,fp16", "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]), "--best",
                       "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
+    index = json.loads((models / "index.json").read_text())
+    assert sorted(index["models"]["dcgan-mnist"]["files"]) == ["fp16", "int8"]
+    # --drop: room in the budget without the run that made the model
+    for drop, fragment in (("int8,fp16", "would have no generator file left"),
+                           ("fp32", "dcgan-mnist ships no fp32 file (it has int8, fp16)")):
+        assert_one_line_error(run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", drop,
+                                      "--models-dir", str(models)), fragment)
+    assert_one_line_error(run_cli("-m", "export.ship", "--name", "nope", "--drop", "fp16",
+                                  "--models-dir", str(models)), "no shipped model 'nope'")
+    dropped = run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
+                      "--models-dir", str(models))
+    assert dropped.returncode == 0, dropped.stderr
     index = json.loads((models / "index.json").read_text())
     assert index["default"] == "dcgan-mnist"  # the only MNIST generator
     assert index["models"]["dcgan-mnist"]["files"] == {"int8": "dcgan-mnist/generator.int8.onnx"}
