@@ -111,6 +111,10 @@ def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mn
     assert "| real mnist test split | - | 9.7" in text  # the shipped baseline
     assert "| mlp-mnist, best | step_000004 |" in text
     assert "| dcgan-mnist, best | not measured yet |" in text
+    # article 000 picks epoch 40 of its 100: both rows, for its claim that they are as good
+    assert "| dcgan-mnist, recommended (epoch_040) | not measured yet |" in text
+    assert "| dcgan-mnist, end of schedule (epoch_100) | not measured yet |" in text
+    assert "mlp-fashion, end of schedule" not in text  # its pick is its last epoch
 
 
 def test_shipped_fashion_evaluator_reaches_its_stated_accuracy(real_fashion_mnist):

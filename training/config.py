@@ -69,6 +69,11 @@ class GANConfig:
         benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
+    @property
+    def last_checkpoint(self) -> str:
+        """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""
+        return f"epoch_{self.length:03d}" if self.unit == "epoch" else f"step_{self.length:06d}"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -5,7 +5,9 @@ its best one, beside what real data scores.
 
 Reads each run's metrics.jsonl and best.json (scores written during training or by
 `python -m training.evaluate --write`); systems without a run are listed as not measured. The
-recommended row scores the trained generator, as the article has it; the best row may be the
+recommended row scores the trained generator, as the article has it, and so does an end-of-
+schedule row where the article picks an earlier checkpoint than its schedule ends on (article
+000: epoch 40 of 100, with its claim that 40 is as good as 100); the best row may be the
 averaged generator ("averaged"), where the best-checkpoint rule prefers it.
 """
 from __future__ import annotations
@@ -56,8 +58,11 @@ def table(run_dirs: list[Path]) -> str:
         run = runs.get(arch)
         rows = {r["checkpoint"]: r for r in run.read_metrics()} if run else {}
         best = run.read_best() if run else None
-        recommended = rows.get(cfg.recommended)
-        for label, row in ((f"recommended ({cfg.recommended})", recommended), ("best", best)):
+        picks = [(f"recommended ({cfg.recommended})", rows.get(cfg.recommended))]
+        if cfg.last_checkpoint != cfg.recommended:
+            picks.append((f"end of schedule ({cfg.last_checkpoint})",
+                          rows.get(cfg.last_checkpoint)))
+        for label, row in (*picks, ("best", best)):
             if row is not None and "classifier_score" not in row and "energy_distance" not in row:
                 row = None  # trained, but not scored yet
             lines.append(f"| {arch}, {label} | " + " | ".join(_cells(row)) + " |")
