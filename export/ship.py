@@ -140,9 +140,10 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
 def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir):
     """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
     if drop:
-        if not name or run_dir or reindex:
-            raise GanEdgeError("--drop takes --name NAME of a shipped model, and no --run or "
-                               "--reindex")
+        if not name or run_dir or reindex or precision or best or epoch is not None \
+                or step is not None:
+            raise GanEdgeError("--drop takes --name NAME of a shipped model (and --models-dir), "
+                               "nothing else: it exports nothing")
         _drop(Path(models_dir), name, parse_precisions(drop))
     elif not reindex:
         if not run_dir:

@@ -293,6 +293,9 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
                                       "--models-dir", str(models)), fragment)
     assert_one_line_error(run_cli("-m", "export.ship", "--name", "nope", "--drop", "fp16",
                                   "--models-dir", str(models)), "no shipped model 'nope'")
+    assert_one_line_error(run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
+                                  "--precision", "int8", "--models-dir", str(models)),
+                          "--drop takes --name NAME")
     dropped = run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
                       "--models-dir", str(models))
     assert dropped.returncode == 0, dropped.stderr
