@@ -50,6 +50,15 @@ def run_once(cmd: list[str]) -> tuple[float, float]:
     return float(wall), float(rss)
 
 
+def summarize(runs: list[tuple[float, float]]) -> dict:
+    """Median, min and max of run_once's (wall, peak RSS) pairs for one command."""
+    wall, rss = np.array(runs).T
+    return {"wall_s_median": float(np.median(wall)), "wall_s_min": float(wall.min()),
+            "wall_s_max": float(wall.max()), "peak_rss_mb_median": float(np.median(rss)),
+            "peak_rss_mb_min": float(rss.min()), "peak_rss_mb_max": float(rss.max()),
+            "runs": len(runs)}
+
+
 def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) -> dict:
     ganrun = [sys.executable, "-m", "runtime.cli", "--model", str(onnx_model), "--n", "25",
               "--quiet", "--out", str(out_dir / "ganrun.png")]
@@ -62,13 +71,7 @@ def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) ->
     for _ in range(repeats):
         for name, cmd in commands.items():
             samples[name].append(run_once(cmd))
-    out = {}
-    for name, runs in samples.items():
-        wall, rss = np.array(runs).T
-        out[name] = {"wall_s_median": float(np.median(wall)), "wall_s_min": float(wall.min()),
-                     "wall_s_max": float(wall.max()), "peak_rss_mb_median": float(np.median(rss)),
-                     "peak_rss_mb_min": float(rss.min()), "peak_rss_mb_max": float(rss.max()),
-                     "runs": len(runs)}
+    out = {name: summarize(runs) for name, runs in samples.items()}
     out["speedup_wall"] = out["keras_script"]["wall_s_median"] / out["ganrun"]["wall_s_median"]
     out["default_over_floor"] = (out["ganrun_default"]["wall_s_median"]
                                  / out["import_floor"]["wall_s_median"])

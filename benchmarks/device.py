@@ -51,7 +51,7 @@ def gpu_name() -> str:
 def measure(models: Path, quick: bool, log) -> dict:
     import onnxruntime as ort
 
-    from benchmarks.cold_start import run_once
+    from benchmarks.cold_start import run_once, summarize
     from benchmarks.generation import time_contenders
     from runtime.generator import Generator, choose_device
     files = {p: models / f"generator.{p}.onnx" for p in PRECISIONS
@@ -92,12 +92,7 @@ def measure(models: Path, quick: bool, log) -> dict:
                 samples[name].append(run_once(
                     [sys.executable, "-m", "runtime.cli", "--model", str(files[precision]),
                      "--device", device, "--n", "25", "--quiet", "--out", f"{tmp}/grid.png"]))
-    report["ganrun"] = {}
-    for name, runs in samples.items():
-        wall, rss = np.array(runs).T
-        report["ganrun"][name] = {"wall_s_median": float(np.median(wall)),
-                                  "wall_s_min": float(wall.min()), "wall_s_max": float(wall.max()),
-                                  "peak_rss_mb_median": float(np.median(rss)), "runs": len(runs)}
+    report["ganrun"] = {name: summarize(runs) for name, runs in samples.items()}
     return report
 
 
