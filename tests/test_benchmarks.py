@@ -100,3 +100,49 @@ def test_device_benchmark_needs_the_fp32_reference(tmp_path):
     (tmp_path / "generator.int8.onnx").write_bytes(b"")
     result = run_cli("-m", "benchmarks.device", "--models", str(tmp_path), "--quick")
     assert_one_line_error(result, "has no generator.fp32.onnx")
+
+
+def test_quality_goals_judge_each_goal_from_the_figures_it_names(tiny_runs, tmp_path):
+    """The goals report on a DCGAN run that has not reached epoch 40, then on one that has (a
+    scored row written as training writes it): each row met, missed or not measured, with the
+    shipped index's default and mlp-fashion judged from the index the package holds."""
+    import shutil
+    from runtime.shipped import load_index
+    from training.rundir import RunDir
+    run = tmp_path / "dcgan"
+    shutil.copytree(tiny_runs["dcgan-mnist"], run)
+
+    def goals():
+        result = run_cli("-m", "benchmarks.quality_goals", "--dcgan-run", str(run),
+                         "--out-dir", str(tmp_path / "results"))
+        assert result.returncode == 0, result.stderr
+        report = json.loads((tmp_path / "results" / "quality-goals.json").read_text())
+        assert (tmp_path / "results" / "quality-goals.md").read_text() in result.stdout
+        return {row["what"]: row for goal in report["goals"] for row in goal["rows"]}
+
+    rows = goals()
+    trained = rows["dcgan-mnist, epoch_040, trained generator"]
+    assert trained["met"] is None and trained["source"].startswith("not reached")
+    index = load_index()
+    default = next(r for what, r in rows.items() if what.startswith(f"default ({index['default']}"))
+    scores = index["models"][index["default"]]["scores"]
+    assert default["figures"] == {"classifier_score": scores["classifier_score"],
+                                  "frechet_distance": scores["frechet_distance"]}
+    assert default["met"] == (scores["classifier_score"] >= 9.0
+                              and scores["frechet_distance"] <= 10.0)
+
+    scored = {"checkpoint": "epoch_040", "step": 10**6, "classifier_score": 9.1,
+              "frechet_distance": 8.0, "classes_covered": 10, "kl_to_uniform": 0.04,
+              "ema_classifier_score": 9.3, "ema_frechet_distance": 7.0,
+              "ema_classes_covered": 10, "ema_kl_to_uniform": 0.06}
+    RunDir(run).append_metrics(scored)
+    rows = goals()
+    assert rows["dcgan-mnist, epoch_040, trained generator"]["met"] is True
+    averaged = rows["dcgan-mnist, epoch_040, averaged generator"]
+    assert averaged["met"] is False and averaged["figures"]["kl_to_uniform"] == 0.06
+
+
+def test_quality_goals_refuse_a_run_of_another_system(tiny_runs):
+    result = run_cli("-m", "benchmarks.quality_goals", "--dcgan-run", str(tiny_runs["gan-1d"]),
+                     "--out-dir", "/nonexistent-never-written")
+    assert_one_line_error(result, "not dcgan-mnist")
