@@ -196,8 +196,11 @@ def test_shipped_models_load_and_agree_with_their_manifests():
     from runtime.files import sha256_file
     from runtime.generator import Generator
     from runtime.shipped import MODELS_DIR, load_index
+    from training.config import REGISTRY
     index = load_index()
     assert index["models"][index["default"]]["dataset"] == "mnist"
+    # every seed system of the articles ships its generator
+    assert sorted(entry["arch"] for entry in index["models"].values()) == sorted(REGISTRY)
     total = 0
     for name, entry in index["models"].items():
         manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
