@@ -108,8 +108,10 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
     for leftover in (staging, old):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
+        # Name the files where they will be once the budget holds, not the staging folder.
         export_checkpoint(checkpoint, staging, precisions,
-                          progress=lambda msg: click.echo(msg, err=True))
+                          progress=lambda msg: click.echo(msg.replace(str(staging), str(target)),
+                                                          err=True))
         others = sum(_onnx_bytes(d) for d in models_dir.iterdir()
                      if d.is_dir() and d.name != name and not d.name.startswith("."))
         new = _onnx_bytes(staging)

@@ -281,6 +281,8 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
     shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["dcgan-mnist"]), "--best",
                       "--precision", "int8,fp16", "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
+    assert f"{models / 'dcgan-mnist' / 'generator.int8.onnx'} (" in shipped.stderr
+    assert ".dcgan-mnist.new" not in shipped.stderr  # the staging folder is not the user's concern
     shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]), "--best",
                       "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
