@@ -53,6 +53,7 @@ def judge(scores: dict | None, goal) -> dict:
 
 def _dcgan_rows(run_dir: Path | None) -> list[dict]:
     from training.config import get_config
+    from training.quality import weight_views
     from training.rundir import RunDir
     cfg = get_config("dcgan-mnist")
     if run_dir is None:
@@ -62,13 +63,16 @@ def _dcgan_rows(run_dir: Path | None) -> list[dict]:
     if run.arch != cfg.name:
         raise GanEdgeError(f"{run_dir} is a run of {run.arch}, not dcgan-mnist; pass the DCGAN's "
                            f"run folder")
-    scored = [r["checkpoint"] for r in run.read_metrics() if "classifier_score" in r]
-    reached = f"its last scored checkpoint is {scored[-1]}" if scored else "nothing scored yet"
+    scored = {r["checkpoint"]: r for r in run.read_metrics() if "classifier_score" in r}
+    reached = (f"its last scored checkpoint is {list(scored)[-1]}" if scored
+               else "nothing scored yet")
+    views = {v["weights"]: v for v in weight_views(scored[cfg.recommended])} \
+        if cfg.recommended in scored else {}
     rows = []
     for weights, label in (("raw", "trained"), ("ema", "averaged")):
-        scores = run.metrics_for(cfg.recommended, weights)
+        scores = views.get(weights)
         source = ("the run's metrics.jsonl" if scores
-                  else f"not reached: {reached}" if cfg.recommended not in scored
+                  else f"not reached: {reached}" if not views
                   else "not measured: no averaged generator scored there")
         rows.append({"what": f"dcgan-mnist, {cfg.recommended}, {label} generator",
                      "source": source, **judge(scores, DCGAN_GOAL)})

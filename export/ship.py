@@ -30,7 +30,9 @@ from runtime.shipped import MODELS_DIR
 BUDGET_BYTES = 12_000_000
 
 
-def build_index(folder: Path) -> dict:
+def build_index(folder: Path) -> tuple[dict, int]:
+    """index.json's content from the shipped manifests, and the bytes all shipped files take
+    (checked against the budget)."""
     from training.config import get_config
     from training.quality import is_better
     models = {}
@@ -58,8 +60,9 @@ def build_index(folder: Path) -> dict:
             default = name
     if default is None:
         raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
-    _check_budget(sum(_onnx_bytes(folder / name) for name in models), "")
-    return {"default": default, "models": models}
+    total = sum(_onnx_bytes(folder / name) for name in models)
+    _check_budget(total, "")
+    return {"default": default, "models": models}, total
 
 
 def _onnx_bytes(folder: Path) -> int:
@@ -161,10 +164,11 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
         else:
             precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
         _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
-    index = build_index(Path(models_dir))
+    index, total = build_index(Path(models_dir))
     write_text_atomic(Path(models_dir) / "index.json", json.dumps(index, indent=2) + "\n")
     click.echo(f"{Path(models_dir) / 'index.json'}: {', '.join(index['models'])}; default "
-               f"{index['default']}")
+               f"{index['default']}; {total / 1e6:.1f} MB of the {BUDGET_BYTES / 1e6:.0f} MB "
+               f"budget")
 
 
 if __name__ == "__main__":

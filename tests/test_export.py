@@ -309,7 +309,9 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
         "discriminator.int8.onnx", "generator.int8.onnx", "manifest.json"]
     manifest = json.loads((models / "dcgan-mnist" / "manifest.json").read_text())
     assert not Path(manifest["checkpoint"]).is_absolute()
-    assert ship.build_index(models) == index
+    assert ship.build_index(models) == (index, sum(p.stat().st_size
+                                                   for p in models.glob("*/*.onnx")))
+    assert "MB of the 12 MB budget" in dropped.stdout
     monkeypatch.setattr(ship, "BUDGET_BYTES", 1000)
     with pytest.raises(GanEdgeError, match="budget; ship fewer precisions"):
         ship.build_index(models)
