@@ -15,9 +15,12 @@ Knobs:
                     not a ganrun option: measured to decide whether it should be one
 
 Writes benchmarks/results/knobs.json and knobs.md; the README's knob table is knobs.md's.
+With --model, only the named models' sections are measured again: the report keeps the others
+(each section names its own date, machine and command) as long as they were drawn with the same
+number of samples and are of the checkpoint shipped now.
 
     python -m benchmarks.knobs                      # every shipped image model, 10,000 samples
-    python -m benchmarks.knobs --model mlp-smooth-mnist --n 2000
+    python -m benchmarks.knobs --model dcgan-mnist  # that section only, the rest kept
 """
 from __future__ import annotations
 
@@ -74,11 +77,12 @@ def _knobs(gen, dataset: str):
 
 
 def measure(names: list[str], n: int, command: str, log=print) -> dict:
+    """{name: section} for the named shipped models, each section with its provenance."""
     from runtime import shipped
     from runtime.generator import Generator
     from training.config import get_config
     from training.evaluate import score_samples
-    index = shipped.load_index()
+    machine = f"{platform.machine()}, {cpu_name()}"
     models = {}
     for name in names:
         entry = shipped.model_entry(name)
@@ -97,23 +101,41 @@ def measure(names: list[str], n: int, command: str, log=print) -> dict:
             rows.append({"knob": knob, "samples_per_s": n / min(seconds),
                          **{k: v for k, v in scores.items() if k != "class_histogram"}})
         models[name] = {"arch": entry["arch"], "checkpoint": entry["checkpoint"],
-                        "weights": entry["weights"], "default": name == index["default"],
-                        "rows": rows}
-    return {"n_samples": n, "seed": SEED, "machine": f"{platform.machine()}, "
-            f"{cpu_name()}", "date": time.strftime("%Y-%m-%d"),
-            "command": command, "models": models}
+                        "weights": entry["weights"], "date": time.strftime("%Y-%m-%d"),
+                        "machine": machine, "command": command, "rows": rows}
+    return models
+
+
+def merged(old: dict | None, new: dict, n: int, index: dict, log=print) -> dict:
+    """The report: the new sections, and the old report's sections of models shipped now with
+    the same checkpoint, in the index's order."""
+    kept = {}
+    for name, section in (old or {}).get("models", {}).items():
+        if name in new:
+            continue
+        entry = index["models"].get(name)
+        if entry is None or (entry["checkpoint"], entry["weights"]) != \
+                (section["checkpoint"], section["weights"]):
+            log(f"{name}: its section is of a checkpoint no longer shipped; dropped "
+                f"(measure it with --model {name})")
+            continue
+        kept[name] = section
+    models = {name: {**(new.get(name) or kept[name]), "default": name == index["default"]}
+              for name in index["models"] if name in new or name in kept}
+    return {"n_samples": n, "seed": SEED, "models": models}
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# ganrun's knobs on the shipped models ({r['date']})", "",
-             f"Made by `{r['command']}`: {r['n_samples']:,} samples per cell (seed {r['seed']}), "
-             f"int8 files on the CPU ({r['machine']}). Samples per second: the whole choosing "
-             f"(generation plus discriminator or classifier) in one process, the fastest of "
-             f"{REPEATS} draws: compare within a model, not across machines.", ""]
+    lines = ["# ganrun's knobs on the shipped models", "",
+             f"{r['n_samples']:,} samples per cell (seed {r['seed']}), int8 files on the CPU. "
+             f"Samples per second: the whole choosing (generation plus discriminator or "
+             f"classifier) in one process, the fastest of {REPEATS} draws: compare within a "
+             f"model, not across machines.", ""]
     for name, m in r["models"].items():
         weights = ", averaged" if m["weights"] == "ema" else ""
         lines += [f"## {name} ({m['checkpoint']}{weights}){' (default)' if m['default'] else ''}",
-                  "", "| knob | classifier score | Frechet distance | classes | KL to uniform | "
+                  "", f"Made by `{m['command']}` on {m['date']} ({m['machine']}).", "",
+                  "| knob | classifier score | Frechet distance | classes | KL to uniform | "
                   "samples/s |", "|---|---|---|---|---|---|"]
         for row in m["rows"]:
             fd = row["frechet_distance"]
@@ -126,24 +148,33 @@ def markdown(r: dict) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "names", multiple=True,
-              help="A shipped model's name (repeatable) [default: every shipped image model].")
+              help="A shipped model's name (repeatable): only its section is measured again, "
+              "the report keeps the others [default: every shipped image model, afresh].")
 @click.option("--n", default=10_000, show_default=True, type=click.IntRange(500, 100_000),
               help="Samples per knob.")
 @click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
-              type=click.Path(file_okay=False))
+              type=click.Path(file_okay=False), help="Where knobs.json and knobs.md go.")
 def main(names, n, out_dir):
     """Score every sample knob of ganrun on the shipped models, with its speed."""
     from runtime import shipped
     index = shipped.load_index()
     command = "python -m benchmarks.knobs" + "".join(f" --model {m}" for m in names) + \
         (f" --n {n}" if n != 10_000 else "")
+    out = Path(out_dir)
+    # Measuring every model starts the report afresh; naming some keeps the others' sections.
+    old = json.loads((out / "knobs.json").read_text()) \
+        if names and (out / "knobs.json").is_file() else None
+    if old is not None and old["n_samples"] != n:
+        raise GanEdgeError(f"{out / 'knobs.json'} was drawn with {old['n_samples']:,} samples "
+                           f"per cell, not {n:,}: pass --n {old['n_samples']}, or measure every "
+                           f"model (no --model)")
     names = list(names) or [k for k, m in index["models"].items() if m["dataset"] != "x_squared"]
     for name in names:
         entry = shipped.model_entry(name)
         if entry["dataset"] == "x_squared":
             raise GanEdgeError(f"{name} is a gan-1d model: its knobs are not scored here")
-    report = measure(names, n, command, log=lambda m: click.echo(m, err=True))
-    out = Path(out_dir)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    report = merged(old, measure(names, n, command, log), n, index, log)
     write_text_atomic(out / "knobs.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(out / "knobs.md", markdown(report))
     click.echo(str(out / "knobs.md"))

@@ -91,7 +91,7 @@ def _default_rows(index: dict, knobs: dict | None) -> list[dict]:
     for knob, label in (("plain", "plain ganrun"),
                         ("--min-confidence 0.9", "ganrun --min-confidence 0.9")):
         scores = next((r for r in measured["rows"] if r["knob"] == knob), None) if same else None
-        source = (f"knobs.json ({knobs['date']})" if scores
+        source = (f"knobs.json ({measured['date']})" if scores
                   else "not measured: knobs.json is of another checkpoint or missing"
                   if not same else f"not measured: knobs.json has no {knob} row")
         rows.append({"what": f"default, int8 file, {label}", "source": source,

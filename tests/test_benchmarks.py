@@ -146,3 +146,41 @@ def test_quality_goals_refuse_a_run_of_another_system(tiny_runs):
     result = run_cli("-m", "benchmarks.quality_goals", "--dcgan-run", str(tiny_runs["gan-1d"]),
                      "--out-dir", "/nonexistent-never-written")
     assert_one_line_error(result, "not dcgan-mnist")
+
+
+def _knob_section(checkpoint: str, command: str) -> dict:
+    row = {"knob": "plain", "samples_per_s": 1000.0, "classifier_score": 8.0,
+           "frechet_distance": 9.0, "classes_covered": 10, "kl_to_uniform": 0.01}
+    return {"arch": "mlp-smooth-mnist", "checkpoint": checkpoint, "weights": "raw",
+            "date": "2026-11-29", "machine": "x86_64, testcpu", "command": command,
+            "rows": [row]}
+
+
+def test_knobs_report_keeps_the_sections_it_did_not_measure_while_they_are_still_shipped():
+    from benchmarks.knobs import markdown, merged
+    index = {"default": "b", "models": {name: {"checkpoint": "epoch_010", "weights": "raw"}
+                                        for name in ("a", "b", "c", "d")}}
+    index["models"]["c"]["checkpoint"] = "epoch_020"  # shipped again since it was measured
+    old = {"n_samples": 2000, "seed": 0, "models": {
+        name: {**_knob_section("epoch_010", "python -m benchmarks.knobs"), "default": name == "a"}
+        for name in ("a", "b", "c", "gone")}}
+    logged = []
+    report = merged(old, {"d": _knob_section("epoch_010", "python -m benchmarks.knobs --model d"),
+                          "b": _knob_section("epoch_010", "python -m benchmarks.knobs --model b")},
+                    2000, index, log=logged.append)
+    assert list(report["models"]) == ["a", "b", "d"]  # the index's order; c and gone dropped
+    assert report["models"]["b"]["command"].endswith("--model b")
+    assert [m["default"] for m in report["models"].values()] == [False, True, False]
+    assert len(logged) == 2 and all("dropped" in line for line in logged)
+    md = markdown(report)
+    assert "## b (epoch_010) (default)" in md
+    assert "Made by `python -m benchmarks.knobs` on 2026-11-29 (x86_64, testcpu)." in md
+    assert "Made by `python -m benchmarks.knobs --model d` on" in md
+
+
+def test_knobs_refuse_to_mix_sample_counts_before_measuring(tmp_path):
+    (tmp_path / "knobs.json").write_text(json.dumps({"n_samples": 10000, "seed": 0,
+                                                     "models": {}}))
+    result = run_cli("-m", "benchmarks.knobs", "--model", "mlp-smooth-mnist", "--n", "2000",
+                     "--out", str(tmp_path))
+    assert_one_line_error(result, "10,000 samples per cell", "--n 10000")
