@@ -89,7 +89,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     is scored against the test split of `data_dir`, by default the run's own data set."""
     import keras
 
-    from export.validate import reference_quality, validate
+    from export.validate import ValidationError, reference_quality, validate
     checkpoint_dir = Path(checkpoint_dir)
     run = RunDir.of_checkpoint(checkpoint_dir)
     data_dir = data_dir or run.data_dir()
@@ -125,32 +125,39 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
-        built = []
-        for precision in precisions:
-            progress(f"{precision}: converting")
-            path = build_file(precision, generator, cfg, Path(tmp), opset)
-            write_metadata(path, metadata(cfg, precision, info, source_sha))
-            progress(f"{precision}: validating against Keras")
-            report = validate(path, generator, cfg, precision, quality_samples,
-                              reference=reference, data_dir=data_dir)
-            built.append(path)
-            entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
-                            "target": TARGET[precision],
-                            "bytes": path.stat().st_size, "sha256": sha256_file(path), **report})
-        progress("discriminator: converting to int8 and validating its ranking against Keras")
-        d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp), opset,
-                                               quality_samples)
-        # All passed: publish by renames (each atomic; the targets were checked above), the
-        # manifest last, and only then drop files of an earlier export that this one lacks.
-        published = {entry["file"] for entry in entries} | {d_entry["file"], "manifest.json"}
-        stale = [p for p in (*out_dir.glob("generator.*.onnx"), *out_dir.glob("discriminator.*.onnx"))
-                 if p.is_file() and p.name not in published]
-        for path, entry in zip(built, entries):
-            os.replace(path, out_dir / entry["file"])
-            progress(f"{entry['precision']}: {out_dir / entry['file']} "
-                     f"({entry['bytes'] / 1e6:.2f} MB)")
-        os.replace(d_path, out_dir / d_entry["file"])
+    try:
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
+            built = []
+            for precision in precisions:
+                progress(f"{precision}: converting")
+                path = build_file(precision, generator, cfg, Path(tmp), opset)
+                write_metadata(path, metadata(cfg, precision, info, source_sha))
+                progress(f"{precision}: validating against Keras")
+                report = validate(path, generator, cfg, precision, quality_samples,
+                                  reference=reference, data_dir=data_dir)
+                built.append(path)
+                entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
+                                "target": TARGET[precision],
+                                "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                                **report})
+            progress("discriminator: converting to int8 and validating its ranking against Keras")
+            d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp),
+                                                   opset, quality_samples)
+            # All passed: publish by renames (each atomic; the targets were checked above), the
+            # manifest last, and only then drop files of an earlier export that this one lacks.
+            published = {entry["file"] for entry in entries} | {d_entry["file"], "manifest.json"}
+            stale = [p for p in (*out_dir.glob("generator.*.onnx"),
+                                 *out_dir.glob("discriminator.*.onnx"))
+                     if p.is_file() and p.name not in published]
+            for path, entry in zip(built, entries):
+                os.replace(path, out_dir / entry["file"])
+                progress(f"{entry['precision']}: {out_dir / entry['file']} "
+                         f"({entry['bytes'] / 1e6:.2f} MB)")
+            os.replace(d_path, out_dir / d_entry["file"])
+    except ValidationError as e:
+        # Its message names a file of the temp folder, gone by now: name the checkpoint instead.
+        raise ValidationError(str(e).replace(f"{tmp}{os.sep}", f"{checkpoint_dir}, exported as ")
+                              + "; nothing was written") from None
     # The checkpoint relative to the manifest, so that no machine's own paths are published.
     manifest = {"arch": cfg.name,
                 "checkpoint": os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve()),

@@ -150,10 +150,14 @@ def test_validation_failure_is_typed_and_leaves_no_file(tiny_runs, tmp_path, mon
     run = tiny_runs["mlp-mnist"]
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
     monkeypatch.setitem(validate.MAX_ABS, "int8", 0.0)  # no int8 file can pass this
-    with pytest.raises(validate.ValidationError, match="above its bound"):
+    with pytest.raises(validate.ValidationError, match="above its bound") as failure:
         exporter.export_checkpoint(ckpt, tmp_path, ("fp32", "int8"), quality_samples=200,
                                    progress=lambda m: None)
     assert list(tmp_path.iterdir()) == []
+    # It names the checkpoint, not the temp file that is gone with the temp folder.
+    assert str(failure.value).startswith(f"{ckpt}, exported as int8.onnx: int8 differs")
+    assert str(failure.value).endswith("; nothing was written")
+    assert ".tmp-export" not in str(failure.value)
 
 
 def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, tiny_runs, tmp_path):
