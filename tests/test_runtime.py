@@ -224,6 +224,35 @@ def test_shipped_models_load_and_agree_with_their_manifests():
     assert total <= 12_000_000  # the budget for everything shipped
 
 
+def test_shipped_files_reproduce_their_manifests_quality_figures():
+    """The README's figures for the shipped files come from their manifests: regenerate each
+    file's validation samples (the same seeded latents) on this machine and score them again.
+    Other CPUs may round a few activations differently, hence the small tolerances."""
+    from runtime.generator import Generator
+    from runtime.shipped import MODELS_DIR, load_index
+    from training.config import get_config
+    from training.evaluate import generate, score_samples
+    for name, entry in load_index()["models"].items():
+        manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
+        cfg = get_config(entry["arch"])
+        for listed in manifest["files"]:
+            claimed = listed["quality"]
+            gen = Generator.from_file(MODELS_DIR / name / listed["file"])
+            ours = score_samples(cfg, generate(gen.run, cfg, claimed["n_samples"], 500))
+            where = f"{name} {listed['precision']}"
+            if "energy_distance" in claimed:  # gan-1d
+                assert ours["energy_distance"] == pytest.approx(claimed["energy_distance"],
+                                                                abs=2e-4), where
+                continue
+            assert ours["classifier_score"] == pytest.approx(claimed["classifier_score"],
+                                                             abs=0.02), where
+            assert ours["classes_covered"] == claimed["classes_covered"], where
+            assert ours["kl_to_uniform"] == pytest.approx(claimed["kl_to_uniform"], abs=0.005), where
+            if ours["frechet_distance"] is not None:  # None: no test split on this machine
+                assert ours["frechet_distance"] == pytest.approx(claimed["frechet_distance"],
+                                                                 rel=0.02), where
+
+
 def test_list_and_model_by_name(tmp_path):
     from runtime.shipped import load_index
     index = load_index()
