@@ -253,6 +253,24 @@ def test_shipped_files_reproduce_their_manifests_quality_figures():
                                                                  rel=0.02), where
 
 
+def test_the_readmes_python_example_draws_what_ganrun_draws(tmp_path):
+    """The README's "In Python" block, run as written: it needs no heavy module, and its PNG is
+    the one the ganrun command it names writes."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### In Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    check = f"\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    result = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    cli = ganrun("--model", "dcgan-mnist", "--n", "16", "--cols", "4", "--out",
+                 str(tmp_path / "cli.png"))
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "digits.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
+    assert Image.open(tmp_path / "digits.png").size == (4 * (4 * 30 + 2),) * 2
+
+
 def test_list_and_model_by_name(tmp_path):
     from runtime.shipped import load_index
     index = load_index()
