@@ -61,6 +61,11 @@ def is_shipped_name(value: str) -> bool:
     return "/" not in value and not value.endswith(".onnx") and not Path(value).exists()
 
 
+def _size(n_bytes: int) -> str:
+    """1.3 MB, or 45 kB below a megabyte (where "0.0 MB" would say nothing)."""
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{max(1, round(n_bytes / 1e3))} kB"
+
+
 def listing() -> list[str]:
     """One line per shipped model, for ganrun --list."""
     index = load_index()
@@ -75,7 +80,7 @@ def listing() -> list[str]:
                       f"{s['classes_covered']}/10 classes")
         files = {**m["files"], **({"discriminator": m["discriminator"]} if "discriminator" in m
                                   else {})}
-        sizes = ", ".join(f"{p} {(MODELS_DIR / f).stat().st_size / 1e6:.1f} MB"
+        sizes = ", ".join(f"{p} {_size((MODELS_DIR / f).stat().st_size)}"
                           for p, f in files.items())
         weights = ", averaged" if m["weights"] == "ema" else ""
         rows.append((name + (" (default)" if name == index["default"] else ""), m["article"],

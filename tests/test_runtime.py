@@ -279,6 +279,9 @@ def test_list_and_model_by_name(tmp_path):
     for name in index["models"]:
         assert name in listed.stdout
     assert f"{index['default']} (default)" in listed.stdout
+    # The README shows this listing as "Shipped today": it must be the output, not a memory of it.
+    readme = (ROOT / "README.md").read_text()
+    assert "```\n" + listed.stdout + "```" in readme, "README's 'Shipped today' != ganrun --list"
     named = ganrun("--model", index["default"], "--n", "4", "--out", str(tmp_path / "a.png"))
     default = ganrun("--n", "4", "--out", str(tmp_path / "b.png"))
     assert named.returncode == default.returncode == 0, named.stderr + default.stderr
