@@ -13,11 +13,11 @@ import time
 import numpy as np
 
 
-def _project_step(cfg, x_real, xla=None):
+def _project_step(cfg, x_real, xla=None, reformulate=True):
     import tensorflow as tf
 
     from training.gan import build_gan
-    gan = build_gan(cfg, xla=xla)
+    gan = build_gan(cfg, xla=xla, reformulate=reformulate)
     step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
 
@@ -71,12 +71,16 @@ def _alternate(contenders: dict, steps: int, rounds: int) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def _real(cfg):
+    lo, hi = cfg.output_range
+    return np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+
+
 def measure(arch: str, steps: int, rounds: int = 3) -> dict:
     """Seconds per step for both loops, medians over alternating rounds of `steps` steps."""
     from training.config import get_config
     cfg = get_config(arch)
-    lo, hi = cfg.output_range
-    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+    x_real = _real(cfg)
     med = _alternate({"project": _project_step(cfg, x_real),
                       "article": _article_step(cfg, x_real)}, steps, rounds)
     return {"arch": arch, "steps_per_round": steps, "rounds": rounds,
@@ -89,31 +93,56 @@ def measure_xla(arch: str, steps: int, rounds: int = 3) -> dict:
     measurement behind GANConfig.xla_by_default."""
     from training.config import get_config
     cfg = get_config(arch)
-    lo, hi = cfg.output_range
-    x_real = np.random.default_rng(0).uniform(lo, hi, (1024, *cfg.sample_shape)).astype("float32")
+    x_real = _real(cfg)
     med = _alternate({"xla": _project_step(cfg, x_real, True),
                       "no_xla": _project_step(cfg, x_real, False)}, steps, rounds)
     return {"arch": arch, "xla_s_per_step": med["xla"], "no_xla_s_per_step": med["no_xla"],
             "default": "xla" if cfg.xla_by_default else "no_xla"}
 
 
+def measure_reformulation(arch: str, steps: int, rounds: int = 3, xla: bool | None = None) -> dict:
+    """Seconds per step with the generator's layers reformulated (training/fast_forward.py)
+    and with Keras's own, alternating rounds."""
+    from training.config import get_config
+    cfg = get_config(arch)
+    x_real = _real(cfg)
+    med = _alternate({"reformulated": _project_step(cfg, x_real, xla, True),
+                      "keras": _project_step(cfg, x_real, xla, False)}, steps, rounds)
+    return {"arch": arch, "xla": cfg.xla_by_default if xla is None else xla,
+            "reformulated_s_per_step": med["reformulated"], "keras_s_per_step": med["keras"],
+            "speedup": med["keras"] / med["reformulated"]}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
 if __name__ == "__main__":
-    # python -m benchmarks.train_step: XLA or not, per system (GANConfig.xla_by_default).
+    # python -m benchmarks.train_step: XLA or not per system (GANConfig.xla_by_default), and
+    # what the DCGAN generator's reformulated layers buy, with XLA and without.
     from pathlib import Path
 
     from runtime.cpu import cpu_name, has_avx512
     from runtime.files import write_text_atomic
-    rows = [measure_xla(arch, steps) for arch, steps in
-            (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 3))]
+    xla_rows = [measure_xla(arch, steps) for arch, steps in
+                (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 3))]
+    reform_rows = [measure_reformulation("dcgan-mnist", 3, xla=x) for x in (True, False)]
     isa = "avx512" if has_avx512() else "avx2"
-    lines = [f"# Train step with and without XLA ({isa})", "",
+    lines = [f"# Train step ({isa})", "",
              f"Made by `python -m benchmarks.train_step` on {cpu_name()} ({isa}), "
-             f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds; the report of the "
-             f"other kind of CPU is beside this one.", "",
+             f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds per table.", "",
+             "## With and without XLA", "",
              "| arch | with XLA | without | default |", "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['arch']} | {r['xla_s_per_step'] * 1e3:.1f} ms | "
-                     f"{r['no_xla_s_per_step'] * 1e3:.1f} ms | {r['default'].replace('_', ' ')} |")
-    out = Path(f"benchmarks/results/xla-{isa}.md")
+    for r in xla_rows:
+        lines.append(f"| {r['arch']} | {_ms(r['xla_s_per_step'])} | "
+                     f"{_ms(r['no_xla_s_per_step'])} | {r['default'].replace('_', ' ')} |")
+    lines += ["", "## The DCGAN generator's layers: reformulated (training/fast_forward.py) "
+              "or Keras's own", "",
+              "| arch | XLA | reformulated | Keras layers | speed-up |", "|---|---|---|---|---|"]
+    for r in reform_rows:
+        lines.append(f"| {r['arch']} | {'yes' if r['xla'] else 'no'} | "
+                     f"{_ms(r['reformulated_s_per_step'])} | {_ms(r['keras_s_per_step'])} | "
+                     f"{r['speedup']:.2f}x |")
+    out = Path(f"benchmarks/results/train-step-{isa}.md")
     write_text_atomic(out, "\n".join(lines) + "\n")
     print(out)

@@ -133,14 +133,14 @@ def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, expor
 def test_subpixel_rewrite_equals_conv_transpose():
     import keras
 
-    from export.convert import subpixel_conv_transpose, subpixel_weights
+    from training.fast_forward import subpixel_conv_transpose, subpixel_kernel
     keras.utils.set_random_seed(3)
     for c_in, c_out, size in ((3, 5, 7), (128, 128, 14)):
         layer = keras.layers.Conv2DTranspose(c_out, (4, 4), strides=2, padding="same")
         x = np.random.default_rng(0).standard_normal((2, size, size, c_in)).astype(np.float32)
         want = layer(x).numpy()
         kernel, bias = layer.get_weights()
-        got = subpixel_conv_transpose(x, subpixel_weights(kernel), np.tile(bias, 4)).numpy()
+        got = subpixel_conv_transpose(x, subpixel_kernel(kernel), np.tile(bias, 4)).numpy()
         assert got.shape == want.shape == (2, 2 * size, 2 * size, c_out)
         assert np.max(np.abs(got - want)) <= 1e-5
 

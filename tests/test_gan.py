@@ -61,3 +61,35 @@ def test_averaged_weights_equal_a_hand_computed_moving_average():
         assert not np.allclose(g, raw.numpy(), atol=1e-4)  # an average, not the last weights
     off = build_gan(cfg, seed=0, ema=0.0)
     assert off.averaged_generator() is None and off.ema_weights == []
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_the_train_steps_generator_pass_computes_what_the_generator_does(xla):
+    """training_forward reformulates the DCGAN's single-channel conv and stride-2 transposed
+    convs (training/fast_forward.py): same samples and same gradients as the Keras layers,
+    to float rounding, with and without XLA."""
+    import tensorflow as tf
+
+    from training.fast_forward import (is_single_channel_conv, is_subpixel_conv_transpose,
+                                       training_forward)
+    cfg, gan = _gan("dcgan-mnist")
+    g = gan.generator
+    kinds = [is_single_channel_conv(la) or is_subpixel_conv_transpose(la) for la in g.layers]
+    assert sum(kinds) == 3  # Conv2DTranspose x2 and the last Conv2D
+    z = tf.constant(np.random.default_rng(1).standard_normal((8, cfg.latent_dim)), tf.float32)
+    weight = tf.constant(np.random.default_rng(2).standard_normal((8, *cfg.sample_shape)),
+                         tf.float32)  # a loss whose gradient is not uniform over the pixels
+
+    @tf.function(jit_compile=xla)
+    def samples_and_grads(forward):
+        with tf.GradientTape() as tape:
+            x = forward(z)
+            loss = tf.reduce_sum(x * weight)
+        return x, tape.gradient(loss, g.trainable_variables)
+
+    want_x, want_grads = samples_and_grads(lambda z: g(z, training=True))
+    got_x, got_grads = samples_and_grads(training_forward(g))
+    np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-6)
+    for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
+        scale = np.abs(want.numpy()).max()
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5 * scale, err_msg=v.path)
