@@ -16,8 +16,8 @@ def forward_fn(generator, subpixel: bool = False):
     Conv2DTranspose replaced by the sub-pixel form when `subpixel` is set."""
     import tensorflow as tf
 
-    from training.fast_forward import (is_subpixel_conv_transpose, subpixel_conv_transpose,
-                                       subpixel_kernel)
+    from training.fast_forward import (chain, is_subpixel_conv_transpose,
+                                       subpixel_conv_transpose, subpixel_kernel)
     steps = []
     for layer in generator.layers:
         if subpixel and is_subpixel_conv_transpose(layer):
@@ -33,13 +33,7 @@ def forward_fn(generator, subpixel: bool = False):
             steps.append(step)
         else:
             steps.append(lambda x, layer=layer: layer(x, training=False))
-
-    def forward(z):
-        x = z
-        for s in steps:
-            x = s(x)
-        return x
-    return forward
+    return chain(steps)
 
 
 def to_onnx(generator, cfg: GANConfig, opset: int = 17, subpixel: bool = False):

@@ -64,14 +64,14 @@ def test_averaged_weights_equal_a_hand_computed_moving_average():
 
 
 @pytest.mark.parametrize("xla", [False, True])
-def test_the_train_steps_generator_pass_computes_what_the_generator_does(xla):
-    """training_forward reformulates the DCGAN's single-channel conv and stride-2 transposed
+def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
+    """fast_forward reformulates the DCGAN's single-channel conv and stride-2 transposed
     convs (training/fast_forward.py): same samples and same gradients as the Keras layers,
-    to float rounding, with and without XLA."""
+    to float rounding, with and without XLA; so does the sampler that evaluations use."""
     import tensorflow as tf
 
     from training.fast_forward import (is_single_channel_conv, is_subpixel_conv_transpose,
-                                       training_forward)
+                                       fast_forward, sampler)
     cfg, gan = _gan("dcgan-mnist")
     g = gan.generator
     kinds = [is_single_channel_conv(la) or is_subpixel_conv_transpose(la) for la in g.layers]
@@ -88,8 +88,10 @@ def test_the_train_steps_generator_pass_computes_what_the_generator_does(xla):
         return x, tape.gradient(loss, g.trainable_variables)
 
     want_x, want_grads = samples_and_grads(lambda z: g(z, training=True))
-    got_x, got_grads = samples_and_grads(training_forward(g))
+    got_x, got_grads = samples_and_grads(fast_forward(g, training=True))
     np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(sampler(g, xla)(z).numpy(), g(z, training=False).numpy(),
+                               atol=1e-6)  # what the evaluation scores
     for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
         scale = np.abs(want.numpy()).max()
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5 * scale, err_msg=v.path)

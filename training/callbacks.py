@@ -17,6 +17,7 @@ from training import checkpoint as ckpt
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
 from training.evaluate import generate, score_samples, summary
+from training.fast_forward import sampler
 from training.plots import save_metric_plots, save_samples
 from training.rundir import RunDir, checkpoint_name
 
@@ -149,7 +150,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         return row
 
     def _score(self, generator) -> dict:
-        generated = generate(lambda z: generator(z, training=False), self.cfg, self.eval_samples)
+        generated = generate(sampler(generator, self.cfg.xla_by_default), self.cfg,
+                             self.eval_samples)
         return score_samples(self.cfg, generated, self.data_dir)
 
     def _averaged_generator(self):

@@ -48,6 +48,8 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     """Scores of one checkpoint's generator (and of its averaged one as ema_*), against the
     test split of `data_dir` (default: the run's)."""
     import keras
+
+    from training.fast_forward import sampler
     cfg = run.gan_config()
     checkpoint = run.checkpoint(name)
     if not checkpoint.weights():
@@ -55,7 +57,7 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     scores = {}
     for weights in checkpoint.weights():
         generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
-        samples = generate(lambda z: generator(z, training=False), cfg, n)
+        samples = generate(sampler(generator, cfg.xla_by_default), cfg, n)
         prefix = "" if weights == "raw" else f"{weights}_"
         scores.update({prefix + k: v for k, v in
                        score_samples(cfg, samples, data_dir or run.data_dir()).items()})

@@ -11,7 +11,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from training.fast_forward import training_forward
+from training.fast_forward import fast_forward
 
 
 class GAN(keras.Model):
@@ -31,7 +31,7 @@ class GAN(keras.Model):
         # update every replica holds the same generator, so the first replica's average is it.
         self.ema_decay = ema_decay
         # generator(z, training=True); faster for the DCGAN (reformulate=False: as Keras has it)
-        self._forward = (training_forward(generator) if reformulate
+        self._forward = (fast_forward(generator, training=True) if reformulate
                          else lambda z: generator(z, training=True))
         self.ema_weights = [
             keras.Variable(v.numpy(), trainable=False, aggregation="only_first_replica",
