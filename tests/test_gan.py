@@ -95,24 +95,3 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
     for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
         scale = np.abs(want.numpy()).max()
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5 * scale, err_msg=v.path)
-
-
-@pytest.mark.parametrize("xla", [False, True])
-def test_global_batch_dropout_draws_keras_dropouts_masks_bit_for_bit(xla):
-    """On one replica the discriminator's dropout is Keras's Dropout, to the bit, step after
-    step, with and without XLA (it only names the RNG algorithm that Keras leaves unnamed)."""
-    import keras
-    import tensorflow as tf
-
-    from training.models import GlobalBatchDropout
-    ours, theirs = GlobalBatchDropout(0.4, seed=7), keras.layers.Dropout(0.4, seed=7)
-    x = tf.ones((16, 14, 14, 8))
-    ours_fn = tf.function(lambda x: ours(x, training=True), jit_compile=xla)
-    theirs_fn = tf.function(lambda x: theirs(x, training=True), jit_compile=xla)
-    masks = []
-    for _ in range(3):
-        a, b = ours_fn(x).numpy(), theirs_fn(x).numpy()
-        np.testing.assert_array_equal(a, b)
-        masks.append(a)
-    assert not np.array_equal(masks[0], masks[1])  # a new mask each call
-    assert 0.5 < (masks[0] > 0).mean() < 0.7  # rate 0.4

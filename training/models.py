@@ -17,12 +17,6 @@ class GlobalBatchDropout(layers.Dropout):
     keeps this replica's rows (as GAN.latents does). When a replica's batch is a contiguous
     slice of one device's (the split discriminator updates, the generator update) those are
     one device's masks; with one replica it draws exactly what Keras's Dropout draws.
-
-    It names the algorithm Keras leaves to TensorFlow ("auto_select"), Philox, which on the CPU
-    is what that choice resolves to, with and without XLA, so the masks are the same bits. But
-    under XLA the unnamed choice is 37x slower (1.37 s against 37 ms for the DCGAN's first mask
-    on a batch of 256, by hand on the AVX2 machine): most of the DCGAN's XLA train step went on it
-    (`python -m benchmarks.train_step` measures the step, tests/test_gan.py checks the bits).
     """
 
     def call(self, inputs, training=False):
@@ -32,9 +26,7 @@ class GlobalBatchDropout(layers.Dropout):
         replicas, replica = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
         n = tf.shape(inputs)[0]
         ones = tf.ones(tf.concat([[n * replicas], tf.shape(inputs)[1:]], 0), inputs.dtype)
-        # keras.random.dropout's seed, drawn and cast as its TensorFlow backend does
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
-        mask = tf.nn.experimental.stateless_dropout(ones, self.rate, seed=seed, rng_alg="philox")
+        mask = keras.random.dropout(ones, self.rate, seed=self.seed_generator)
         return inputs * mask[n * replica:n * (replica + 1)]
 
 
