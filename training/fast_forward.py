@@ -2,9 +2,9 @@
 
 TensorFlow's CPU kernels are slow for two layer shapes of article 000's generator:
 - Conv2D with a single output channel (its last layer, 7x7 over 128 channels): a tenth of the
-  generator's multiply-adds, but 0.4 to 0.7 s of the 2.1 s that the generator's forward and
-  backward pass on a batch of 256 took (with XLA). Here: one matmul from the C input channels
-  to the k*k taps, then k*k shifted adds.
+  generator's multiply-adds, but a quarter to a third of the time of its forward and backward
+  pass (timed by hand, with XLA, on the AVX2 machine). Here: one matmul from the C input
+  channels to the k*k taps, then k*k shifted adds.
 - Conv2DTranspose 4x4 with stride 2: here a 2x2 convolution to 4*C_out channels (one group per
   output phase) and a depth-to-space, the sub-pixel form. The export uses the same form for int8,
   since onnxruntime's CPU provider has no int8 ConvTranspose.
