@@ -70,8 +70,8 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
     to float rounding, with and without XLA; so does the sampler that evaluations use."""
     import tensorflow as tf
 
-    from training.fast_forward import (is_single_channel_conv, is_subpixel_conv_transpose,
-                                       fast_forward, sampler)
+    from training.fast_forward import (fast_forward, is_single_channel_conv,
+                                       is_subpixel_conv_transpose, sampler)
     cfg, gan = _gan("dcgan-mnist")
     g = gan.generator
     kinds = [is_single_channel_conv(la) or is_subpixel_conv_transpose(la) for la in g.layers]
