@@ -137,6 +137,39 @@ def test_without_a_test_split_the_frechet_distance_is_left_out_and_ranks_nothing
     assert is_better(_row(2, 8.8, 10, None), _row(1, 8.7, 10, None))
 
 
+def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs, tmp_path):
+    import shutil
+
+    from conftest import assert_one_line_error, run_cli
+    from training.results import claim
+    from training.rundir import RunDir
+    shutil.copy(tiny_runs["dcgan-mnist"] / "config.json", tmp_path / "config.json")
+    run = RunDir(tmp_path)
+
+    def row(epoch):  # score epoch/10, distance 100 - epoch; the averaged one from epoch 50
+        r = {**_row(epoch * 234, epoch / 10, 9 if epoch == 35 else 10, 100.0 - epoch),
+             "epoch": float(epoch), "checkpoint": f"epoch_{epoch:03d}"}
+        return {**r, "ema_classifier_score": epoch / 20} if epoch >= 50 else r
+    run.write_metrics([row(e) for e in range(1, 61)])
+    lines = claim(tmp_path).splitlines()
+    assert lines[0].startswith("Article 000's claim: epoch_040 is as good as epoch_100. ")
+    assert "evaluated through epoch_060" in lines[0]
+    assert lines[4] == "| epoch_040, the article's pick | 40 | 4.00 | 60.0 | 10/10 | - | - |"
+    assert lines[5] == ("| the 10 evaluations up to it | 31 to 40 | 3.55 (3.10 to 4.00) "
+                        "| 64.5 (60.0 to 69.0) | 9/10 | - | - |")
+    assert lines[6] == ("| the last 10 evaluated | 51 to 60 | 5.55 (5.10 to 6.00) "
+                        "| 44.5 (40.0 to 49.0) | 10/10 | 2.77 (2.55 to 3.00) | - |")
+    assert lines[7] == "| epoch_100, the end of the schedule | not reached yet |  |  |  |  |  |"
+    run.write_metrics([row(e) for e in range(1, 101)])
+    assert claim(tmp_path).splitlines()[7] == (
+        "| epoch_100, the end of the schedule | 100 | 10.00 | 0.0 | 10/10 | 5.00 | - |")
+
+    result = run_cli("-m", "training.results", "--claim", str(tiny_runs["mlp-fashion"]))
+    assert_one_line_error(result, "picks the last checkpoint of its schedule")
+    result = run_cli("-m", "training.results", "--claim", str(tmp_path), str(tmp_path))
+    assert_one_line_error(result, "--claim describes one run")
+
+
 def test_results_plot_draws_one_runs_quality_per_epoch(tiny_runs, tmp_path):
     from PIL import Image
 

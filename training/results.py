@@ -2,6 +2,8 @@
 its best one, beside what real data scores.
 
     python -m training.results RUN_DIR [RUN_DIR ...]
+    python -m training.results --plot OUT.png RUN_DIR   # one run's quality per epoch
+    python -m training.results --claim RUN_DIR          # article 000's claim, in numbers
 
 Reads each run's metrics.jsonl and best.json (scores written during training or by
 `python -m training.evaluate --write`); systems without a run are listed as not measured. The
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
@@ -69,6 +72,62 @@ def table(run_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+WINDOW = 10  # evaluations per window in `claim`: enough to show how much epochs differ
+
+
+def _spread(rows: list[dict], key: str, fmt: str) -> str:
+    """'median (min to max)' of one metric over rows; '-' when the rows lack it."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    if not values:
+        return "-"
+    lo, mid, hi = (format(v, fmt) for v in (min(values), float(np.median(values)), max(values)))
+    return mid if len(values) == 1 else f"{mid} ({lo} to {hi})"
+
+
+def claim(run_dir: Path) -> str:
+    """The article's pick against the end of its schedule, for an article that picks an earlier
+    checkpoint than it ends on (article 000: epoch 40 of 100, "as good as" 100). Each row is a
+    window of evaluations, so that a difference can be read against how much neighbouring
+    epochs differ anyway: the pick, the WINDOW evaluations up to it, the last WINDOW evaluated,
+    and the end of the schedule once the run has reached it."""
+    run = RunDir(run_dir)
+    cfg = REGISTRY.get(run.arch)
+    if cfg is None or cfg.unit != "epoch" or cfg.recommended == cfg.last_checkpoint:
+        raise GanEdgeError(f"{run_dir} is a run of {run.arch!r}, whose article picks the last "
+                           f"checkpoint of its schedule: there is no earlier pick to test")
+    by_checkpoint = {r["checkpoint"]: r for r in run.read_metrics() if "classifier_score" in r}
+    rows = sorted(by_checkpoint.values(), key=lambda r: r["step"])
+    if not rows:
+        raise GanEdgeError(f"{run} has no scored evaluations; train with --eval-every 1 or "
+                           f"score it with `python -m training.evaluate --run {run_dir} --write`")
+    pick_epoch = int(cfg.recommended.split("_")[1])
+    up_to_pick = [r for r in rows if r["epoch"] <= pick_epoch][-WINDOW:]
+    windows = [(f"{cfg.recommended}, the article's pick", [by_checkpoint.get(cfg.recommended)]),
+               (f"the {len(up_to_pick)} evaluations up to it", up_to_pick),
+               (f"the last {len(rows[-WINDOW:])} evaluated", rows[-WINDOW:]),
+               (f"{cfg.last_checkpoint}, the end of the schedule",
+                [by_checkpoint.get(cfg.last_checkpoint)])]
+    lines = [f"Article {cfg.article}'s claim: {cfg.recommended} is as good as "
+             f"{cfg.last_checkpoint}. "
+             f"Run {run.path.name}, evaluated through {rows[-1]['checkpoint']}; "
+             f"each cell: median (min to max).", "",
+             "| checkpoints | epochs | classifier score | Frechet distance | classes (fewest) | "
+             "averaged score | averaged FD |", "|---|---|---|---|---|---|---|"]
+    for label, window in windows:
+        window = [r for r in window if r is not None]
+        if not window:
+            lines.append(f"| {label} | not reached yet |  |  |  |  |  |")
+            continue
+        epochs = f"{window[0]['epoch']:g}" + (
+            f" to {window[-1]['epoch']:g}" if len(window) > 1 else "")
+        lines.append(f"| {label} | {epochs} | " + " | ".join([
+            _spread(window, "classifier_score", ".2f"), _spread(window, "frechet_distance", ".1f"),
+            f"{min(r['classes_covered'] for r in window)}/10",
+            _spread(window, "ema_classifier_score", ".2f"),
+            _spread(window, "ema_frechet_distance", ".1f")]) + " |")
+    return "\n".join(lines)
+
+
 def plot_by_epoch(run_dir: Path, out: Path) -> Path:
     """The run's quality per evaluation as a picture, with the article's pick marked."""
     from training.plots import save_quality_by_epoch
@@ -89,12 +148,22 @@ def plot_by_epoch(run_dir: Path, out: Path) -> Path:
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Instead of the table: write one run's quality per epoch to this PNG.")
-def main(run_dirs, plot_path):
-    """Print the results table (Markdown) for the given run folders, or plot one run."""
+@click.option("--claim", "claim_only", is_flag=True,
+              help="Instead of the table: one run's article pick against the end of its "
+                   "schedule, each beside the spread of neighbouring epochs (dcgan-mnist).")
+def main(run_dirs, plot_path, claim_only):
+    """Print the results table (Markdown) for the given run folders, or describe one run:
+    its quality per epoch as a plot, or its article's claim in numbers."""
+    if plot_path and claim_only:
+        raise GanEdgeError("--plot and --claim each describe one run: pass one of them")
+    if (plot_path or claim_only) and len(run_dirs) != 1:
+        raise GanEdgeError(f"{'--plot' if plot_path else '--claim'} describes one run: pass "
+                           f"exactly one run folder")
     if plot_path:
-        if len(run_dirs) != 1:
-            raise GanEdgeError("--plot draws one run: pass exactly one run folder")
         click.echo(str(plot_by_epoch(Path(run_dirs[0]), Path(plot_path))))
+        return
+    if claim_only:
+        click.echo(claim(Path(run_dirs[0])))
         return
     click.echo(table([Path(r) for r in run_dirs]))
 
