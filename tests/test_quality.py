@@ -170,6 +170,20 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     assert_one_line_error(result, "--claim describes one run")
 
 
+def test_quality_plot_of_a_run_without_distances_says_so_without_warnings(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from training.plots import save_quality_by_epoch
+    rows = [{**_row(e, e / 2, 10, None), "epoch": float(e)} for e in range(1, 6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of an empty legend, a log of nothing
+        out = save_quality_by_epoch(rows, "no test split", tmp_path / "q.png", {"pick": 3})
+    with Image.open(out) as img:
+        assert img.format == "PNG"
+
+
 def test_results_plot_draws_one_runs_quality_per_epoch(tiny_runs, tmp_path):
     from PIL import Image
 

@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from runtime.files import atomic_path  # noqa: E402
@@ -67,23 +68,35 @@ def save_quality_by_epoch(rows: list[dict], title: str, path: Path, marks: dict[
     """Classifier score, Frechet distance and classes covered per epoch, trained and averaged
     generator side by side; `marks`: vertical lines at named epochs (e.g. the article's pick)."""
     charts = (("classifier_score", "classifier score (max 10)"),
-              ("frechet_distance", "Frechet distance to the test split"),
+              ("frechet_distance", "Frechet distance to the test split (log)"),
               ("classes_covered", "classes covered (of 10)"))
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, label) in zip(axes, charts):
+        plotted = False
         for prefix, name in (("", "trained"), ("ema_", "averaged")):
             values = [r.get(prefix + key) for r in rows]
             if any(v is not None for v in values):
                 ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=2.5,
                         label=name)
+                plotted = True
+        if not plotted:  # the Frechet distance of a run scored without a test split
+            ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="0.4")
+            ax.set_xlim(min(epochs) - 1, max(epochs) + 1)
+        elif key == "frechet_distance":  # falls by an order of magnitude: log, or late
+            ax.set_yscale("log")           # epochs' differences vanish into a flat line
+            # Plain numbers (30, not 3x10^1), on the minor ticks only at 2, 3 and 5 x 10^k.
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
         for mark, epoch in marks.items():
             ax.axvline(epoch, color="0.6", ls="--", lw=1)
             ax.text(epoch, ax.get_ylim()[1], f"{mark} ", va="top", ha="right", fontsize=8,
                     color="0.4")
         ax.set(xlabel="epoch", title=label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        if plotted:
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
 
