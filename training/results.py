@@ -39,14 +39,20 @@ def _cells(row: dict | None) -> list[str]:
             f"{row['classes_covered']}/10", f"{row['kl_to_uniform']:.3f}", str(row["n_samples"])]
 
 
+def _config_of(run: RunDir):
+    """The registry entry of the run's system; one line naming the known ones if there is none."""
+    if run.arch not in REGISTRY:
+        raise GanEdgeError(f"{run.path} is a run of {run.arch!r}, which this version does not "
+                           f"know; known: {', '.join(REGISTRY)}")
+    return REGISTRY[run.arch]
+
+
 def table(run_dirs: list[Path]) -> str:
     from training.classifier import classifier_info
     runs = {}
     for path in run_dirs:
         run = RunDir(path)
-        if run.arch not in REGISTRY:
-            raise GanEdgeError(f"{path} is a run of {run.arch!r}, which this version does not "
-                               f"know; known: {', '.join(REGISTRY)}")
+        _config_of(run)
         if run.arch in runs:
             raise GanEdgeError(f"{runs[run.arch]} and {path} are both {run.arch} runs; the table "
                                f"has one row pair per system: pass one of them")
@@ -91,8 +97,8 @@ def claim(run_dir: Path) -> str:
     epochs differ anyway: the pick, the WINDOW evaluations up to it, the last WINDOW evaluated,
     and the end of the schedule once the run has reached it."""
     run = RunDir(run_dir)
-    cfg = REGISTRY.get(run.arch)
-    if cfg is None or cfg.unit != "epoch" or cfg.recommended == cfg.last_checkpoint:
+    cfg = _config_of(run)
+    if cfg.unit != "epoch" or cfg.recommended == cfg.last_checkpoint:
         raise GanEdgeError(f"{run_dir} is a run of {run.arch!r}, whose article picks the last "
                            f"checkpoint of its schedule: there is no earlier pick to test")
     by_checkpoint = {r["checkpoint"]: r for r in run.read_metrics() if "classifier_score" in r}
