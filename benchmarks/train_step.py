@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
+import click
 import numpy as np
 
 
-def _project_step(cfg, x_real, xla=None, reformulate=True):
+def _project_step(cfg, x_real, xla=None, reformulate=None):
     import tensorflow as tf
 
     from training.gan import build_gan
@@ -106,27 +107,31 @@ def measure_reformulation(arch: str, steps: int, rounds: int = 3, xla: bool | No
     from training.config import get_config
     cfg = get_config(arch)
     x_real = _real(cfg)
+    xla = cfg.xla_by_default if xla is None else xla
     med = _alternate({"reformulated": _project_step(cfg, x_real, xla, True),
                       "keras": _project_step(cfg, x_real, xla, False)}, steps, rounds)
-    return {"arch": arch, "xla": cfg.xla_by_default if xla is None else xla,
+    return {"arch": arch, "xla": xla,
             "reformulated_s_per_step": med["reformulated"], "keras_s_per_step": med["keras"],
-            "speedup": med["keras"] / med["reformulated"]}
+            "speedup": med["keras"] / med["reformulated"],
+            "default": "reformulated" if cfg.reformulate_by_default(xla) else "keras"}
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
-if __name__ == "__main__":
-    # python -m benchmarks.train_step: XLA or not per system (GANConfig.xla_by_default), and
-    # what the DCGAN generator's reformulated layers buy, with XLA and without.
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """XLA or not per system (GANConfig.xla_by_default), and what the DCGAN generator's
+    reformulated layers buy with XLA and without (GANConfig.reformulate_by_default): writes
+    benchmarks/results/train-step-<avx2|avx512>.md. Stop other training first (minutes)."""
     from pathlib import Path
 
     from runtime.cpu import cpu_name, has_avx512
     from runtime.files import write_text_atomic
     xla_rows = [measure_xla(arch, steps) for arch, steps in
-                (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 3))]
-    reform_rows = [measure_reformulation("dcgan-mnist", 3, xla=x) for x in (True, False)]
+                (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 5))]
+    reform_rows = [measure_reformulation("dcgan-mnist", 5, xla=x) for x in (True, False)]
     isa = "avx512" if has_avx512() else "avx2"
     lines = [f"# Train step ({isa})", "",
              f"Made by `python -m benchmarks.train_step` on {cpu_name()} ({isa}), "
@@ -138,11 +143,16 @@ if __name__ == "__main__":
                      f"{_ms(r['no_xla_s_per_step'])} | {r['default'].replace('_', ' ')} |")
     lines += ["", "## The DCGAN generator's layers: reformulated (training/fast_forward.py) "
               "or Keras's own", "",
-              "| arch | XLA | reformulated | Keras layers | speed-up |", "|---|---|---|---|---|"]
+              "| arch | XLA | reformulated | Keras layers | speed-up | default |",
+              "|---|---|---|---|---|---|"]
     for r in reform_rows:
         lines.append(f"| {r['arch']} | {'yes' if r['xla'] else 'no'} | "
                      f"{_ms(r['reformulated_s_per_step'])} | {_ms(r['keras_s_per_step'])} | "
-                     f"{r['speedup']:.2f}x |")
+                     f"{r['speedup']:.2f}x | {r['default']} |")
     out = Path(f"benchmarks/results/train-step-{isa}.md")
     write_text_atomic(out, "\n".join(lines) + "\n")
-    print(out)
+    click.echo(out)
+
+
+if __name__ == "__main__":
+    main()

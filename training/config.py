@@ -69,6 +69,14 @@ class GANConfig:
         train-step-avx2.md, `python -m benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
+    def reformulate_by_default(self, xla: bool) -> bool:
+        """Whether the train step computes the DCGAN generator's slowest layers another way
+        (training/fast_forward.py; the MLPs have none). Faster on AVX2 with XLA and without,
+        and on AVX-512 with XLA, but slower on AVX-512 without it, where oneDNN's own
+        kernels for those layers are fast (benchmarks/results/train-step-avx2.md and
+        train-step-avx512.md, `python -m benchmarks.train_step`)."""
+        return xla or not has_avx512()
+
     @property
     def last_checkpoint(self) -> str:
         """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""

@@ -30,7 +30,7 @@ class GAN(keras.Model):
         # 2019), updated inside the compiled step. ONLY_FIRST_REPLICA: after the synchronised
         # update every replica holds the same generator, so the first replica's average is it.
         self.ema_decay = ema_decay
-        # generator(z, training=True); faster for the DCGAN (reformulate=False: as Keras has it)
+        # generator(z, training=True), reformulated (training/fast_forward.py) or as Keras has it
         self._forward = (fast_forward(generator, training=True) if reformulate
                          else lambda z: generator(z, training=True))
         self.ema_weights = [
@@ -148,16 +148,18 @@ class GAN(keras.Model):
 
 
 def build_gan(cfg, seed: int = 0, strategy=None, xla: bool | None = None, ema: float = 0.0,
-              reformulate: bool = True) -> GAN:
+              reformulate: bool | None = None) -> GAN:
     """Both networks as the article builds them, compiled with its optimiser and loss, with
     every variable created under `strategy`'s scope (the default strategy when None); `ema` > 0
     also keeps an averaged generator with that decay. `xla` None: cfg.xla_by_default.
-    `reformulate`: the train step computes the generator's slow layers the faster way
-    (training/fast_forward.py); False only to measure the difference."""
+    `reformulate`: the train step computes the generator's slow layers another way
+    (training/fast_forward.py); None: where cfg.reformulate_by_default says that is faster."""
     xla = cfg.xla_by_default if xla is None else xla
     from training.models import build_discriminator, build_generator
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if reformulate is None:
+        reformulate = cfg.reformulate_by_default(xla and replicas == 1)
     with scope:
         gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
                   real_label=cfg.real_label, seed=seed, d_update=cfg.d_update, ema_decay=ema,
