@@ -64,9 +64,10 @@ class GANConfig:
     @property
     def xla_by_default(self) -> bool:
         """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
-        makes the MLP steps faster on both CPUs measured; the DCGAN's it made twice as slow on
-        AVX-512 and makes 1.5x faster on AVX2 (benchmarks/results/xla-avx512.md and
-        train-step-avx2.md, `python -m benchmarks.train_step`)."""
+        makes the MLP steps faster on every CPU measured; the DCGAN's it made twice as slow on
+        one AVX-512 CPU and a little slower on another, and makes 1.5x faster on AVX2
+        (benchmarks/results/xla-avx512.md, train-step-avx512.md and train-step-avx2.md,
+        `python -m benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
     def reformulate_by_default(self, xla: bool) -> bool:
