@@ -62,7 +62,8 @@ def export_classifier(dataset: str, data_dir=None, log=print) -> dict:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(to_onnx(model), str(fp32))
         log(f"quantizing, calibrated on {CALIBRATION} test images")
-        quantize_int8(fp32, int8, 0, inputs=("image", x[:CALIBRATION]))
+        # minmax, as the shipped classifiers were made: this command remakes them as they are
+        quantize_int8(fp32, int8, 0, inputs=("image", x[:CALIBRATION]), ranges="minmax")
         session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
         got = session.run(["probs"], {"image": x})[0].argmax(1)
         agreement = float(np.mean(got == want))

@@ -56,8 +56,10 @@ def _has_conv_transpose(generator) -> bool:
     return any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in generator.layers)
 
 
-def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
-    """Write `precision`'s file into `tmp` and return its path (not yet validated)."""
+def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int,
+               int8_ranges: str = "percentile") -> Path:
+    """Write `precision`'s file into `tmp` and return its path (not yet validated).
+    `int8_ranges`: quantize_int8's `ranges`."""
     import onnx
 
     from export.convert import to_onnx
@@ -77,7 +79,7 @@ def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int)
         if _has_conv_transpose(generator):
             source = tmp / "fp32_subpixel.onnx"
             onnx.save(to_onnx(generator, cfg, opset, subpixel=True), str(source))
-        quantize_int8(source, out, cfg.latent_dim)
+        quantize_int8(source, out, cfg.latent_dim, ranges=int8_ranges)
     return out
 
 

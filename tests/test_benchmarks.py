@@ -184,3 +184,29 @@ def test_knobs_refuse_to_mix_sample_counts_before_measuring(tmp_path):
     result = run_cli("-m", "benchmarks.knobs", "--model", "mlp-smooth-mnist", "--n", "2000",
                      "--out", str(tmp_path))
     assert_one_line_error(result, "10,000 samples per cell", "--n 10000")
+
+
+def test_int8_ranges_builds_both_calibrations_and_measures_them_as_validation_does(tiny_runs,
+                                                                                  tmp_path):
+    run = tiny_runs["dcgan-mnist"]
+    name = sorted((run / "checkpoints").iterdir())[-1].name
+    result = run_cli("-m", "benchmarks.int8_ranges", "--run", str(run), "--checkpoints", name,
+                     "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "int8-ranges-dcgan-mnist.json").read_text())
+    (row,) = report["rows"]
+    assert row["checkpoint"] == name and "classifier_score" in row["keras"]
+    for ranges in ("minmax", "percentile"):
+        m = row[ranges]
+        assert 0 < m["mean"] < m["p99_9"] < m["worst"] <= 1, m  # fractions of the range
+        assert m["classifier_score"] >= 1 and m["frechet_distance"] > 0
+    assert row["minmax"] != row["percentile"]  # two files, not one measured twice
+    markdown = (tmp_path / "int8-ranges-dcgan-mnist.md").read_text()
+    assert f"| {name}, {row['weights']} |" in markdown and "| percentile |" in markdown
+
+
+def test_int8_ranges_names_a_missing_checkpoint_before_measuring(tiny_runs, tmp_path):
+    result = run_cli("-m", "benchmarks.int8_ranges", "--run", str(tiny_runs["dcgan-mnist"]),
+                     "--checkpoints", "epoch_999", "--out", str(tmp_path))
+    assert_one_line_error(result, "has no complete checkpoint epoch_999")
+    assert list(tmp_path.iterdir()) == []

@@ -110,7 +110,7 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tm
     """Fixed latents through the page's test hook against Python's onnxruntime on the same
     file: fp32 within 1e-5 on WebAssembly, 1e-4 on WebGPU (another device's float sums); int8
     within the export's own bounds for int8 (as fractions of the output range)."""
-    from export.validate import MAX_ABS, MEAN_ABS
+    from export.validate import MAX_ABS, MEAN_ABS, TAIL
     from runtime.generator import Generator
     info = Generator.from_file(site / f"generator.{precision}.onnx").info
     z = np.random.default_rng(11).standard_normal((7, info.latent_dim)).astype(np.float32)
@@ -126,7 +126,8 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tm
     if precision == "fp32":
         assert diff.max() <= (1e-5 if backend == "wasm" else 1e-4), diff.max()
     else:
-        assert diff.max() <= MAX_ABS["int8"] * (hi - lo) and diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+        assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
+        assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
 
 
 def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: bool) -> Path:

@@ -1,0 +1,128 @@
+"""python -m benchmarks.int8_ranges: how the int8 file's activation ranges are calibrated, measured.
+
+For each chosen checkpoint of a run, builds the generator's int8 file twice, with each
+activation's range set from everything calibration saw ("minmax") and with its 0.001 % most
+extreme values dropped ("percentile", what the export uses), and measures both the way the
+export's validation does: differences from Keras on its seeded latents (worst value, 99.9th
+percentile, mean, as fractions of the output range) and quality on its 2,000 shared latents
+against the Keras generator's own. Writes benchmarks/results/int8-ranges-<arch>.json and .md.
+
+    python -m benchmarks.int8_ranges --run RUN_DIR --checkpoints epoch_040,epoch_060,epoch_074
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from runtime.cli_util import run_cli
+from runtime.cpu import cpu_name, has_avx512
+from runtime.files import write_text_atomic
+
+RANGES = ("minmax", "percentile")
+QUALITY_SAMPLES = 2000  # the export's own
+
+
+def measure_checkpoint(run, checkpoint, log=print) -> dict:
+    """Keras's quality, then each calibration's parity and quality, for one checkpoint."""
+    import keras
+
+    from export.exporter import build_file, metadata, write_metadata
+    from export.validate import differences
+    from runtime.generator import Generator
+    from training.evaluate import generate, score_samples
+    cfg, data_dir = run.gan_config(), run.data_dir()
+    weights = run.preferred_weights(checkpoint.name)
+    generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
+    lo, hi = cfg.output_range
+    keras_quality = score_samples(cfg, generate(lambda z: generator(z, training=False), cfg,
+                                                QUALITY_SAMPLES, 500), data_dir)
+    row = {"checkpoint": checkpoint.name, "weights": weights, "keras": _scores(keras_quality)}
+    for ranges in RANGES:
+        log(f"{checkpoint.name}: int8 with {ranges} ranges")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = build_file("int8", generator, cfg, Path(tmp), 17, int8_ranges=ranges)
+            # What the runtime reads to run it; a temp file, so no provenance beyond that.
+            write_metadata(path, metadata(cfg, "int8", {"name": checkpoint.name, "weights": weights,
+                                                        "step": checkpoint.step,
+                                                        "epoch": checkpoint.epoch}, ""))
+            gen = Generator.from_file(path)
+            diffs = np.concatenate(list(differences(path, gen, generator, cfg).values())) / (hi - lo)
+            quality = score_samples(cfg, generate(gen.run, cfg, QUALITY_SAMPLES, 500), data_dir)
+        row[ranges] = {"worst": float(diffs.max()), "p99_9": float(np.quantile(diffs, 0.999)),
+                       "mean": float(diffs.mean()), **_scores(quality)}
+    return row
+
+
+def _scores(quality: dict) -> dict:
+    if "energy_distance" in quality:
+        return {"energy_distance": quality["energy_distance"]}
+    return {"classifier_score": quality["classifier_score"],
+            "frechet_distance": quality["frechet_distance"]}
+
+
+def _quality_cell(scores: dict) -> str:
+    if "energy_distance" in scores:
+        return f"{scores['energy_distance']:.4f}"
+    fd = scores["frechet_distance"]
+    return f"{scores['classifier_score']:.3f} / {'n/a' if fd is None else f'{fd:.2f}'}"
+
+
+def markdown(r: dict) -> str:
+    quality = ("energy distance" if "energy_distance" in r["rows"][0]["keras"]
+               else "classifier score / Frechet distance")
+    lines = [f"# int8 activation ranges on `{r['arch']}`", "",
+             f"Made by `{r['command']}` on {r['date']} ({r['machine']}).", "",
+             "Differences from Keras as fractions of the output range, on the export's "
+             "validation latents (batches of 1, 7 and 64); quality "
+             f"({quality}) on its {QUALITY_SAMPLES:,} shared latents. minmax: each activation's "
+             "range is everything calibration saw; percentile: its 0.001 % most extreme values "
+             "dropped (what the export uses). The int8 kernels are the CPU's, so the figures "
+             "hold for this machine.", "",
+             "| checkpoint | Keras | ranges | worst | 99.9th percentile | mean | int8 quality |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        for ranges in RANGES:
+            m = row[ranges]
+            first = (f"{row['checkpoint']}, {row['weights']}", _quality_cell(row["keras"])) \
+                if ranges == RANGES[0] else ("", "")
+            lines.append(f"| {first[0]} | {first[1]} | {ranges} | {m['worst']:.3f} | "
+                         f"{m['p99_9']:.3f} | {m['mean']:.4f} | {_quality_cell(m)} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The run whose checkpoints to quantize.")
+@click.option("--checkpoints", "names", required=True,
+              help="Comma-separated names of the checkpoints to measure, e.g. "
+                   "epoch_040,epoch_074.")
+@click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False))
+def main(run_dir, names, out_dir):
+    """Compare minmax and percentile activation ranges of the int8 file on a run's checkpoints."""
+    from training.rundir import RunDir
+    run = RunDir(run_dir)
+    checkpoints = [run.checkpoint(name.strip()) for name in names.split(",")]  # all, up front
+    arch = run.gan_config().name
+    rows = [measure_checkpoint(run, c, log=lambda m: click.echo(m, err=True))
+            for c in checkpoints]
+    machine = (f"{platform.machine()}, {cpu_name()}, "
+               f"{'with' if has_avx512() else 'without'} AVX-512")
+    report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": machine,
+              "command": f"python -m benchmarks.int8_ranges --run RUN_DIR --checkpoints {names}",
+              "rows": rows}
+    out = Path(out_dir)
+    write_text_atomic(out / f"int8-ranges-{arch}.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / f"int8-ranges-{arch}.md", markdown(report))
+    click.echo(str(out / f"int8-ranges-{arch}.md"))
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])
