@@ -204,7 +204,10 @@ def test_shipped_models_load_and_agree_with_their_manifests():
     total = 0
     for name, entry in index["models"].items():
         manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
-        assert not manifest["checkpoint"].startswith("/")  # no path of the machine that made it
+        # No path of the machine that made it: relative, and inside the repository (runs/).
+        assert not manifest["checkpoint"].startswith("/")
+        assert (MODELS_DIR / name / manifest["checkpoint"]).resolve().is_relative_to(ROOT), \
+            f"{name}'s manifest points outside the repository: ship it from a run under runs/"
         listed = {f["precision"]: f for f in manifest["files"]}
         assert set(listed) == set(entry["files"])
         for precision, rel in entry["files"].items():
