@@ -11,6 +11,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+from export.quantize import INT8_RANGES
 from runtime.errors import GanEdgeError
 from runtime.files import sha256_file, write_text_atomic
 from runtime.precision import PRECISIONS, TARGET
@@ -57,7 +58,7 @@ def _has_conv_transpose(generator) -> bool:
 
 
 def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int,
-               int8_ranges: str = "percentile") -> Path:
+               int8_ranges: str = INT8_RANGES) -> Path:
     """Write `precision`'s file into `tmp` and return its path (not yet validated).
     `int8_ranges`: quantize_int8's `ranges`."""
     import onnx
@@ -141,6 +142,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
                                 "target": TARGET[precision],
                                 "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                                **({"int8_ranges": INT8_RANGES} if precision == "int8" else {}),
                                 **report})
             progress("discriminator: converting to int8 and validating its ranking against Keras")
             d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp),

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 
 
+INT8_RANGES = "percentile"  # how exports set activation ranges; see quantize_int8
+
+
 class _BatchReader:
     """Calibration batches of one named input, as onnxruntime's quantizer asks for them."""
 
@@ -20,7 +23,7 @@ class _BatchReader:
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration: int = 512,
-                  inputs: tuple[str, np.ndarray] | None = None, ranges: str = "percentile") -> None:
+                  inputs: tuple[str, np.ndarray] | None = None, ranges: str = INT8_RANGES) -> None:
     """Static int8 of a generator, calibrated on seeded z ~ N(0, I) as it sees them in use; or,
     with `inputs` = (name, array), of any model, calibrated on that array.
 

@@ -98,6 +98,7 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
         path = run / "export" / f["file"]
         assert f["bytes"] == path.stat().st_size and f["sha256"] == sha256_file(path)
         assert {"max_abs_batch_64", "tail_abs", "bound", "mean_abs"} <= set(f["parity"])
+        assert f.get("int8_ranges") == ("percentile" if f["precision"] == "int8" else None)
         assert "classifier_score" in f["quality"]
     d = manifest["discriminator"]
     path = run / "export" / d["file"]
