@@ -31,7 +31,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
     drops its 0.001 % most extreme values, so the other 99.999 % get a finer step: on the
     DCGAN (epochs 40 to 75 of one run, seven checkpoints) it cut the mean difference from Keras
     by 8 to 15 % and its 99.9th percentile by 8 to 11 % against "minmax" (the whole range seen),
-    which the shipped classifiers were made with (`python -m benchmarks.int8_ranges`)."""
+    which every shipped int8 file was made with (`python -m benchmarks.int8_ranges`)."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
     with tempfile.TemporaryDirectory() as tmp:
