@@ -34,15 +34,14 @@ def measure_checkpoint(run, checkpoint, log=print) -> dict:
     import keras
 
     from export.exporter import build_file, metadata, write_metadata
-    from export.validate import differences
+    from export.validate import differences, reference_quality
     from runtime.generator import Generator
     from training.evaluate import generate, score_samples
     cfg, data_dir = run.gan_config(), run.data_dir()
     weights = run.preferred_weights(checkpoint.name)
     generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
     lo, hi = cfg.output_range
-    keras_quality = score_samples(cfg, generate(lambda z: generator(z, training=False), cfg,
-                                                QUALITY_SAMPLES, 500), data_dir)
+    keras_quality = reference_quality(generator, cfg, QUALITY_SAMPLES, data_dir)
     row = {"checkpoint": checkpoint.name, "weights": weights, "keras": _scores(keras_quality)}
     for ranges in RANGES:
         log(f"{checkpoint.name}: int8 with {ranges} ranges")
