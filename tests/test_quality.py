@@ -170,6 +170,32 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     assert_one_line_error(result, "--claim describes one run")
 
 
+def test_the_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says():
+    """docs/records/dcgan-mnist: the running DCGAN's record, committed at the end of each session so
+    that its figures outlive the machine that trains it. It must read as a run folder (the
+    results commands take it), hold one evaluation per epoch from epoch 1 with the best pick
+    that the rule makes of them, name no path of the machine that wrote it, and have reached
+    the epoch that the README says."""
+    import re
+
+    from conftest import ROOT
+    from training.quality import best_row
+    from training.results import claim
+    from training.rundir import RunDir
+    record = ROOT / "docs" / "records" / "dcgan-mnist"
+    run = RunDir(record)
+    rows = run.read_metrics()
+    assert run.arch == "dcgan-mnist" and run.read_config()["seed"] == 0
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    assert all("classifier_score" in r and "ema_classifier_score" in r for r in rows)
+    assert run.read_best() == best_row(rows)
+    assert f"evaluated through epoch_{len(rows):03d}" in claim(record)
+    for path in record.iterdir():
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)', path.read_text()), f"{path} names a path"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"Its record had reached epoch {len(rows)} when this was written" in readme
+
+
 def test_quality_plot_of_a_run_without_distances_says_so_without_warnings(tmp_path):
     import warnings
 
