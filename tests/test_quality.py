@@ -175,7 +175,7 @@ def test_the_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(
     that its figures outlive the machine that trains it. It must read as a run folder (the
     results commands take it), hold one evaluation per epoch from epoch 1 with the best pick
     that the rule makes of them, name no path of the machine that wrote it, and have reached
-    the epoch that the README says."""
+    the epoch that the README says, with the epoch-40 figures that it quotes."""
     import re
 
     from conftest import ROOT
@@ -194,6 +194,9 @@ def test_the_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(
         assert not re.search(r'"(/|[A-Za-z]:\\\\)', path.read_text()), f"{path} names a path"
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert f"Its record had reached epoch {len(rows)} when this was written" in readme
+    at_40 = rows[39]  # the article's pick, which the README quotes from this record
+    assert (f"scored {at_40['classifier_score']:.2f} with a Frechet distance of "
+            f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in readme
 
 
 def test_quality_plot_of_a_run_without_distances_says_so_without_warnings(tmp_path):
