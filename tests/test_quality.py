@@ -170,19 +170,26 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     assert_one_line_error(result, "--claim describes one run")
 
 
-def test_the_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says():
-    """docs/records/dcgan-mnist: the running DCGAN's record, committed at the end of each session so
-    that its figures outlive the machine that trains it. It must read as a run folder (the
-    results commands take it), hold one evaluation per epoch from epoch 1 with the best pick
-    that the rule makes of them, name no path of the machine that wrote it, and have reached
-    the epoch that the README says, with the epoch-40 figures that it quotes."""
+# Each committed DCGAN record and the sentence by which the README says how far it got: the
+# running run's record is rewritten at the end of each session, a lost run's stays as it ended.
+DCGAN_RECORDS = [("dcgan-mnist", "Its record had reached epoch {n} when this was written"),
+                 ("dcgan-mnist-third-run", "Its record ends at epoch {n}")]
+
+
+@pytest.mark.parametrize("name, readme_says", DCGAN_RECORDS)
+def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(name, readme_says):
+    """docs/records/NAME: a DCGAN run's record, committed at the end of each session so that its
+    figures outlive the machine that trains it. It must read as a run folder (the results
+    commands take it), hold one evaluation per epoch from epoch 1 with the best pick that the
+    rule makes of them, name no path of the machine that wrote it, and have reached the epoch
+    that the README says, with the epoch-40 figures that it quotes once it has them."""
     import re
 
     from conftest import ROOT
     from training.quality import best_row
     from training.results import claim
     from training.rundir import RunDir
-    record = ROOT / "docs" / "records" / "dcgan-mnist"
+    record = ROOT / "docs" / "records" / name
     run = RunDir(record)
     rows = run.read_metrics()
     assert run.arch == "dcgan-mnist" and run.read_config()["seed"] == 0
@@ -193,10 +200,18 @@ def test_the_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(
     for path in record.iterdir():
         assert not re.search(r'"(/|[A-Za-z]:\\\\)', path.read_text()), f"{path} names a path"
     readme = " ".join((ROOT / "README.md").read_text().split())
-    assert f"Its record had reached epoch {len(rows)} when this was written" in readme
-    at_40 = rows[39]  # the article's pick, which the README quotes from this record
-    assert (f"scored {at_40['classifier_score']:.2f} with a Frechet distance of "
-            f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in readme
+    assert f"[docs/records/{name}](docs/records/{name})" in readme
+    assert readme_says.format(n=len(rows)) in readme
+    if len(rows) >= 40:
+        at_40 = rows[39]  # the article's pick, which the README quotes from this record
+        assert (f"scored {at_40['classifier_score']:.2f} with a Frechet distance of "
+                f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in readme
+
+
+def test_every_committed_record_is_checked():
+    from conftest import ROOT
+    assert sorted(p.name for p in (ROOT / "docs" / "records").iterdir()) == \
+        sorted(name for name, _ in DCGAN_RECORDS)
 
 
 def test_quality_plot_of_a_run_without_distances_says_so_without_warnings(tmp_path):
