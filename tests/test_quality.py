@@ -172,7 +172,7 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
 
 # Each committed DCGAN record and the sentence by which the README says how far it got: the
 # running run's record is rewritten at the end of each session, a lost run's stays as it ended.
-DCGAN_RECORDS = [("dcgan-mnist", "Its record had reached epoch {n} when this was written"),
+DCGAN_RECORDS = [("dcgan-mnist-fourth-run", "Its record had reached epoch {n} when this was written"),
                  ("dcgan-mnist-third-run", "Its record ends at epoch {n}")]
 
 
@@ -223,7 +223,8 @@ def test_quality_plot_of_a_run_without_distances_says_so_without_warnings(tmp_pa
     rows = [{**_row(e, e / 2, 10, None), "epoch": float(e)} for e in range(1, 6)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns of an empty legend, a log of nothing
-        out = save_quality_by_epoch(rows, "no test split", tmp_path / "q.png", {"pick": 3})
+        out = save_quality_by_epoch({"run": rows}, "no test split", tmp_path / "q.png",
+                                     {"pick": 3})
     with Image.open(out) as img:
         assert img.format == "PNG"
 
@@ -239,3 +240,24 @@ def test_results_plot_draws_one_runs_quality_per_epoch(tiny_runs, tmp_path):
         assert img.format == "PNG" and img.width > 1000
     gan_1d = run_cli("-m", "training.results", "--plot", str(out), str(tiny_runs["gan-1d"]))
     assert gan_1d.returncode == 2 and "no scored image evaluations" in gan_1d.stderr
+
+
+def test_results_plot_compares_runs_of_one_system(tiny_runs, tmp_path):
+    """Several runs of one system in one picture: here a tiny DCGAN run beside the committed
+    record of a long one, the picture of the two different from that of the tiny run alone."""
+    from PIL import Image
+
+    from conftest import ROOT, assert_one_line_error, run_cli
+    tiny, record = tiny_runs["dcgan-mnist"], ROOT / "docs" / "records" / "dcgan-mnist-third-run"
+    alone, both = tmp_path / "alone.png", tmp_path / "both.png"
+    assert run_cli("-m", "training.results", "--plot", str(alone), str(tiny)).returncode == 0
+    result = run_cli("-m", "training.results", "--plot", str(both), str(tiny), str(record))
+    assert result.returncode == 0, result.stderr
+    with Image.open(both) as img, Image.open(alone) as single:
+        assert img.format == "PNG" and img.size == single.size
+        assert np.asarray(img).tobytes() != np.asarray(single).tobytes()
+    mixed = run_cli("-m", "training.results", "--plot", str(both), str(tiny),
+                    str(tiny_runs["mlp-fashion"]))
+    assert_one_line_error(mixed, "compares runs of one system", "dcgan-mnist, mlp-fashion")
+    twice = run_cli("-m", "training.results", "--plot", str(both), str(tiny), str(tiny))
+    assert_one_line_error(twice, "folders with different names")

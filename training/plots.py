@@ -64,25 +64,35 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
         save_figure(fig, plots_dir / f"{name}.png")
 
 
-def save_quality_by_epoch(rows: list[dict], title: str, path: Path, marks: dict[str, float]) -> Path:
+def save_quality_by_epoch(runs: dict[str, list[dict]], title: str, path: Path,
+                          marks: dict[str, float]) -> Path:
     """Classifier score, Frechet distance and classes covered per epoch, trained and averaged
-    generator side by side; `marks`: vertical lines at named epochs (e.g. the article's pick)."""
+    generator side by side; `runs` maps a label to a run's rows (one run: the label is not
+    shown; several: one colour each, the averaged generator dashed); `marks`: vertical lines
+    at named epochs (e.g. the article's pick)."""
     charts = (("classifier_score", "classifier score (max 10)"),
               ("frechet_distance", "Frechet distance to the test split (log)"),
               ("classes_covered", "classes covered (of 10)"))
-    epochs = [r["epoch"] for r in rows]
+    all_epochs = [r["epoch"] for rows in runs.values() for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, label) in zip(axes, charts):
         plotted = False
-        for prefix, name in (("", "trained"), ("ema_", "averaged")):
-            values = [r.get(prefix + key) for r in rows]
-            if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=2.5,
-                        label=name)
+        for i, (run_label, rows) in enumerate(runs.items()):
+            epochs = [r["epoch"] for r in rows]
+            for prefix, name, style in (("", "trained", "-"), ("ema_", "averaged", "--")):
+                values = [r.get(prefix + key) for r in rows]
+                if not any(v is not None for v in values):
+                    continue
+                if len(runs) == 1:  # colours tell trained from averaged, as before
+                    line = dict(label=name, marker="o", ms=2.5)
+                else:  # colours tell runs apart, small markers show a run of one evaluation
+                    line = dict(label=f"{run_label}, {name}", color=f"C{i}", ls=style, lw=1.2,
+                                marker="o", ms=1.5)
+                ax.plot(epochs, [np.nan if v is None else v for v in values], **line)
                 plotted = True
         if not plotted:  # the Frechet distance of a run scored without a test split
             ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="0.4")
-            ax.set_xlim(min(epochs) - 1, max(epochs) + 1)
+            ax.set_xlim(min(all_epochs) - 1, max(all_epochs) + 1)
         elif key == "frechet_distance":  # falls by an order of magnitude: log, or late
             ax.set_yscale("log")           # epochs' differences vanish into a flat line
             # Plain numbers (30, not 3x10^1), on the minor ticks only at 2, 3 and 5 x 10^k.
@@ -96,7 +106,7 @@ def save_quality_by_epoch(rows: list[dict], title: str, path: Path, marks: dict[
         ax.set(xlabel="epoch", title=label)
         ax.grid(alpha=0.3, which="both")
         if plotted:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8 if len(runs) == 1 else 7)
     fig.suptitle(title)
     return save_figure(fig, path)
 

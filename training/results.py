@@ -134,39 +134,59 @@ def claim(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def plot_by_epoch(run_dir: Path, out: Path) -> Path:
-    """The run's quality per evaluation as a picture, with the article's pick marked."""
+def plot_by_epoch(run_dirs: list[Path], out: Path) -> Path:
+    """The quality per evaluation of one run, or of several runs of one system to compare
+    them (seeds, machines), as a picture with the article's pick marked."""
     from training.plots import save_quality_by_epoch
-    run = RunDir(run_dir)
-    cfg = REGISTRY[run.arch]
-    rows = [r for r in run.read_metrics() if "classifier_score" in r]
-    if not rows:
-        raise GanEdgeError(f"{run} has no scored image evaluations to plot")
+    runs = [RunDir(d) for d in run_dirs]
+    arches = sorted({run.arch for run in runs})
+    if len(arches) > 1:
+        raise GanEdgeError(f"--plot compares runs of one system, not of {', '.join(arches)}: "
+                           f"pass the runs of one --arch")
+    labels = [d.resolve().name for d in run_dirs]
+    if len(set(labels)) < len(labels):
+        raise GanEdgeError("--plot labels runs by their folder names: pass folders with "
+                           "different names")
+    cfg = REGISTRY[arches[0]]
+    scored = {}
+    for label, run in zip(labels, runs):
+        scored[label] = [r for r in run.read_metrics() if "classifier_score" in r]
+        if not scored[label]:
+            raise GanEdgeError(f"{run} has no scored image evaluations to plot")
     marks = {}
     if cfg.unit == "epoch" and cfg.recommended.startswith("epoch_"):
         marks[f"article's pick ({cfg.recommended})"] = int(cfg.recommended.split("_")[1])
-    title = f"{cfg.name} (article {cfg.article}), seed {run.read_config()['seed']}: " \
-            f"{len(rows)} evaluations, last at epoch {rows[-1]['epoch']:g}"
-    return save_quality_by_epoch(rows, title, out, marks)
+    if len(runs) == 1:
+        rows = next(iter(scored.values()))
+        title = f"{cfg.name} (article {cfg.article}), seed {runs[0].read_config()['seed']}: " \
+                f"{len(rows)} evaluations, last at epoch {rows[-1]['epoch']:g}"
+    else:
+        seeds = sorted({run.read_config()["seed"] for run in runs})
+        title = f"{cfg.name} (article {cfg.article}): {len(runs)} runs, seed " \
+                f"{', '.join(map(str, seeds))}"
+    return save_quality_by_epoch(scored, title, out, marks)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="Instead of the table: write one run's quality per epoch to this PNG.")
+              help="Instead of the table: write the quality per epoch to this PNG, of one run "
+                   "or of several runs of one system side by side.")
 @click.option("--claim", "claim_only", is_flag=True,
               help="Instead of the table: one run's article pick against the end of its "
                    "schedule, each beside the spread of neighbouring epochs (dcgan-mnist).")
 def main(run_dirs, plot_path, claim_only):
-    """Print the results table (Markdown) for the given run folders, or describe one run:
-    its quality per epoch as a plot, or its article's claim in numbers."""
+    """Print the results table (Markdown) for the given run folders, or draw their quality
+    per epoch (one run, or several of one system compared), or put one run's article claim
+    in numbers."""
     if plot_path and claim_only:
         raise GanEdgeError("--plot and --claim each describe one run: pass one of them")
-    if (plot_path or claim_only) and len(run_dirs) != 1:
-        raise GanEdgeError(f"{'--plot' if plot_path else '--claim'} describes one run: pass "
-                           f"exactly one run folder")
+    if claim_only and len(run_dirs) != 1:
+        raise GanEdgeError("--claim describes one run: pass exactly one run folder")
+    if plot_path and not run_dirs:
+        raise GanEdgeError("--plot needs a run folder (or several of one system)")
     if plot_path:
-        click.echo(str(plot_by_epoch(Path(run_dirs[0]), Path(plot_path))))
+        click.echo(str(plot_by_epoch([Path(d) for d in run_dirs], Path(plot_path))))
         return
     if claim_only:
         click.echo(claim(Path(run_dirs[0])))
