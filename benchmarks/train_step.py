@@ -121,10 +121,12 @@ def _ms(seconds: float) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Report file  [default: benchmarks/results/train-step-<avx2|avx512>.md]")
+def main(out):
     """XLA or not per system (GANConfig.xla_by_default), and what the DCGAN generator's
-    reformulated layers buy with XLA and without (GANConfig.reformulate_by_default): writes
-    benchmarks/results/train-step-<avx2|avx512>.md. Stop other training first (minutes)."""
+    reformulated layers buy with XLA and without (GANConfig.reformulate_by_default): writes a
+    Markdown report. Stop other training first (minutes)."""
     from pathlib import Path
 
     from runtime.cpu import cpu_name, has_avx512
@@ -149,7 +151,7 @@ def main():
         lines.append(f"| {r['arch']} | {'yes' if r['xla'] else 'no'} | "
                      f"{_ms(r['reformulated_s_per_step'])} | {_ms(r['keras_s_per_step'])} | "
                      f"{r['speedup']:.2f}x | {r['default']} |")
-    out = Path(f"benchmarks/results/train-step-{isa}.md")
+    out = Path(out or f"benchmarks/results/train-step-{isa}.md")
     write_text_atomic(out, "\n".join(lines) + "\n")
     click.echo(out)
 
