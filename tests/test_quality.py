@@ -170,20 +170,21 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     assert_one_line_error(result, "--claim describes one run")
 
 
-# Each committed DCGAN record and the sentence by which the README says how far it got: the
+# Each committed DCGAN record and the sentence by which docs/runs.md says how far it got: the
 # running run's record is rewritten while it trains, a lost run's stays as it ended.
 DCGAN_RECORDS = [("dcgan-mnist-fifth-run", "Its record had reached epoch {n} when this was written"),
                  ("dcgan-mnist-fourth-run", "Its record ends at epoch {n}"),
                  ("dcgan-mnist-third-run", "Its record ends at epoch {n}")]
 
 
-@pytest.mark.parametrize("name, readme_says", DCGAN_RECORDS)
-def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(name, readme_says):
+@pytest.mark.parametrize("name, runs_says", DCGAN_RECORDS)
+def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_docs_runs_says(name, runs_says):
     """docs/records/NAME: a DCGAN run's record, committed at the end of each session so that its
     figures outlive the machine that trains it. It must read as a run folder (the results
     commands take it), hold one evaluation per epoch from epoch 1 with the best pick that the
     rule makes of them, name no path of the machine that wrote it, and have reached the epoch
-    that the README says, with the epoch-40 figures that it quotes once it has them."""
+    that docs/runs.md (the runs' story) says, with the epoch-40 figures that it quotes once it
+    has them."""
     import re
 
     from conftest import ROOT
@@ -200,13 +201,13 @@ def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_the_readme_says(na
     assert f"evaluated through epoch_{len(rows):03d}" in claim(record)
     for path in record.iterdir():
         assert not re.search(r'"(/|[A-Za-z]:\\\\)', path.read_text()), f"{path} names a path"
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert f"[docs/records/{name}](docs/records/{name})" in readme
-    assert readme_says.format(n=len(rows)) in readme
+    story = " ".join((ROOT / "docs" / "runs.md").read_text().split())
+    assert f"[docs/records/{name}](records/{name})" in story
+    assert runs_says.format(n=len(rows)) in story
     if len(rows) >= 40:
-        at_40 = rows[39]  # the article's pick, which the README quotes from this record
+        at_40 = rows[39]  # the article's pick, which docs/runs.md quotes from this record
         assert (f"scored {at_40['classifier_score']:.2f} with a Frechet distance of "
-                f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in readme
+                f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in story
 
 
 def test_every_committed_record_is_checked():
