@@ -179,8 +179,8 @@ DCGAN_RECORDS = [("dcgan-mnist-fifth-run", "Its record had reached epoch {n} whe
 
 @pytest.mark.parametrize("name, runs_says", DCGAN_RECORDS)
 def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_docs_runs_says(name, runs_says):
-    """docs/records/NAME: a DCGAN run's record, committed at the end of each session so that its
-    figures outlive the machine that trains it. It must read as a run folder (the results
+    """docs/records/NAME: a DCGAN run's record, committed while it trains so that its figures
+    outlive the machine that trains it. It must read as a run folder (the results
     commands take it), hold one evaluation per epoch from epoch 1 with the best pick that the
     rule makes of them, name no path of the machine that wrote it, and have reached the epoch
     that docs/runs.md (the runs' story) says, with the epoch-40 figures that it quotes once it
