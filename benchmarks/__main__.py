@@ -1,6 +1,6 @@
 """python -m benchmarks: measure gan-edge against its alternatives, write a report.
 
-Writes benchmarks/results/<host>-<date>.json and .md plus PNG charts. Contenders alternate in
+Writes benchmarks/results/<host>-<date>.json and .md plus PNG charts (or --name's). Contenders alternate in
 rounds inside one process tree so that machine drift hits all of them; no figure here is
 asserted in tests.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
 
 
 def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bool,
-                   out_dir: Path, log=print) -> dict:
+                   out_dir: Path, log=print, name: str | None = None) -> dict:
     import numpy as np
 
     from benchmarks import cold_start, generation, train_step
@@ -88,14 +89,16 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
     from training.config import get_config
     from training.evaluate import eval_latents, score_samples
     cfg = get_config(arch)
-    report = {"host": socket.gethostname(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    host, date = socket.gethostname(), time.strftime("%Y-%m-%d %H:%M")
+    report = {"host": host, "date": date, "name": name or f"{host}-{date[:10]}",
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "processor": cpu_name(),
                           "python": platform.python_version()},
               "quick": quick, "arch": arch,
               "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),
                                    "--arch", arch, *(f"--train-arch {a}" for a in train_archs),
-                                   *(["--run", Path(run).name] if run else [])])}
+                                   *(["--run", Path(run).name] if run else []),
+                                   *(["--name", name] if name else [])])}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         files, generator, keras_path, source = _models(arch, run, tmp, log)
@@ -169,7 +172,7 @@ def _write(report: dict, out_dir: Path) -> dict:
     from runtime.files import write_text_atomic
     from benchmarks.report import charts, markdown
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['host']}-{report['date'][:10]}"
+    stem = report.get("name") or f"{report['host']}-{report['date'][:10]}"  # older reports lack it
     report["charts"] = charts(report, out_dir, stem)
     write_text_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(out_dir / f"{stem}.md", markdown(report))
@@ -188,14 +191,20 @@ def _write(report: dict, out_dir: Path) -> dict:
               help="Run whose best checkpoint to measure [default: newest runs/<arch>-*].")
 @click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
               type=click.Path(file_okay=False))
-def main(quick, arch, train_archs, run, out_dir):
+@click.option("--name", default=None,
+              help="Name of the report's files, for a second machine on one day  "
+                   "[default: HOST-DATE, e.g. vm-2026-12-02].")
+def main(quick, arch, train_archs, run, out_dir, name):
     """Measure training speed, generation speed, cold start and file size/quality side by side."""
     from training.config import REGISTRY
     for a in (arch, *train_archs):
         if a not in REGISTRY:
             raise GanEdgeError(f"unknown architecture {a!r}; known: {', '.join(REGISTRY)}")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise GanEdgeError(f"--name {name!r} must be a plain file name (letters, digits, '.', "
+                           f"'_', '-'), e.g. vm-2026-12-02-intel")
     report = run_benchmarks(arch, list(train_archs), run, quick, Path(out_dir),
-                            log=lambda m: click.echo(m, err=True))
+                            log=lambda m: click.echo(m, err=True), name=name)
     for p in report["paths"]:
         click.echo(p)
 

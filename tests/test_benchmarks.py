@@ -62,6 +62,18 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
             assert img.format == "PNG" and Path(chart).parent == tmp_path
 
 
+def test_a_named_report_takes_its_name_and_a_bad_name_is_an_error(tmp_path):
+    from benchmarks.__main__ import _goals, _write
+    report = {**_measurements(), "name": "testhost-2026-11-23-intel"}  # a second machine that day
+    report["goals"] = _goals(report)
+    _write(report, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"testhost-2026-11-23-intel{end}"
+        for end in ("-cold-start.png", "-generation.png", ".json", ".md")]
+    result = run_cli("-m", "benchmarks", "--name", "../elsewhere")
+    assert_one_line_error(result, "--name '../elsewhere' must be a plain file name")
+
+
 def test_unknown_arch_is_an_error():
     result = run_cli("-m", "benchmarks", "--arch", "nope")
     assert result.returncode == 2 and result.stderr.strip().startswith("error: unknown architecture")
