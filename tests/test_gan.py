@@ -66,10 +66,12 @@ def test_averaged_weights_equal_a_hand_computed_moving_average():
 @pytest.mark.parametrize("xla", [False, True])
 def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
     """fast_forward reformulates the DCGAN's single-channel conv and stride-2 transposed
-    convs (training/fast_forward.py): same samples and same gradients as the Keras layers,
-    to float rounding, with and without XLA; so does the sampler that evaluations use."""
+    convs (training/fast_forward.py), both or the last conv only: same samples and same
+    gradients as the Keras layers, to float rounding, with and without XLA; so does the sampler
+    that evaluations use."""
     import tensorflow as tf
 
+    from training.config import LAST_CONV, REFORMULATIONS
     from training.fast_forward import (fast_forward, is_single_channel_conv,
                                        is_subpixel_conv_transpose, sampler)
     cfg, gan = _gan("dcgan-mnist")
@@ -88,10 +90,20 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
         return x, tape.gradient(loss, g.trainable_variables)
 
     want_x, want_grads = samples_and_grads(lambda z: g(z, training=True))
-    got_x, got_grads = samples_and_grads(fast_forward(g, training=True))
-    np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-6)
     np.testing.assert_allclose(sampler(g, xla)(z).numpy(), g(z, training=False).numpy(),
                                atol=1e-6)  # what the evaluation scores
-    for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
-        scale = np.abs(want.numpy()).max()
-        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5 * scale, err_msg=v.path)
+    for kinds in (REFORMULATIONS, (LAST_CONV,)):
+        got_x, got_grads = samples_and_grads(fast_forward(g, training=True, kinds=kinds))
+        np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-6)
+        for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
+            scale = np.abs(want.numpy()).max()
+            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5 * scale,
+                                       err_msg=f"{kinds}: {v.path}")
+
+    def op_types(kinds):
+        graph = tf.function(fast_forward(g, training=True, kinds=kinds)).get_concrete_function(
+            z).graph
+        return {op.type for op in graph.get_operations()}
+    assert "DepthToSpace" in op_types(REFORMULATIONS)  # the sub-pixel upsampling
+    last_only = op_types((LAST_CONV,))  # the transposed convs stay Keras's own
+    assert "DepthToSpace" not in last_only and "Conv2DBackpropInput" in last_only

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 
 from runtime.cpu import has_avx512
 
+# The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
+# layer, a Conv2D to one channel, and its stride-2 Conv2DTranspose upsampling layers.
+LAST_CONV, UPSAMPLING = "last_conv", "upsampling"
+REFORMULATIONS = (LAST_CONV, UPSAMPLING)
+
 
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
 # benchmarks/results/ema-mlp-smooth-mnist.md: the average beats the trained generator at every
@@ -70,13 +75,13 @@ class GANConfig:
         `python -m benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
-    def reformulate_by_default(self, xla: bool) -> bool:
-        """Whether the train step computes the DCGAN generator's slowest layers another way
-        (training/fast_forward.py; the MLPs have none). Faster on AVX2 with XLA and without,
-        and on AVX-512 with XLA, but slower on AVX-512 without it, where oneDNN's own
-        kernels for those layers are fast (benchmarks/results/train-step-avx2.md and
-        train-step-avx512.md, `python -m benchmarks.train_step`)."""
-        return xla or not has_avx512()
+    def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
+        """Which of the DCGAN generator's slow layers the train step computes another way
+        (training/fast_forward.py; the MLPs have none): both kinds on AVX2, with XLA and
+        without, and on AVX-512 with XLA; on AVX-512 without XLA only the last conv, since
+        oneDNN's own kernels for the transposed convs are fast there
+        (benchmarks/results/train-step-*.md, `python -m benchmarks.train_step`)."""
+        return REFORMULATIONS if xla or not has_avx512() else (LAST_CONV,)
 
     @property
     def last_checkpoint(self) -> str:

@@ -8,16 +8,18 @@ TensorFlow's CPU kernels are slow for two layer shapes of article 000's generato
 - Conv2DTranspose 4x4 with stride 2: here a 2x2 convolution to 4*C_out channels (one group per
   output phase) and a depth-to-space, the sub-pixel form. The export uses the same form for int8,
   since onnxruntime's CPU provider has no int8 ConvTranspose.
-`fast_forward` applies both with the layers' own variables, in the train step and when
-thousands of samples are scored, so the models, their checkpoints and their export are
-unchanged; only rounding differs. The gain in training is measured in
-benchmarks/results/train-step-*.md (`python -m benchmarks.train_step`).
+`fast_forward` applies both (or the ones named: training/config.py's LAST_CONV and UPSAMPLING)
+with the layers' own variables, in the train step and when thousands of samples are scored, so
+the models, their checkpoints and their export are unchanged; only rounding differs. The gain in
+training is measured in benchmarks/results/train-step-*.md (`python -m benchmarks.train_step`).
 """
 from __future__ import annotations
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from training.config import LAST_CONV, REFORMULATIONS, UPSAMPLING
 
 
 def is_subpixel_conv_transpose(layer) -> bool:
@@ -99,12 +101,22 @@ def single_channel_conv(x, kernel, bias=None):
     return y if bias is None else y + bias
 
 
-def _fast_step(layer, training: bool):
-    """The layer as a function of x, reformulated where that is faster."""
+def _reformulation(layer) -> str | None:
+    """Which of REFORMULATIONS computes `layer`, if any."""
     if is_single_channel_conv(layer):
+        return LAST_CONV
+    if is_subpixel_conv_transpose(layer):
+        return UPSAMPLING
+    return None
+
+
+def _fast_step(layer, training: bool, kinds: tuple[str, ...]):
+    """The layer as a function of x, reformulated if its kind is among `kinds`."""
+    kind = _reformulation(layer)
+    if kind == LAST_CONV and kind in kinds:
         return lambda x: layer.activation(single_channel_conv(
             x, layer.kernel, layer.bias if layer.use_bias else None))
-    if is_subpixel_conv_transpose(layer):
+    if kind == UPSAMPLING and kind in kinds:
         def step(x):
             w = subpixel_kernel(layer.kernel)
             y = subpixel_conv_transpose(x, w, tf.tile(tf.convert_to_tensor(layer.bias), [4])
@@ -114,17 +126,20 @@ def _fast_step(layer, training: bool):
     return lambda x: layer(x, training=training)
 
 
-def _reformulates(generator) -> bool:
-    return any(is_single_channel_conv(la) or is_subpixel_conv_transpose(la)
-               for la in generator.layers)
+def _reformulates(generator, kinds: tuple[str, ...] = REFORMULATIONS) -> bool:
+    unknown = set(kinds) - set(REFORMULATIONS)
+    if unknown:
+        raise ValueError(f"unknown reformulations {sorted(unknown)}; known: {REFORMULATIONS}")
+    return any(_reformulation(layer) in kinds for layer in generator.layers)
 
 
-def fast_forward(generator: keras.Sequential, training: bool):
-    """generator(z, training=training), with the layers above reformulated; the generator
-    itself when it has none of them (the MLPs)."""
-    if not _reformulates(generator):
+def fast_forward(generator: keras.Sequential, training: bool,
+                 kinds: tuple[str, ...] = REFORMULATIONS):
+    """generator(z, training=training), with the layers of `kinds` reformulated; the
+    generator itself when it has none of them (the MLPs) or `kinds` is empty."""
+    if not _reformulates(generator, kinds):
         return lambda z: generator(z, training=training)
-    return chain([_fast_step(layer, training) for layer in generator.layers])
+    return chain([_fast_step(layer, training, kinds) for layer in generator.layers])
 
 
 def chain(steps):

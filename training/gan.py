@@ -17,7 +17,7 @@ from training.fast_forward import fast_forward
 class GAN(keras.Model):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
                  g_batch: int, real_label: float = 1.0, seed: int = 0, d_update: str = "split",
-                 ema_decay: float = 0.0, reformulate: bool = True, **kwargs):
+                 ema_decay: float = 0.0, reformulate: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -30,9 +30,9 @@ class GAN(keras.Model):
         # 2019), updated inside the compiled step. ONLY_FIRST_REPLICA: after the synchronised
         # update every replica holds the same generator, so the first replica's average is it.
         self.ema_decay = ema_decay
-        # generator(z, training=True), reformulated (training/fast_forward.py) or as Keras has it
-        self._forward = (fast_forward(generator, training=True) if reformulate
-                         else lambda z: generator(z, training=True))
+        # generator(z, training=True), with the layers of `reformulate` computed another way
+        # (training/fast_forward.py), the others as Keras has them
+        self._forward = fast_forward(generator, training=True, kinds=reformulate)
         self.ema_weights = [
             keras.Variable(v.numpy(), trainable=False, aggregation="only_first_replica",
                            name=f"ema_{i}")
@@ -148,12 +148,12 @@ class GAN(keras.Model):
 
 
 def build_gan(cfg, seed: int = 0, strategy=None, xla: bool | None = None, ema: float = 0.0,
-              reformulate: bool | None = None) -> GAN:
+              reformulate: tuple[str, ...] | None = None) -> GAN:
     """Both networks as the article builds them, compiled with its optimiser and loss, with
     every variable created under `strategy`'s scope (the default strategy when None); `ema` > 0
     also keeps an averaged generator with that decay. `xla` None: cfg.xla_by_default.
-    `reformulate`: the train step computes the generator's slow layers another way
-    (training/fast_forward.py); None: where cfg.reformulate_by_default says that is faster."""
+    `reformulate`: which of the generator's slow layers the train step computes another way
+    (training/fast_forward.py); None: those that cfg.reformulate_by_default says are faster."""
     xla = cfg.xla_by_default if xla is None else xla
     from training.models import build_discriminator, build_generator
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
