@@ -150,8 +150,9 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         return row
 
     def _score(self, generator) -> dict:
-        generated = generate(sampler(generator, self.cfg.xla_by_default), self.cfg,
-                             self.eval_samples)
+        xla = self.cfg.xla_by_default
+        generated = generate(sampler(generator, xla, self.cfg.reformulate_by_default(xla)),
+                             self.cfg, self.eval_samples)
         return score_samples(self.cfg, generated, self.data_dir)
 
     def _averaged_generator(self):

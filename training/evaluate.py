@@ -57,7 +57,8 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     scores = {}
     for weights in checkpoint.weights():
         generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
-        samples = generate(sampler(generator, cfg.xla_by_default), cfg, n)
+        xla = cfg.xla_by_default
+        samples = generate(sampler(generator, xla, cfg.reformulate_by_default(xla)), cfg, n)
         prefix = "" if weights == "raw" else f"{weights}_"
         scores.update({prefix + k: v for k, v in
                        score_samples(cfg, samples, data_dir or run.data_dir()).items()})

@@ -152,11 +152,13 @@ def chain(steps):
     return forward
 
 
-def sampler(generator: keras.Sequential, xla: bool):
-    """generator(z, training=False) for scoring thousands of samples: reformulated and
-    compiled (with XLA if `xla`) where there is something to reformulate, else the plain eager
-    call, as before. For the DCGAN's 10,000 evaluation samples with XLA, about twice as fast as
-    the eager call (timed by hand on the AVX2 machine, 2026-11-30; not a benchmark of the repo)."""
-    if not _reformulates(generator):
+def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...] = REFORMULATIONS):
+    """generator(z, training=False) for scoring thousands of samples: with the layers of `kinds`
+    reformulated and compiled (with XLA if `xla`) where there is something to reformulate, else
+    the plain eager call. For the DCGAN's 10,000 evaluation samples with XLA, about twice as fast
+    as the eager call (timed by hand on the AVX2 machine, 2026-11-30); on AVX-512 without XLA,
+    the last layer alone takes about 0.7 of the time of both (by hand on the eighth machine,
+    2026-12-02, beside the training). Neither is a benchmark of the repo."""
+    if not _reformulates(generator, kinds):
         return lambda z: generator(z, training=False)
-    return tf.function(fast_forward(generator, training=False), jit_compile=xla)
+    return tf.function(fast_forward(generator, training=False, kinds=kinds), jit_compile=xla)
