@@ -142,7 +142,8 @@ def main(out):
     reform_rows = [measure_reformulation("dcgan-mnist", 5, xla=x) for x in (True, False)]
     isa = "avx512" if has_avx512() else "avx2"
     lines = [f"# Train step ({isa})", "",
-             f"Made by `python -m benchmarks.train_step` on {cpu_name()} ({isa}), "
+             f"Made by `python -m benchmarks.train_step{f' --out {out}' if out else ''}` on "
+             f"{cpu_name()} ({isa}), "
              f"{time.strftime('%Y-%m-%d')}: medians of 3 alternating rounds per table.", "",
              "## With and without XLA", "",
              "| arch | with XLA | without | default |", "|---|---|---|---|"]
