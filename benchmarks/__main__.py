@@ -1,8 +1,8 @@
 """python -m benchmarks: measure gan-edge against its alternatives, write a report.
 
-Writes benchmarks/results/<host>-<date>.json and .md plus PNG charts (or --name's). Contenders alternate in
-rounds inside one process tree so that machine drift hits all of them; no figure here is
-asserted in tests.
+Writes benchmarks/results/<host>-<date>.json and .md plus PNG charts (or --name's files).
+Contenders alternate in rounds inside one process tree so that machine drift hits all of them;
+no figure here is asserted in tests.
 """
 from __future__ import annotations
 
