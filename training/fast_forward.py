@@ -126,15 +126,14 @@ def _fast_step(layer, training: bool, kinds: tuple[str, ...]):
     return lambda x: layer(x, training=training)
 
 
-def _reformulates(generator, kinds: tuple[str, ...] = REFORMULATIONS) -> bool:
+def _reformulates(generator, kinds: tuple[str, ...]) -> bool:
     unknown = set(kinds) - set(REFORMULATIONS)
     if unknown:
         raise ValueError(f"unknown reformulations {sorted(unknown)}; known: {REFORMULATIONS}")
     return any(_reformulation(layer) in kinds for layer in generator.layers)
 
 
-def fast_forward(generator: keras.Sequential, training: bool,
-                 kinds: tuple[str, ...] = REFORMULATIONS):
+def fast_forward(generator: keras.Sequential, training: bool, kinds: tuple[str, ...]):
     """generator(z, training=training), with the layers of `kinds` reformulated; the
     generator itself when it has none of them (the MLPs) or `kinds` is empty."""
     if not _reformulates(generator, kinds):
@@ -152,7 +151,7 @@ def chain(steps):
     return forward
 
 
-def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...] = REFORMULATIONS):
+def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...]):
     """generator(z, training=False) for scoring thousands of samples: with the layers of `kinds`
     reformulated and compiled (with XLA if `xla`) where there is something to reformulate, else
     the plain eager call. For the DCGAN's 10,000 evaluation samples with XLA, about twice as fast
