@@ -212,6 +212,26 @@ def test_a_committed_dcgan_record_reads_as_a_run_and_is_where_docs_runs_says(nam
                 f"{at_40['frechet_distance']:.1f} and KL {at_40['kl_to_uniform']:.3f}") in story
 
 
+# The run whose record the README's dcgan-mnist figures come from: the first to finish the schedule.
+FINISHED_DCGAN_RECORD = "dcgan-mnist-seventh-run"
+
+
+def test_the_readmes_dcgan_figures_are_what_the_results_commands_make_of_the_finished_record():
+    """The README's dcgan-mnist results rows and claim table come from one run, whole: what
+    `python -m training.results` and `--claim` print for its committed record, on any clone."""
+    from conftest import ROOT
+    from training.results import claim, table
+    record = ROOT / "docs" / "records" / FINISHED_DCGAN_RECORD
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in table([record]).splitlines() if line.startswith("| dcgan-mnist")]
+    assert len(rows) == 3 and "not measured" not in "".join(rows)
+    for row in rows:
+        assert row in readme
+    claim_table = "\n".join(line for line in claim(record).splitlines() if line.startswith("|"))
+    assert "not reached" not in claim_table and claim_table in readme
+    assert f"--claim docs/records/{FINISHED_DCGAN_RECORD}" in " ".join(readme.split())
+
+
 def test_every_committed_record_is_checked():
     from conftest import ROOT
     assert sorted(p.name for p in (ROOT / "docs" / "records").iterdir()) == \
