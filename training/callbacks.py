@@ -16,7 +16,7 @@ from runtime.errors import GanEdgeError
 from training import checkpoint as ckpt
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
-from training.evaluate import generate, score_samples, summary
+from training.evaluate import score_generated, summary
 from training.fast_forward import sampler
 from training.plots import save_metric_plots, save_samples
 from training.rundir import RunDir, checkpoint_name
@@ -93,16 +93,19 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     loss trackers in step with the chief."""
 
     def __init__(self, *, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int,
-                 x_train: np.ndarray | None, seed: int, eval_samples: int, data_dir,
+                 x_train: np.ndarray | None, y_train: np.ndarray | None, seed: int, eval_samples: int, data_dir,
                  writer: bool, progress: Progress):
         super().__init__()
         self.cfg, self.run, self.schedule, self.step = cfg, run, schedule, start
-        self.x_train, self.seed = x_train, seed
+        self.x_train, self.y_train, self.seed = x_train, y_train, seed
         self.eval_samples, self.data_dir = eval_samples, data_dir
         self.writer, self.progress = writer, progress
-        # Fixed latents for the sample grid, so successive grids show the same digits evolving.
+        # Fixed latents for the sample grid, so successive grids show the same digits evolving;
+        # a conditional system's grid has one row per class.
         self.grid_z = np.random.default_rng(seed + 2).standard_normal(
             (100, cfg.latent_dim)).astype("float32")
+        self.grid_labels = (np.repeat(np.arange(cfg.n_classes), 100 // cfg.n_classes)
+                            .astype("int32") if cfg.conditional else None)
         self.tb = _tensorboard_writer(run) if writer else None
         self._averaged = None  # a generator model that receives the averaged weights
 
@@ -119,11 +122,11 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     def evaluate(self, logs: dict) -> dict:
         # Seeded by step, so a resumed run scores exactly what an uninterrupted one would.
         rng = np.random.default_rng([self.seed + 1, self.step])
-        real = self._real(rng, 100)
+        real, labels = self._real(rng, 100)  # a conditional D judges fakes of the same classes
         z = rng.standard_normal((100, self.cfg.latent_dim)).astype("float32")
-        generator, d = self.model.generator, self.model.discriminator
-        acc_real = float(np.mean(d(real, training=False).numpy() > 0.5))
-        acc_fake = float(np.mean(d(generator(z, training=False), training=False).numpy() <= 0.5))
+        gan, generator = self.model, self.model.generator
+        acc_real = float(np.mean(gan.discriminate(real, labels).numpy() > 0.5))
+        acc_fake = float(np.mean(gan.discriminate(gan.sample(z, labels), labels).numpy() <= 0.5))
         quality = self._score(generator)
         averaged = self._averaged_generator()
         if averaged is not None:  # the same latents, so the two columns compare
@@ -136,7 +139,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         # checkpoint, which --resume drops and recomputes; the other order would lose the row.
         rows = self.run.append_metrics(row)
         self._save(kind="eval")
-        samples = generator(self.grid_z, training=False).numpy()
+        samples = gan.sample(self.grid_z, self.grid_labels).numpy()
         save_samples(self.cfg, samples, self.run.sample_file(name), real=real)
         best = self.run.write_best(rows)
         save_metric_plots(rows, self.run.plots_dir)
@@ -151,9 +154,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
 
     def _score(self, generator) -> dict:
         xla = self.cfg.xla_by_default
-        generated = generate(sampler(generator, xla, self.cfg.reformulate_by_default(xla)),
-                             self.cfg, self.eval_samples)
-        return score_samples(self.cfg, generated, self.data_dir)
+        return score_generated(sampler(generator, xla, self.cfg.reformulate_by_default(xla)),
+                               self.cfg, self.eval_samples, self.data_dir)
 
     def _averaged_generator(self):
         self._averaged = self.model.averaged_generator(into=self._averaged)
@@ -173,12 +175,14 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
             if old.step < self.step and old.kind == "resume":
                 shutil.rmtree(old.path)
 
-    def _real(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _real(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """n real samples, and their labels for a conditional system (else None)."""
         if self.x_train is None:
-            return x_squared_samples(rng, n)
+            return x_squared_samples(rng, n), None
         idx = rng.integers(0, len(self.x_train), n)
         x = scale_images(self.x_train[idx], self.cfg.output_range)
-        return x.reshape((n, *self.cfg.sample_shape))
+        labels = self.y_train[idx].astype("int32") if self.cfg.conditional else None
+        return x.reshape((n, *self.cfg.sample_shape)), labels
 
     def _tensorboard(self, row: dict, samples: np.ndarray) -> None:
         if self.tb is None:

@@ -1,7 +1,9 @@
-"""The registry of named GAN systems: one frozen config per article.
+"""The registry of named GAN systems: one frozen config per article, and gan-edge's own.
 
-Every number here is the article's (the README's Training section names the five articles); the
-places where we had to deviate are written next to the field, and `deviations` repeats them for the README.
+For the articles' systems every number is the article's (the README's Training section names the
+five articles); where we had to deviate, the field says so and `deviations` repeats it for the
+docs. gan-edge's own systems (`article` OWN) are class-conditional; their recipe is justified by
+the ablation in benchmarks/results/ablation-*.md (`python -m benchmarks.ablation`).
 """
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ REFORMULATIONS = (LAST_CONV, UPSAMPLING)
 # 0.999 and 0.9999 agree within 0.01 there, and the smaller keeps following longer runs.
 EMA_DECAY = 0.999
 
+OWN = "gan-edge"  # the `article` of a system that no article describes
+
 
 @dataclass(frozen=True)
 class GANConfig:
     name: str
     article: str
     dataset: str                      # "mnist" | "fashion_mnist" | "x_squared"
-    family: str                       # "dcgan" | "mlp": which builder in training.models
+    family: str                       # "dcgan" | "mlp" | "cdcgan": which builder in training.models
     latent_dim: int
     sample_shape: tuple[int, ...]     # one generated sample, e.g. (28, 28, 1)
     output_range: tuple[float, float]  # range of real data and of the generator's output
@@ -65,6 +69,20 @@ class GANConfig:
     grid_inverted: bool = False       # article 000 plots with cmap='gray_r'
     param_counts: tuple[int, int] = (0, 0)  # (G, D) as the article's Keras code builds them
     deviations: tuple[str, ...] = field(default=())
+    # Class-conditional systems: the generator takes (z, label) and the discriminator
+    # (x, label); 0 = unconditional (the articles' systems).
+    n_classes: int = 0
+    # The conditional recipe's switches (benchmarks/ablation.py turns each off in turn):
+    # "projection" (Miyato and Koyama 2018: D's output adds <embed(label), features>) or
+    # "concat" (one-hot label maps as extra input channels of D, as the keras-io example);
+    # batch normalisation in the generator; the label embedding's width in the generator.
+    d_conditioning: str = "projection"
+    g_batchnorm: bool = True
+    label_embedding: int = 32
+
+    @property
+    def conditional(self) -> bool:
+        return self.n_classes > 0
 
     @property
     def xla_by_default(self) -> bool:
@@ -73,7 +91,7 @@ class GANConfig:
         one AVX-512 CPU and a little slower on another, and makes 1.5x faster on AVX2
         (benchmarks/results/xla-avx512.md, train-step-avx512.md and train-step-avx2.md,
         `python -m benchmarks.train_step`)."""
-        return self.family != "dcgan" or not has_avx512()
+        return self.family == "mlp" or not has_avx512()
 
     def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
         """Which of the DCGAN generator's slow layers the train step computes another way
@@ -81,6 +99,8 @@ class GANConfig:
         without, and on AVX-512 with XLA; on AVX-512 without XLA only the last conv, since
         oneDNN's own kernels for the transposed convs are fast there
         (benchmarks/results/train-step-*.md, `python -m benchmarks.train_step`)."""
+        if self.family != "dcgan":
+            return ()
         return REFORMULATIONS if xla or not has_avx512() else (LAST_CONV,)
 
     @property
@@ -162,6 +182,25 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         unit="iteration", length=10_000, eval_every=2_000, grid=(1, 1),
         recommended="step_010000",
         param_counts=(122, 101)),
+    # gan-edge's own: class-conditional DCGANs (Mirza and Osindero 2014) with a projection
+    # discriminator, a batch-normalised generator fed a label embedding, one-sided label
+    # smoothing and the averaged generator; non-saturating loss, Adam 2e-4 b1 .5, batch 64.
+    GANConfig(
+        name="cgan-mnist", article=OWN, dataset="mnist", family="cdcgan",
+        latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
+        g_units=(128, 64, 32), d_units=(64, 128), d_dropout=0.0,
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
+        real_label=0.9, d_update="joint",
+        unit="epoch", length=10, eval_every=1, grid=(10, 10),
+        recommended="epoch_010", n_classes=10),
+    GANConfig(
+        name="cgan-fashion", article=OWN, dataset="fashion_mnist", family="cdcgan",
+        latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
+        g_units=(128, 64, 32), d_units=(64, 128), d_dropout=0.0,
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
+        real_label=0.9, d_update="joint",
+        unit="epoch", length=10, eval_every=1, grid=(10, 10),
+        recommended="epoch_010", n_classes=10),
 ]}
 
 

@@ -26,8 +26,17 @@ def eval_latents(cfg: GANConfig, n: int, seed: int = EVAL_SEED) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, cfg.latent_dim)).astype("float32")
 
 
-def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None) -> dict:
-    """Quality metrics of generated samples (in the generator's output range)."""
+def eval_labels(cfg: GANConfig, n: int) -> np.ndarray | None:
+    """The class asked of each evaluation sample of a conditional system: 0, 1, .., 9, 0, ..
+    (every class equally often, as labels drawn uniformly would be on average); None for an
+    unconditional one."""
+    return (np.arange(n) % cfg.n_classes).astype("int32") if cfg.conditional else None
+
+
+def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None,
+                  labels: np.ndarray | None = None) -> dict:
+    """Quality metrics of generated samples (in the generator's output range); with the
+    `labels` they were asked for, also the per-class accuracy."""
     if cfg.dataset == "x_squared":
         from training.data import x_squared_samples
         real = x_squared_samples(np.random.default_rng(EVAL_SEED + 1), len(samples))
@@ -36,12 +45,22 @@ def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None) -> dict:
     classifier = load_classifier(cfg.dataset)
     lo, hi = cfg.output_range
     probs, feats = classifier.predict((samples - lo) / (hi - lo))
-    return image_metrics(probs, feats, classifier.reference_features(cfg.dataset, data_dir))
+    return image_metrics(probs, feats, classifier.reference_features(cfg.dataset, data_dir),
+                         labels)
 
 
 def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
-    z = eval_latents(cfg, n)
-    return np.concatenate([np.asarray(predict(z[i:i + batch])) for i in range(0, n, batch)])
+    """`n` samples from the evaluation latents (and labels): predict(z) or predict(z, labels)."""
+    z, labels = eval_latents(cfg, n), eval_labels(cfg, n)
+    return np.concatenate([
+        np.asarray(predict(z[i:i + batch]) if labels is None
+                   else predict(z[i:i + batch], labels[i:i + batch]))
+        for i in range(0, n, batch)])
+
+
+def score_generated(predict, cfg: GANConfig, n: int, data_dir=None) -> dict:
+    """generate() then score_samples(), with the labels the samples were asked for."""
+    return score_samples(cfg, generate(predict, cfg, n), data_dir, eval_labels(cfg, n))
 
 
 def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
@@ -58,10 +77,10 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     for weights in checkpoint.weights():
         generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
         xla = cfg.xla_by_default
-        samples = generate(sampler(generator, xla, cfg.reformulate_by_default(xla)), cfg, n)
+        predict = sampler(generator, xla, cfg.reformulate_by_default(xla))
         prefix = "" if weights == "raw" else f"{weights}_"
         scores.update({prefix + k: v for k, v in
-                       score_samples(cfg, samples, data_dir or run.data_dir()).items()})
+                       score_generated(predict, cfg, n, data_dir or run.data_dir()).items()})
     return scores
 
 
@@ -69,7 +88,7 @@ def score_onnx(path: Path, n: int, data_dir=None) -> dict:
     from runtime.generator import Generator
     gen = Generator.from_file(path, threads=0)
     cfg = get_config(gen.arch)
-    return score_samples(cfg, generate(gen.run, cfg, n), data_dir)
+    return score_generated(gen.run, cfg, n, data_dir)
 
 
 def summary(m: dict) -> str:
@@ -84,9 +103,11 @@ def _scores(m: dict) -> str:
         return (f"energy {m['energy_distance']:.4f}  |y-x^2| {m['mean_abs_error']:.4f}  "
                 f"in domain {m['share_in_domain']:.1%}  (n={m['n_samples']})")
     fd = "n/a" if m["frechet_distance"] is None else f"{m['frechet_distance']:.1f}"
+    accuracy = ("" if "class_accuracy" not in m else
+                f"class accuracy {m['class_accuracy']:.1%} (min {m['class_accuracy_min']:.1%})  ")
     return (f"score {m['classifier_score']:.2f}  FD {fd}  "
             f"classes {m['classes_covered']}/10  KL {m['kl_to_uniform']:.3f}  "
-            f"confident {m['confident_share']:.1%}  (n={m['n_samples']})")
+            f"confident {m['confident_share']:.1%}  {accuracy}(n={m['n_samples']})")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

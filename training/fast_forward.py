@@ -158,6 +158,8 @@ def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...]):
     as the eager call (timed by hand on the AVX2 machine, 2026-11-30); on AVX-512 without XLA,
     the last layer alone takes about 0.7 of the time of both (by hand on the eighth machine,
     2026-12-02, beside the training). Neither is a benchmark of the repo."""
+    if len(generator.inputs) > 1:  # a conditional generator: (z, labels), nothing to reformulate
+        return lambda z, labels: generator([z, labels], training=False)
     if not _reformulates(generator, kinds):
         return lambda z: generator(z, training=False)
     return tf.function(fast_forward(generator, training=False, kinds=kinds), jit_compile=xla)

@@ -1,4 +1,5 @@
-"""Generator and discriminator builders: the articles' Sequential models, from a GANConfig."""
+"""Generator and discriminator builders, from a GANConfig: the articles' Sequential models, and
+gan-edge's class-conditional functional models (inputs `z`/`x` and `label`)."""
 from __future__ import annotations
 
 import keras
@@ -103,15 +104,87 @@ def _dcgan_discriminator(cfg: GANConfig) -> keras.Sequential:
     return model
 
 
+def _cdcgan_generator(cfg: GANConfig) -> keras.Model:
+    # [z (N, latent), embed(label) (N, E)] -> Dense 7*7*g0 -> [N,7,7,g0] -> ConvT s2 g1
+    # [N,14,14,g1] -> ConvT s2 g2 [N,28,28,g2] -> Conv 3x3 [N,28,28,1] tanh; each hidden
+    # layer batch-normalised (when cfg.g_batchnorm) then ReLU, as in the DCGAN paper.
+    z = keras.Input((cfg.latent_dim,), name="z")
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(cfg.n_classes, cfg.label_embedding, name="label_embedding")(label)
+    h = layers.Concatenate()([z, embedded])
+    g0, *up = cfg.g_units
+
+    def norm_relu(x):
+        if cfg.g_batchnorm:
+            x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU()(x)
+
+    h = norm_relu(layers.Dense(7 * 7 * g0, use_bias=not cfg.g_batchnorm)(h))
+    h = layers.Reshape((7, 7, g0))(h)
+    for filters in up:
+        h = layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
+                                   use_bias=not cfg.g_batchnorm)(h)
+        h = norm_relu(h)
+    out = layers.Conv2D(cfg.sample_shape[-1], 3, padding="same",
+                        activation=cfg.g_out_activation)(h)
+    return keras.Model([z, label], out, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="gan_edge")
+class Projection(layers.Layer):
+    """<embed(label), features>: the class term of a projection discriminator (Miyato and
+    Koyama 2018), added to the unconditional logit."""
+
+    def __init__(self, n_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_classes = n_classes
+
+    def build(self, input_shape):
+        features_shape, _ = input_shape
+        self.embedding = self.add_weight(shape=(self.n_classes, features_shape[-1]),
+                                         initializer="glorot_uniform", name="embedding")
+
+    def call(self, inputs):
+        features, label = inputs
+        return keras.ops.sum(keras.ops.take(self.embedding, label, axis=0) * features, axis=-1,
+                             keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "n_classes": self.n_classes}
+
+
+def _cdcgan_discriminator(cfg: GANConfig) -> keras.Model:
+    # [x (N,28,28,1), label] -> Conv 4x4 s2 d0 [N,14,14,d0] -> Conv 4x4 s2 d1 [N,7,7,d1] ->
+    # features [N, 49*d1] -> Dense 1 (+ the projection term) -> sigmoid.
+    x = keras.Input(cfg.sample_shape, name="x")
+    label = keras.Input((), dtype="int32", name="label")
+    h = x
+    if cfg.d_conditioning == "concat":  # the label as n_classes one-hot input channels
+        onehot = layers.Reshape((1, 1, cfg.n_classes))(keras.ops.one_hot(label, cfg.n_classes))
+        h = layers.Concatenate()([h, keras.ops.ones_like(x) * onehot])  # [N,28,28,1+n]
+    for filters in cfg.d_units:
+        h = layers.Conv2D(filters, 4, strides=2, padding="same")(h)
+        h = layers.LeakyReLU(negative_slope=cfg.d_alpha)(h)
+        if cfg.d_dropout:
+            h = GlobalBatchDropout(cfg.d_dropout)(h)
+    features = layers.Flatten()(h)
+    logit = layers.Dense(1)(features)
+    if cfg.d_conditioning == "projection":
+        logit = layers.Add()([logit, Projection(cfg.n_classes)([features, label])])
+    out = layers.Activation("sigmoid")(logit)
+    return keras.Model([x, label], out, name="discriminator")
+
+
 _BUILDERS = {
     "mlp": (_mlp_generator, _mlp_discriminator),
     "dcgan": (_dcgan_generator, _dcgan_discriminator),
+    "cdcgan": (_cdcgan_generator, _cdcgan_discriminator),
 }
 
 
-def build_generator(cfg: GANConfig) -> keras.Sequential:
+def build_generator(cfg: GANConfig) -> keras.Model:
     return _BUILDERS[cfg.family][0](cfg)
 
 
-def build_discriminator(cfg: GANConfig) -> keras.Sequential:
+def build_discriminator(cfg: GANConfig) -> keras.Model:
     return _BUILDERS[cfg.family][1](cfg)

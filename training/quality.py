@@ -44,13 +44,27 @@ def confident_share(probs: np.ndarray, threshold: float = 0.9) -> float:
     return float(np.mean(probs.max(axis=1) >= threshold))
 
 
-def image_metrics(probs: np.ndarray, features: np.ndarray, ref_features: np.ndarray | None) -> dict:
+def class_accuracy(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """For samples asked to be of class `labels`: the share of class k's samples that the
+    classifier puts in k, per class, their mean and their minimum."""
+    predicted = probs.argmax(axis=1)
+    per_class = [float(np.mean(predicted[labels == k] == k)) for k in range(probs.shape[1])
+                 if np.any(labels == k)]
+    return {"class_accuracy": float(np.mean(per_class)),
+            "class_accuracy_min": float(np.min(per_class)),
+            "class_accuracy_per_class": [round(a, 4) for a in per_class]}
+
+
+def image_metrics(probs: np.ndarray, features: np.ndarray, ref_features: np.ndarray | None,
+                  labels: np.ndarray | None = None) -> dict:
     """All image metrics for one set of samples; `ref_features` are the test split's (None where
-    the split cannot be had: the Frechet distance is then None, the rest needs no real data)."""
+    the split cannot be had: the Frechet distance is then None, the rest needs no real data);
+    `labels`: the classes a conditional generator was asked for (adds class_accuracy*)."""
     fd = None if ref_features is None else frechet_distance(features, ref_features)
     return {"n_samples": int(len(probs)), "classifier_score": classifier_score(probs),
             "frechet_distance": fd,
-            **class_coverage(probs), "confident_share": confident_share(probs)}
+            **class_coverage(probs), "confident_share": confident_share(probs),
+            **({} if labels is None else class_accuracy(probs, labels))}
 
 
 def energy_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -57,6 +57,7 @@ def _train(run: RunDir, arch: str, cfg: GANConfig, *, epochs, steps, eval_every,
     from training.data import load_images
     data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, data_dir)
     x_train = None if data is None else data.x_train
+    y_train = None if data is None else data.y_train
     seed = saved["seed"] if saved else seed
     if ema is None:
         ema = (saved or {}).get("ema", EMA_DECAY if saved is None else 0.0)
@@ -70,7 +71,7 @@ def _train(run: RunDir, arch: str, cfg: GANConfig, *, epochs, steps, eval_every,
         return run.path
     if writer and (saved is None or epochs or steps or eval_every or ema != saved.get("ema", 0.0)):
         run.write_config(_config_record(arch, cfg, seed, schedule, ema, data, data_dir))
-    _fit(gan, cfg, run, schedule, start, x_train, seed, progress=progress and writer,
+    _fit(gan, cfg, run, schedule, start, x_train, y_train, seed, progress=progress and writer,
          eval_samples=eval_samples, data_dir=data_dir, writer=writer,
          multiworker=is_multiworker(strategy))
     return run.path
@@ -158,7 +159,8 @@ def resume_command(arch: str, run: RunDir) -> str:
     return f"python -m training.run --arch {arch} --run-dir {shlex.quote(str(run))} --resume"
 
 
-def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_train, seed: int, *,
+def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_train, y_train,
+         seed: int, *,
          progress: bool, eval_samples: int, data_dir, writer: bool, multiworker: bool) -> None:
     import tensorflow as tf
 
@@ -166,12 +168,13 @@ def _fit(gan, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int, x_tra
     from training.callbacks import EvaluateAndCheckpoint, Progress, StopOnNonFinite
     bar = Progress(cfg.name, start, schedule.total, enabled=progress)
     evaluation = EvaluateAndCheckpoint(
-        cfg=cfg, run=run, schedule=schedule, start=start, x_train=x_train, seed=seed,
+        cfg=cfg, run=run, schedule=schedule, start=start, x_train=x_train, y_train=y_train,
+        seed=seed,
         eval_samples=eval_samples, data_dir=data_dir, writer=writer, progress=bar)
     resume_hint = resume_command(cfg.name, run)
     try:
         # StopOnNonFinite comes before the evaluation, so non-finite weights are never saved.
-        gan.fit(real_batches(cfg, x_train, seed, start, schedule.total), epochs=1,
+        gan.fit(real_batches(cfg, x_train, seed, start, schedule.total, y_train), epochs=1,
                 steps_per_epoch=schedule.total - start, verbose=0, shuffle=False,
                 callbacks=[bar, StopOnNonFinite(start), evaluation])
     except KeyboardInterrupt:
