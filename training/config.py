@@ -1,7 +1,8 @@
 """The registry of named GAN systems: one frozen config per article.
 
-Every number here is the article's (the README's Training section names the five articles); the
-places where we had to deviate are written next to the field, and `deviations` repeats them for the README.
+Every number here is the article's (docs/training.md's registry table lists the articles); the
+places where we had to deviate are written next to the field, and `deviations` repeats them for
+docs/training.md (written by `make docs`).
 """
 from __future__ import annotations
 
@@ -69,10 +70,9 @@ class GANConfig:
     @property
     def xla_by_default(self) -> bool:
         """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
-        makes the MLP steps faster on every CPU measured; the DCGAN's it made twice as slow on
-        one AVX-512 CPU and a little slower on another, and makes 1.5x faster on AVX2
-        (benchmarks/results/xla-avx512.md, train-step-avx512.md and train-step-avx2.md,
-        `python -m benchmarks.train_step`)."""
+        makes the MLP steps faster on every CPU measured; the DCGAN's it makes slower on AVX-512
+        CPUs and faster on AVX2 (benchmarks/results/train-step-*.md, `python -m
+        benchmarks.train_step`)."""
         return self.family != "dcgan" or not has_avx512()
 
     def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
