@@ -192,7 +192,7 @@ def _write(report: dict, out_dir: Path) -> dict:
 @click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--name", default=None,
-              help="Name of the report's files, for a second machine on one day  "
+              help="Name of the report's files, for another machine on the same day  "
                    "[default: HOST-DATE, e.g. vm-2026-12-02].")
 def main(quick, arch, train_archs, run, out_dir, name):
     """Measure training speed, generation speed, cold start and file size/quality side by side."""

@@ -14,7 +14,8 @@ Knobs:
   truncation T      z from N(0, I) truncated to [-T, T] (resampled), the truncation trick;
                     not a ganrun option: measured to decide whether it should be one
 
-Writes benchmarks/results/knobs.json and knobs.md; the README's knob table is knobs.md's.
+Writes benchmarks/results/knobs.json and knobs.md; `make docs` puts knobs.json's quality
+figures into docs/quality.md and docs/ganrun.md.
 With --model, only the named models' sections are measured again: the report keeps the others
 (each section names its own date, machine and command) as long as they were drawn with the same
 number of samples and are of the checkpoint shipped now.

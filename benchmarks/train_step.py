@@ -3,7 +3,7 @@
 The articles' loop (per step): generator.predict for the fakes, discriminator.train_on_batch,
 then train_on_batch of a combined model whose discriminator was set trainable = False. Same
 models, same batch sizes; the two contenders alternate in rounds so machine drift hits both.
-Under Keras 3 the articles' discriminator update has no trainable weights (README, Training), so
+Under Keras 3 the articles' discriminator update has no trainable weights (docs/training.md), so
 their loop does less work per step than it should: the ratio understates our advantage.
 """
 from __future__ import annotations

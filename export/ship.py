@@ -9,7 +9,7 @@ the discriminator that `ganrun --keep` uses, and the usual validation, into
 runtime/models/<name>/, then rewrites runtime/models/index.json from every shipped manifest:
 article, data set, checkpoint, weights, scores, files, and the default (the MNIST generator
 that the best-checkpoint rule prefers). Budget: all shipped files together at most 12 MB, too
-little for an fp16 file of every image model: the README says which ship without theirs.
+little for an fp16 file of every image model: docs/export.md says which ship without theirs.
 """
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
 
 def test_a_named_report_takes_its_name_and_a_bad_name_is_an_error(tmp_path):
     from benchmarks.__main__ import _goals, _write
-    report = {**_measurements(), "name": "testhost-2026-11-23-intel"}  # a second machine that day
+    report = {**_measurements(), "name": "testhost-2026-11-23-intel"}  # another machine that day
     report["goals"] = _goals(report)
     _write(report, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [

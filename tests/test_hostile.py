@@ -4,7 +4,7 @@ where the command would have written).
 
 Cases by class: data that could be lost or mixed; models whose metadata lies or whose outputs
 are broken; corrupt run-folder files; unbounded numbers; the file system saying no; formats
-Pillow lists but cannot write; damaged data files; answers that used to be unclear.
+Pillow lists but cannot write; damaged data files; answers that must be clear.
 """
 import fcntl
 import hashlib
@@ -319,7 +319,7 @@ def test_a_folder_named_like_an_npz_is_not_read_as_one(tmp_path):
     assert load_images("mnist", data).x_train.shape == (64, 28, 28)
 
 
-# -- answers that used to be unclear -----------------------------------------------------------
+# -- answers that must be clear --------------------------------------------------------------
 
 def test_resume_with_fewer_steps_than_done_keeps_the_schedule(run):
     before = snapshot(run)

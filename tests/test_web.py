@@ -190,7 +190,7 @@ def test_building_without_npm_says_so_in_one_line(export_dir, tmp_path):
 
 
 def test_default_page_fits_its_size_budget(tmp_path):
-    """The page for the shipped default model: at most 15 MB (the README reports its size)."""
+    """The page for the shipped default model: at most 15 MB (the budget docs/web.md states)."""
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
     result = run_cli("-m", "export.web", "--out", str(tmp_path / "default"))

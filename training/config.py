@@ -1,9 +1,10 @@
 """The registry of named GAN systems: one frozen config per article, and gan-edge's own.
 
-For the articles' systems every number is the article's (the README's Training section names the
-five articles); where we had to deviate, the field says so and `deviations` repeats it for the
-docs. gan-edge's own systems (`article` OWN) are class-conditional; their recipe is justified by
-the ablation in benchmarks/results/ablation-*.md (`python -m benchmarks.ablation`).
+For the articles' systems every number is the article's (docs/training.md's registry table
+lists the articles); where we had to deviate, the field says so and `deviations` repeats it for
+docs/training.md (written by `make docs`). gan-edge's own systems (`article` OWN) are
+class-conditional; their recipe is justified by the ablation in benchmarks/results/ablation.md
+(`python -m benchmarks.ablation`).
 """
 from __future__ import annotations
 
@@ -87,10 +88,10 @@ class GANConfig:
     @property
     def xla_by_default(self) -> bool:
         """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
-        makes the MLP steps faster on every CPU measured; the DCGAN's it made twice as slow on
-        one AVX-512 CPU and a little slower on another, and makes 1.5x faster on AVX2
-        (benchmarks/results/xla-avx512.md, train-step-avx512.md and train-step-avx2.md,
-        `python -m benchmarks.train_step`)."""
+        makes the MLP steps faster on every CPU measured; the DCGAN's it makes slower on AVX-512
+        CPUs and faster on AVX2 (benchmarks/results/train-step-*.md, `python -m
+        benchmarks.train_step`); the conditional DCGANs' step, 2.5x slower with XLA on an Intel
+        Xeon with AVX-512 (benchmarks/results/ablation.md), follows the DCGAN."""
         return self.family == "mlp" or not has_avx512()
 
     def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ PARTS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 # SHA-256 of the decompressed IDX files. MNIST: the files of LeCun's site (published sums);
-# Fashion-MNIST: zalandoresearch/fashion-mnist as Debian packages it (measured 2026-11-22).
+# Fashion-MNIST: zalandoresearch/fashion-mnist as Debian packages it (sums of that package's files).
 KNOWN_SHA256 = {
     "mnist": dict(zip(PARTS, (
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",

@@ -35,7 +35,7 @@ def is_multiworker(name: str) -> bool:
     config = _tf_config()
     if name == "multiworker" and config is None:
         raise GanEdgeError("--strategy multiworker needs TF_CONFIG to name the cluster and this "
-                           "process's task; see 'Training on several devices' in the README")
+                           "process's task; see 'Several devices' in docs/training.md")
     return name == "multiworker" or (name == "auto" and config is not None
                                      and config["tasks"] > 1)
 

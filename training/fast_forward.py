@@ -3,7 +3,7 @@
 TensorFlow's CPU kernels are slow for two layer shapes of article 000's generator:
 - Conv2D with a single output channel (its last layer, 7x7 over 128 channels): a tenth of the
   generator's multiply-adds, but a quarter to a third of the time of its forward and backward
-  pass (timed by hand, with XLA, on the AVX2 machine). Here: one matmul from the C input
+  pass (timed by hand, with XLA, on an AVX2 CPU). Here: one matmul from the C input
   channels to the k*k taps, then k*k shifted adds.
 - Conv2DTranspose 4x4 with stride 2: here a 2x2 convolution to 4*C_out channels (one group per
   output phase) and a depth-to-space, the sub-pixel form. The export uses the same form for int8,
@@ -155,9 +155,9 @@ def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...]):
     """generator(z, training=False) for scoring thousands of samples: with the layers of `kinds`
     reformulated and compiled (with XLA if `xla`) where there is something to reformulate, else
     the plain eager call. For the DCGAN's 10,000 evaluation samples with XLA, about twice as fast
-    as the eager call (timed by hand on the AVX2 machine, 2026-11-30); on AVX-512 without XLA,
-    the last layer alone takes about 0.7 of the time of both (by hand on the eighth machine,
-    2026-12-02, beside the training). Neither is a benchmark of the repo."""
+    as the eager call on an AVX2 CPU; on AVX-512 without XLA, the last layer alone takes about
+    0.7 of the time of both (an Intel Xeon with AMX). Both timed by hand, not benchmarks of the
+    repo."""
     if len(generator.inputs) > 1:  # a conditional generator: (z, labels), nothing to reformulate
         return lambda z, labels: generator([z, labels], training=False)
     if not _reformulates(generator, kinds):

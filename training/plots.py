@@ -83,7 +83,7 @@ def save_quality_by_epoch(runs: dict[str, list[dict]], title: str, path: Path,
                 values = [r.get(prefix + key) for r in rows]
                 if not any(v is not None for v in values):
                     continue
-                if len(runs) == 1:  # colours tell trained from averaged, as before
+                if len(runs) == 1:  # colours tell trained from averaged
                     line = dict(label=name, marker="o", ms=2.5)
                 else:  # colours tell runs apart, small markers show a run of one evaluation
                     line = dict(label=f"{run_label}, {name}", color=f"C{i}", ls=style, lw=1.2,

@@ -1,5 +1,5 @@
-"""The README's results table: each seed system at the article's recommended checkpoint and at
-its best one, beside what real data scores.
+"""The results table of a run's record (docs/quality.md): each seed system at the article's
+recommended checkpoint and at its best one, beside what real data scores.
 
     python -m training.results RUN_DIR [RUN_DIR ...]
     python -m training.results --plot OUT.png RUN_DIR   # one run's quality per epoch
