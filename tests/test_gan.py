@@ -25,7 +25,10 @@ def test_every_step_moves_every_weight_of_both_networks(name):
         real = rng.uniform(lo, hi, (cfg.d_half_batch, *cfg.sample_shape)).astype("float32")
         before = {id(v): v.numpy().copy() for v in gan.generator.trainable_variables
                   + gan.discriminator.trainable_variables}
-        logs = step_fn(tf.constant(real))
+        batch = tf.constant(real)
+        if cfg.conditional:
+            batch = (batch, tf.constant(rng.integers(0, cfg.n_classes, len(real)), tf.int32))
+        logs = step_fn(batch)
         for net in (gan.generator, gan.discriminator):
             for v in net.trainable_variables:
                 assert not np.array_equal(before[id(v)], v.numpy()), f"{net.name} {v.path} did not move"
@@ -107,3 +110,31 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
     assert "DepthToSpace" in op_types(REFORMULATIONS)  # the sub-pixel upsampling
     last_only = op_types((LAST_CONV,))  # the transposed convs stay Keras's own
     assert "DepthToSpace" not in last_only and "Conv2DBackpropInput" in last_only
+
+
+def test_a_conditional_gans_averaged_generator_carries_the_batch_norm_statistics():
+    """The averaged weights alone would leave batch normalisation's moving statistics at their
+    initial values, and the averaged generator would draw noise at inference."""
+    import tensorflow as tf
+    from training.gan import build_gan
+    cfg = get_config("cgan-mnist")
+    gan = build_gan(cfg, seed=0, ema=0.999)
+    rng = np.random.default_rng(0)
+    step_fn = tf.function(gan.train_step)
+    for _ in range(3):
+        step_fn((tf.constant(rng.uniform(-1, 1, (cfg.d_half_batch, *cfg.sample_shape)), tf.float32),
+                 tf.constant(rng.integers(0, 10, cfg.d_half_batch), tf.int32)))
+    moving = [v.numpy() for v in gan.generator.non_trainable_variables]
+    assert moving and not all(np.allclose(m, 0) or np.allclose(m, 1) for m in moving)
+    averaged = gan.averaged_generator()
+    for got, want in zip(averaged.non_trainable_variables, moving, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_fake_labels_are_uniform_and_a_function_of_seed_and_step_only():
+    _, gan = _gan("cgan-mnist")
+    a = gan.fake_labels(4000, 7, 2).numpy()
+    assert np.array_equal(a, gan.fake_labels(4000, 7, 2).numpy())
+    assert not np.array_equal(a, gan.fake_labels(4000, 8, 2).numpy())
+    assert set(a) == set(range(10)) and np.bincount(a).min() > 300
+    assert _gan("gan-1d")[1].fake_labels(4, 7, 2) is None

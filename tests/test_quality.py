@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from training.quality import (class_coverage, classifier_score, confident_share,
+from training.quality import (class_accuracy, class_coverage, classifier_score, confident_share,
                               energy_distance, frechet_distance, function_metrics, is_better)
 
 
@@ -40,6 +40,16 @@ def test_frechet_distance_known_answers():
     # Scaled by 2: ||mu||^2 + Tr(C + 4C - 2*2C) = ||mu||^2 + Tr(C), about 16 here.
     expected = np.sum(a.mean(0) ** 2) + np.trace(np.cov(a, rowvar=False))
     assert frechet_distance(a, 2 * a) == pytest.approx(expected, rel=1e-6)
+
+
+def test_class_accuracy_is_the_share_of_each_asked_class_put_in_that_class():
+    labels = np.arange(1000) % 10
+    predicted = labels.copy()
+    predicted[labels == 3] = np.where(np.arange(100) < 20, 5, 3)  # a fifth of the 3s read as 5
+    acc = class_accuracy(one_hot(predicted), labels)
+    assert acc["class_accuracy_per_class"][3] == pytest.approx(0.8)
+    assert acc["class_accuracy_min"] == pytest.approx(0.8)
+    assert acc["class_accuracy"] == pytest.approx(0.98)
 
 
 def test_confident_share():

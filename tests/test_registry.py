@@ -1,6 +1,6 @@
 import pytest
 
-from training.config import REGISTRY, GANConfig, get_config
+from training.config import OWN, REGISTRY, GANConfig, get_config
 from training.models import build_discriminator, build_generator
 
 # (G, D) parameter counts of the articles' Keras code, computed from their layer lists;
@@ -15,9 +15,37 @@ ARTICLE_COUNTS = {
 
 
 def test_registry_holds_the_five_seed_systems_with_the_articles_counts():
-    assert set(ARTICLE_COUNTS) == set(REGISTRY)
+    articles = {name: cfg for name, cfg in REGISTRY.items() if cfg.article != OWN}
+    assert set(ARTICLE_COUNTS) == set(articles)
     # The registry's own figures (used by export's mismatch check) are the articles'.
-    assert {name: cfg.param_counts for name, cfg in REGISTRY.items()} == ARTICLE_COUNTS
+    assert {name: cfg.param_counts for name, cfg in articles.items()} == ARTICLE_COUNTS
+
+
+def test_gan_edges_own_systems_are_conditional_on_each_image_data_set():
+    own = [cfg for cfg in REGISTRY.values() if cfg.article == OWN]
+    assert {cfg.dataset for cfg in own} == {"mnist", "fashion_mnist"}
+    assert all(cfg.conditional and cfg.n_classes == 10 for cfg in own)
+    assert not any(cfg.conditional for cfg in REGISTRY.values() if cfg.article != OWN)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in REGISTRY.items() if c.conditional))
+@pytest.mark.parametrize("d_conditioning", ["projection", "concat"])
+def test_conditional_networks_take_a_label_beside_z_and_x(name, d_conditioning):
+    import dataclasses
+
+    import numpy as np
+    cfg = dataclasses.replace(get_config(name), d_conditioning=d_conditioning)
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    assert [tuple(i.shape) for i in g.inputs] == [(None, cfg.latent_dim), (None,)]
+    assert g.output_shape == (None, *cfg.sample_shape)
+    labels = np.arange(4, dtype="int32")
+    x = g([np.zeros((4, cfg.latent_dim), "float32"), labels]).numpy()
+    p = d([x, labels]).numpy()
+    assert p.shape == (4, 1) and np.all((p > 0) & (p < 1))
+    # the label changes the sample: a generator that ignored it would be unconditional
+    other = g([np.zeros((4, cfg.latent_dim), "float32"), labels[::-1].copy()]).numpy()
+    assert not np.allclose(x, other)
+    assert g.count_params() < 1_000_000  # its int8 file stays under 1 MB
 
 
 @pytest.mark.parametrize("name", sorted(ARTICLE_COUNTS))
@@ -59,3 +87,6 @@ def test_the_dcgan_train_step_takes_the_path_measured_fastest_on_each_cpu(monkey
     assert dcgan.reformulate_by_default(dcgan.xla_by_default) == \
         ((LAST_CONV,) if avx512 else REFORMULATIONS)
     assert dcgan.reformulate_by_default(True) == REFORMULATIONS
+    conditional = get_config("cgan-mnist")  # its step, too, is slower with XLA on AVX-512
+    assert conditional.xla_by_default is (not avx512)
+    assert conditional.reformulate_by_default(True) == ()
