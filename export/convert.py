@@ -37,16 +37,28 @@ def forward_fn(generator, subpixel: bool = False):
 
 
 def to_onnx(generator, cfg: GANConfig, opset: int = 17, subpixel: bool = False):
-    """An onnx.ModelProto with input z [N, latent_dim] and output sample [N, *sample_shape]."""
+    """An onnx.ModelProto with input z [N, latent_dim] (and, for a conditional generator,
+    label int64 [N]) and output sample [N, *sample_shape]."""
     import tensorflow as tf
     import tf2onnx
 
-    forward = forward_fn(generator, subpixel)
-    spec = [tf.TensorSpec((None, cfg.latent_dim), tf.float32, name="z")]
+    z_spec = tf.TensorSpec((None, cfg.latent_dim), tf.float32, name="z")
+    if cfg.conditional:
+        # No sub-pixel form here: the conditional generator is a functional model, and at
+        # its size (about 14 M multiply-adds a sample) the float ConvTranspose costs little.
+        spec = [z_spec, tf.TensorSpec((None,), tf.int64, name="label")]
 
-    @tf.function(input_signature=spec)
-    def serve(z):
-        return {"sample": tf.identity(forward(z), name="sample")}
+        @tf.function(input_signature=spec)
+        def serve(z, label):
+            sample = generator([z, tf.cast(label, tf.int32)], training=False)
+            return {"sample": tf.identity(sample, name="sample")}
+    else:
+        spec = [z_spec]
+        forward = forward_fn(generator, subpixel)
+
+        @tf.function(input_signature=spec)
+        def serve(z):
+            return {"sample": tf.identity(forward(z), name="sample")}
 
     model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
     for value in (*model.graph.input, *model.graph.output):  # name the dynamic batch dimension

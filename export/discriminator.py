@@ -27,9 +27,14 @@ MAX_LOGIT_ERROR = 0.1
 
 def logit_fn(discriminator):
     """The discriminator up to its last layer's pre-activation: all layers but the last, then
-    that Dense without its sigmoid."""
+    that Dense without its sigmoid; for a conditional (functional) discriminator, which ends in
+    a sigmoid Activation, the model up to that layer's input, called on [x, labels]."""
     import keras
     *body, last = discriminator.layers
+    if isinstance(last, keras.layers.Activation) and len(discriminator.inputs) == 2:
+        logits = keras.Model(discriminator.inputs, last.input)
+        return lambda x, labels: logits([keras.ops.convert_to_tensor(x),
+                                         keras.ops.convert_to_tensor(labels)], training=False)
     if not isinstance(last, keras.layers.Dense) or last.units != 1:
         raise ValidationError("the discriminator does not end in Dense(1); cannot take its logit")
 
@@ -41,15 +46,22 @@ def logit_fn(discriminator):
 
 
 def to_onnx(discriminator, cfg: GANConfig, opset: int = 17):
-    """An onnx.ModelProto with input sample [N, *sample_shape] and output logit [N, 1]."""
+    """An onnx.ModelProto with input sample [N, *sample_shape] (and label int64 [N] for a
+    conditional model) and output logit [N, 1]."""
     import tensorflow as tf
     import tf2onnx
     forward = logit_fn(discriminator)
     spec = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
+    if cfg.conditional:
+        spec.append(tf.TensorSpec((None,), tf.int64, name="label"))
 
-    @tf.function(input_signature=spec)
-    def serve(sample):
-        return {"logit": tf.identity(forward(sample), name="logit")}
+        @tf.function(input_signature=spec)
+        def serve(sample, label):
+            return {"logit": tf.identity(forward(sample, tf.cast(label, tf.int32)), name="logit")}
+    else:
+        @tf.function(input_signature=spec)
+        def serve(sample):
+            return {"logit": tf.identity(forward(sample), name="logit")}
 
     model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
     for value in (*model.graph.input, *model.graph.output):
@@ -70,12 +82,18 @@ def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
     return out
 
 
-def validate(path: Path, discriminator, samples: np.ndarray) -> dict:
-    """How well the int8 file ranks generated `samples` as Keras does, or ValidationError."""
+def validate(path: Path, discriminator, samples: np.ndarray,
+             labels: np.ndarray | None = None) -> dict:
+    """How well the int8 file ranks generated `samples` (of classes `labels`, for a conditional
+    model) as Keras does, or ValidationError."""
     import onnxruntime as ort
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["logit"], {"sample": samples.astype(np.float32)})[0].ravel()
-    want = np.asarray(logit_fn(discriminator)(samples)).ravel()
+    feed = {"sample": samples.astype(np.float32)}
+    if labels is not None:
+        feed["label"] = labels.astype(np.int64)
+    got = session.run(["logit"], feed)[0].ravel()
+    forward = logit_fn(discriminator)
+    want = np.asarray(forward(samples) if labels is None else forward(samples, labels)).ravel()
     if not np.isfinite(got).all():
         raise ValidationError(f"{path}: the discriminator gives non-finite logits")
     scale = float(np.abs(want).max())

@@ -30,7 +30,18 @@ def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) 
         "gan.source_sha256": source_sha,
         "gan.target": TARGET[precision],
         "gan.weights": checkpoint.get("weights", "raw"),  # "ema": the averaged generator
+        **conditional_metadata(cfg),
     }
+
+
+def conditional_metadata(cfg: GANConfig) -> dict:
+    """What a conditional file says of its second input `label`: how many classes, and their
+    names in label order (the runtime's --class and the web page's picker read them)."""
+    if not cfg.conditional:
+        return {}
+    from training.data import CLASS_NAMES
+    return {"gan.conditional": "1", "gan.n_classes": str(cfg.n_classes),
+            "gan.class_names": json.dumps(list(CLASS_NAMES[cfg.dataset]))}
 
 
 def discriminator_metadata(cfg: GANConfig, checkpoint: dict, source_sha: str) -> dict:
@@ -38,7 +49,8 @@ def discriminator_metadata(cfg: GANConfig, checkpoint: dict, source_sha: str) ->
     return {"gan.role": "discriminator", "gan.arch": cfg.name,
             "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
             "gan.checkpoint": checkpoint["name"], "gan.step": str(checkpoint["step"]),
-            "gan.precision": "int8", "gan.source_sha256": source_sha}
+            "gan.precision": "int8", "gan.source_sha256": source_sha,
+            **conditional_metadata(cfg)}
 
 
 def write_metadata(path: Path, meta: dict) -> None:
@@ -77,10 +89,10 @@ def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int,
         # onnxruntime's CPU provider has no int8 ConvTranspose kernel: quantize the exact
         # sub-pixel form instead, so the DCGAN's upsampling layers run in int8 too.
         source = fp32
-        if _has_conv_transpose(generator):
+        if _has_conv_transpose(generator) and not cfg.conditional:
             source = tmp / "fp32_subpixel.onnx"
             onnx.save(to_onnx(generator, cfg, opset, subpixel=True), str(source))
-        quantize_int8(source, out, cfg.latent_dim, ranges=int8_ranges)
+        quantize_int8(source, out, cfg.latent_dim, ranges=int8_ranges, n_classes=cfg.n_classes)
     return out
 
 
@@ -183,7 +195,8 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
 
     import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
     from export import discriminator as disc
-    from training.evaluate import eval_latents
+    from training.evaluate import eval_labels, generate
+    from training.fast_forward import sampler
     source = checkpoint.discriminator_file()
     try:
         model = keras.saving.load_model(source, compile=False)
@@ -193,7 +206,8 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
 
     path = disc.build(model, cfg, tmp, opset)
     write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
-    report = disc.validate(path, model, generator(eval_latents(cfg, n), training=False).numpy())
+    samples = generate(sampler(generator, False, ()), cfg, n)
+    report = disc.validate(path, model, samples, eval_labels(cfg, n))
     return path, {"file": disc.FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}
 

@@ -28,6 +28,7 @@ MEAN_ABS = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
 TAIL = {"fp32": 1.0, "fp16": 1.0, "int8": 0.999}
 SCORE_DELTA = 0.1        # classifier score within 0.1 of fp32's, same latents
 ENERGY_DELTA = 0.01      # gan-1d: energy distance within 0.01 of fp32's
+ACCURACY_DELTA = 0.01    # conditional: per-class accuracy at most 1 point below fp32's
 
 
 class ValidationError(GanEdgeError):
@@ -37,9 +38,9 @@ class ValidationError(GanEdgeError):
 def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) -> dict:
     """The Keras generator's own scores on the validation latents: what every file is held to.
     `data_dir`: the data set whose test split the Frechet distance uses (None: the standard one)."""
-    from training.evaluate import generate, score_samples
-    return score_samples(cfg, generate(lambda z: keras_generator(z, training=False), cfg, n, 500),
-                         data_dir)
+    from training.evaluate import score_generated
+    from training.fast_forward import sampler
+    return score_generated(sampler(keras_generator, False, ()), cfg, n, data_dir)
 
 
 def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
@@ -77,18 +78,33 @@ def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
                               f"above its bound {mean_bound:.3g}")
     parity.update(tail_share=TAIL[precision], tail_abs=tail, bound=bound, mean_abs=mean,
                   mean_bound=mean_bound)
+    if cfg.conditional:
+        by_label = label_differences(gen, keras_generator, cfg, seed)
+        worst = max(range(cfg.n_classes), key=lambda k: by_label[k].mean())
+        if not by_label[worst].mean() <= mean_bound:
+            raise ValidationError(f"{path}: {precision} differs from Keras by "
+                                  f"{by_label[worst].mean():.3g} on average for label {worst}, "
+                                  f"above its bound {mean_bound:.3g}")
+        parity["mean_abs_by_label"] = [float(by_label[k].mean()) for k in range(cfg.n_classes)]
     ref = reference or reference_quality(keras_generator, cfg, quality_samples, data_dir)
     return {"parity": parity, "quality": _quality(path, gen, cfg, quality_samples, ref, data_dir)}
 
 
 def differences(path: Path, gen: Generator, keras_generator, cfg: GANConfig,
                 seed: int = 0) -> dict[int, np.ndarray]:
-    """|file - Keras|, flat, on seeded latents at each of BATCHES (by batch size)."""
+    """|file - Keras|, flat, on seeded latents (and labels, every class at batch 64 and up) at
+    each of BATCHES (by batch size)."""
+    from training.fast_forward import sampler
+    keras_predict = sampler(keras_generator, False, ())
     rng = np.random.default_rng(seed)
     out = {}
     for batch in BATCHES:
         z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-        got, want = gen.run(z), keras_generator(z, training=False).numpy()
+        if cfg.conditional:
+            labels = (np.arange(batch) + rng.integers(cfg.n_classes)) % cfg.n_classes
+            got, want = gen.run(z, labels), np.asarray(keras_predict(z, labels.astype(np.int32)))
+        else:
+            got, want = gen.run(z), np.asarray(keras_predict(z))
         if got.shape != (batch, *cfg.sample_shape):
             raise ValidationError(f"{path}: batch {batch} gave shape {got.shape}, expected "
                                   f"{(batch, *cfg.sample_shape)}")
@@ -96,9 +112,24 @@ def differences(path: Path, gen: Generator, keras_generator, cfg: GANConfig,
     return out
 
 
+def label_differences(gen: Generator, keras_generator, cfg: GANConfig, seed: int = 0,
+                      per_label: int = 16) -> dict[int, np.ndarray]:
+    """|file - Keras|, flat, for each label on the same `per_label` seeded latents."""
+    from training.fast_forward import sampler
+    keras_predict = sampler(keras_generator, False, ())
+    z = np.random.default_rng(seed + 1).standard_normal((per_label, cfg.latent_dim)).astype(
+        np.float32)
+    out = {}
+    for k in range(cfg.n_classes):
+        labels = np.full(per_label, k)
+        want = np.asarray(keras_predict(z, labels.astype(np.int32)))
+        out[k] = np.abs(gen.run(z, labels) - want).ravel()
+    return out
+
+
 def _quality(path, gen, cfg, n, ref, data_dir) -> dict:
-    from training.evaluate import generate, score_samples
-    ours = score_samples(cfg, generate(gen.run, cfg, n, 500), data_dir)
+    from training.evaluate import score_generated
+    ours = score_generated(gen.run, cfg, n, data_dir)
     if "energy_distance" in ours:
         delta = ours["energy_distance"] - ref["energy_distance"]
         if not delta <= ENERGY_DELTA:
@@ -111,6 +142,14 @@ def _quality(path, gen, cfg, n, ref, data_dir) -> dict:
             f"{path}: quality moved from fp32's (classifier score {ref['classifier_score']:.3f} "
             f"-> {ours['classifier_score']:.3f}, classes {ref['classes_covered']} -> "
             f"{ours['classes_covered']}); bound: score within {SCORE_DELTA}, classes unchanged")
-    return {**{k: ours[k] for k in ("n_samples", "classifier_score", "frechet_distance",
-                                     "classes_covered", "kl_to_uniform", "confident_share")},
-            "fp32_classifier_score": ref["classifier_score"]}
+    if "class_accuracy" in ours:
+        drop = ref["class_accuracy"] - ours["class_accuracy"]
+        if not drop <= ACCURACY_DELTA:
+            raise ValidationError(
+                f"{path}: per-class accuracy fell from fp32's {ref['class_accuracy']:.2%} to "
+                f"{ours['class_accuracy']:.2%}; bound: within {ACCURACY_DELTA:.0%}")
+    kept = ("n_samples", "classifier_score", "frechet_distance", "classes_covered",
+            "kl_to_uniform", "confident_share", "class_accuracy", "class_accuracy_min")
+    return {**{k: ours[k] for k in kept if k in ours},
+            "fp32_classifier_score": ref["classifier_score"],
+            **({"fp32_class_accuracy": ref["class_accuracy"]} if "class_accuracy" in ref else {})}

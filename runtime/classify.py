@@ -19,6 +19,23 @@ def classifier_file(dataset: str) -> Path:
     return CLASSIFIERS_DIR / f"{dataset}.int8.onnx"
 
 
+def parse_classes(spec: str, names) -> list[int]:
+    """'7', '3,5' or class names ('Sneaker,bag') -> indices into `names`, or a one-line error."""
+    lowered = [c.lower() for c in names]
+    digits = all(c.isdigit() for c in names)
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part.lower() in lowered:
+            out.append(lowered.index(part.lower()))
+        elif part.isdigit() and int(part) < len(names):
+            out.append(int(part))
+        else:
+            raise GanEdgeError(f"--class {part!r} is not a class of this model; choose from "
+                               f"{', '.join(names)}"
+                               + ("" if digits else f" (or 0 to {len(names) - 1})"))
+    return sorted(set(out))
+
+
 class Classifier:
     def __init__(self, dataset: str):
         import onnxruntime as ort
@@ -39,38 +56,30 @@ class Classifier:
         return self.session.run(["probs"], {"image": x})[0]
 
     def parse(self, spec: str) -> list[int]:
-        """'7', '3,5' or class names ('Sneaker,bag') -> class indices, or a one-line error."""
-        lowered = [c.lower() for c in self.classes]
-        out = []
-        for part in (p.strip() for p in spec.split(",")):
-            if part.lower() in lowered:
-                out.append(lowered.index(part.lower()))
-            elif part.isdigit() and int(part) < len(self.classes):
-                out.append(int(part))
-            else:
-                raise GanEdgeError(f"--class {part!r} is not a class of this {self.dataset} model; "
-                                   f"choose from {', '.join(self.classes)}"
-                                   + ("" if self.dataset == "mnist" else
-                                      f" (or 0 to {len(self.classes) - 1})"))
-        return sorted(set(out))
+        return parse_classes(spec, self.classes)
 
 
 def chosen_samples(gen, classifier: Classifier, classes: list[int] | None, min_confidence: float,
                    n: int, seed: int, batch: int):
     """Yield (samples, labels, confidences) batches of generated samples that the classifier
     puts in `classes` (any class when None) with at least `min_confidence`, n in all; a one-line
-    error, before anything is written, when the bound on tries is reached first."""
+    error, before anything is written, when the bound on tries is reached first. A conditional
+    generator is asked for `classes` in turn, and a sample is kept only where the classifier
+    agrees with the class it was asked for."""
     lo, hi = gen.info.output_range
     limit = max(MIN_TRIES, TRIES_PER_SAMPLE * n)
     kept = tried = 0
-    stream = gen.generate(limit, seed, batch)
+    asked_labels = gen.labels_for(limit, seed, classes)
+    stream = gen.generate(limit, seed, batch, asked_labels)
     for samples in stream:
-        tried += len(samples)
         probs = classifier.predict((samples - lo) / (hi - lo))
         labels, conf = probs.argmax(1), probs.max(1)
         keep = conf >= min_confidence
-        if classes is not None:
+        if asked_labels is not None:
+            keep &= labels == asked_labels[tried:tried + len(samples)]
+        elif classes is not None:
             keep &= np.isin(labels, classes)
+        tried += len(samples)
         take = np.flatnonzero(keep)[:n - kept]
         if len(take):
             kept += len(take)

@@ -107,8 +107,9 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) ->
               help="Write an animated GIF in which every tile moves smoothly (spherical "
                    "interpolation) through this many seeded latents and back.")
 @click.option("--class", "class_spec",
-              help="Keep only samples the project's classifier puts in these classes: digits, "
-                   "or for Fashion-MNIST also names ('7', '3,5', 'Sneaker,Bag').")
+              help="Which classes: digits, or for Fashion-MNIST also names ('7', '3,5', "
+                   "'Sneaker,Bag'). A conditional model generates them directly, in turn; an "
+                   "unconditional one keeps only samples the project's classifier puts in them.")
 @click.option("--min-confidence", type=float,
               help="Keep only samples whose class the classifier gives at least this "
                    "probability (0 to 1).")
@@ -137,21 +138,13 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
             raise GanEdgeError(f"--walk animates at most {MAX_WALK_N} tiles (--n), got {n}")
         if out_dir is not None:
             raise GanEdgeError("--out-dir writes single samples; it does not combine with --walk")
-    choosing = class_spec is not None or min_confidence is not None
-    if choosing:
-        if walk is not None:
-            raise GanEdgeError("--class and --min-confidence choose samples for a grid; they do "
-                               "not combine with --walk")
-        if min_confidence is not None and not 0 <= min_confidence <= 1:
-            raise GanEdgeError(f"--min-confidence is a probability in [0, 1], got {min_confidence}")
-        if n > MAX_CHOSEN_N:
-            raise GanEdgeError(f"--class and --min-confidence choose at most {MAX_CHOSEN_N:,} "
-                               f"samples (--n), got {n}")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise GanEdgeError(f"--min-confidence is a probability in [0, 1], got {min_confidence}")
     if keep is not None:
         from runtime.discriminator import check_keep
-        if choosing or walk is not None:
+        if min_confidence is not None or walk is not None:
             raise GanEdgeError("--keep filters a grid's samples by the discriminator; it does not "
-                               "combine with --class, --min-confidence or --walk")
+                               "combine with --min-confidence or --walk")
         if n > MAX_CHOSEN_N:
             raise GanEdgeError(f"--keep chooses at most {MAX_CHOSEN_N:,} samples (--n), got {n}")
         check_keep(keep, n)
@@ -165,15 +158,27 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         entry = shipped.model_entry(model)
         model, dataset = shipped.model_file(entry, precision, chosen.gpu), entry["dataset"]
     gen = Generator.from_file(model, device=chosen, threads=threads)
+    # A conditional generator makes the asked classes itself; an unconditional one is filtered
+    # by the project's classifier, as is any model under --min-confidence.
+    choosing = min_confidence is not None or (class_spec is not None and not gen.conditional)
+    _check_choice(choosing, class_spec, keep, walk, n)
     out = Path(out)
     fmt = _check_out(out, gen.info.sample_shape == (2,), walk, out_dir)
     _check_grid_size(n, cols, gen.info.sample_shape)
+    classes = None
+    if gen.conditional and class_spec is not None:
+        from runtime.classify import parse_classes
+        classes = parse_classes(class_spec, gen.info.class_names)
+    asked = gen.labels_for(n, seed, classes)  # None for an unconditional generator
     picked = labels = None
     if choosing:
         picked, labels = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch)
     elif keep is not None:
         from runtime.discriminator import Discriminator, keep_most_real
-        picked, _ = keep_most_real(gen, Discriminator.beside(gen), n, keep, seed, batch)
+        picked, _, asked = keep_most_real(gen, Discriminator.beside(gen), n, keep, seed, batch,
+                                          classes)
+    if labels is None and asked is not None:
+        labels = ([gen.info.class_names[k] for k in asked], None)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     if not quiet:
@@ -181,11 +186,26 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
                    f"{gen.device.note}", err=True)
     if walk is not None:
         from runtime.walk import render_walk
-        render_walk(gen, n, walk, seed, out, cols)
+        render_walk(gen, n, walk, seed, out, cols, asked)
     else:
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
-               labels)
+               labels, asked)
     click.echo(str(out))
+
+
+def _check_choice(choosing: bool, class_spec, keep, walk, n: int) -> None:
+    """Options that filter by the classifier (`choosing`) against the others, once the model
+    is known: a conditional model's --class is no filter, and combines with --walk and --keep."""
+    if choosing:
+        if walk is not None:
+            raise GanEdgeError("--class and --min-confidence choose samples for a grid; they do "
+                               "not combine with --walk (a conditional model's --class does)")
+        if n > MAX_CHOSEN_N:
+            raise GanEdgeError(f"--class and --min-confidence choose at most {MAX_CHOSEN_N:,} "
+                               f"samples (--n), got {n}")
+    if keep is not None and choosing and class_spec is not None:
+        raise GanEdgeError("--keep filters by the discriminator; on an unconditional model it "
+                           "does not combine with --class (a conditional model's --class does)")
 
 
 def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):

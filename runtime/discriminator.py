@@ -51,9 +51,13 @@ class Discriminator:
                                f"together with ganexport")
         return disc
 
-    def logits(self, samples: np.ndarray) -> np.ndarray:
-        return self.session.run(["logit"], {"sample": np.ascontiguousarray(samples, np.float32)}
-                                )[0].reshape(-1)
+    def logits(self, samples: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """How real each sample looks; a conditional model's discriminator judges each as a
+        sample of its class `labels`."""
+        feed = {"sample": np.ascontiguousarray(samples, np.float32)}
+        if labels is not None:
+            feed["label"] = np.ascontiguousarray(labels, np.int64)
+        return self.session.run(["logit"], feed)[0].reshape(-1)
 
 
 def check_keep(keep: float, n: int) -> int:
@@ -67,18 +71,27 @@ def check_keep(keep: float, n: int) -> int:
     return tries
 
 
-def keep_most_real(gen, disc: Discriminator, n: int, keep: float, seed: int, batch: int):
-    """(samples, logits): the n of ceil(n / keep) seeded samples with the highest logits, in
-    the order they were generated. Holds at most n + batch samples at a time."""
+def keep_most_real(gen, disc: Discriminator, n: int, keep: float, seed: int, batch: int,
+                   classes: list[int] | None = None):
+    """(samples, logits, labels): the n of ceil(n / keep) seeded samples with the highest
+    logits, in the order they were generated, and for a conditional generator the class each
+    was asked for (`classes` in turn, or drawn uniformly; else None). Holds at most n + batch
+    samples at a time."""
     tries = check_keep(keep, n)
+    asked = gen.labels_for(tries, seed, classes)
     kept = np.empty((0, *gen.info.sample_shape), np.float32)
     scores = np.empty(0, np.float32)
-    for samples in gen.generate(tries, seed, batch):
+    index = np.empty(0, np.int64)  # each kept sample's position in the stream
+    done = 0
+    for samples in gen.generate(tries, seed, batch, asked):
+        batch_labels = None if asked is None else asked[done:done + len(samples)]
         kept = np.concatenate([kept, samples])
-        scores = np.concatenate([scores, disc.logits(samples)])
+        scores = np.concatenate([scores, disc.logits(samples, batch_labels)])
+        index = np.concatenate([index, np.arange(done, done + len(samples))])
+        done += len(samples)
         if len(scores) > n:
             # Stable on -score, so equal logits keep the earlier sample; sorting the chosen
             # positions keeps the survivors in the order they were generated.
             top = np.sort(np.argsort(-scores, kind="stable")[:n])
-            kept, scores = kept[top], scores[top]
-    return kept, scores
+            kept, scores, index = kept[top], scores[top], index[top]
+    return kept, scores, None if asked is None else asked[index]

@@ -26,6 +26,12 @@ class ModelInfo:
     output_range: tuple[float, float]
     precision: str
     metadata: dict  # every metadata_prop, e.g. gan.metrics and gan.epoch, for callers to read
+    # A conditional generator's classes, by label (gan.class_names); empty: unconditional.
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.class_names)
 
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":
@@ -37,7 +43,7 @@ class ModelInfo:
             lo, hi = (float(v) for v in meta["gan.output_range"].split(","))
             info = cls(meta["gan.arch"], int(meta["gan.latent_dim"]),
                        tuple(int(d) for d in meta["gan.sample_shape"].split(",")), (lo, hi),
-                       meta["gan.precision"], meta)
+                       meta["gan.precision"], meta, _class_names(meta))
         except ValueError:
             raise GanEdgeError(f"{path} has malformed gan.* metadata; re-export it with "
                                f"ganexport") from None
@@ -51,6 +57,19 @@ class ModelInfo:
                                f"sample shape {info.sample_shape}, range {lo:g}..{hi:g}); "
                                f"re-export it with ganexport")
         return info
+
+
+def _class_names(meta: dict) -> tuple[str, ...]:
+    """gan.class_names of a conditional file (a JSON list of strings); () otherwise. A
+    malformed value raises ValueError, which from_metadata turns into its one-line error."""
+    if meta.get("gan.conditional") != "1":
+        return ()
+    import json
+    names = json.loads(meta.get("gan.class_names", "null"))
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+            and len(names) == int(meta.get("gan.n_classes", -1))):
+        raise ValueError("gan.class_names")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -154,10 +173,13 @@ class Generator:
         meta = session.get_modelmeta().custom_metadata_map
         info = ModelInfo.from_metadata(meta, path)
         inputs, outputs = session.get_inputs(), session.get_outputs()
-        if (len(inputs) != 1 or inputs[0].name != "z" or len(inputs[0].shape) != 2
+        wanted = ["z", "label"] if info.conditional else ["z"]
+        if ([i.name for i in inputs] != wanted or len(inputs[0].shape) != 2
                 or inputs[0].shape[1] != info.latent_dim or [o.name for o in outputs] != ["sample"]):
+            label = ", label [N]" if info.conditional else ""
             raise GanEdgeError(f"{path} does not have the generator interface (input z "
-                               f"[N, {info.latent_dim}], output sample); re-export it with ganexport")
+                               f"[N, {info.latent_dim}]{label}, output sample); re-export it "
+                               f"with ganexport")
         gen = cls(session, info, path, device)
         gen._probe()
         return gen
@@ -168,7 +190,8 @@ class Generator:
         int8's rounding), so a file whose metadata lies is refused before any work is done."""
         z = np.random.default_rng(0).standard_normal((2, self.info.latent_dim))
         try:
-            out = self.run(z)  # run() also refuses non-finite values
+            out = self.run(z, np.zeros(2, np.int64) if self.conditional else None)  # run()
+            # also refuses non-finite values
         except GanEdgeError:
             raise
         except Exception as e:
@@ -185,18 +208,45 @@ class Generator:
             raise GanEdgeError(f"{self.path} makes values in {out.min():.3g}..{out.max():.3g}, "
                                f"outside its declared range {lo:g}..{hi:g}; re-export it")
 
-    def run(self, z: np.ndarray) -> np.ndarray:
-        out = self.session.run(["sample"], {"z": np.ascontiguousarray(z, np.float32)})[0]
+    @property
+    def conditional(self) -> bool:
+        return self.info.conditional
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Samples for latents `z` ([N, latent_dim]) and, for a conditional generator, the
+        class `labels` ([N] ints) they are asked to be of."""
+        feed = {"z": np.ascontiguousarray(z, np.float32)}
+        if self.conditional:
+            if labels is None or len(labels) != len(z):
+                raise GanEdgeError(f"{self.path} is conditional: pass one label per latent")
+            feed["label"] = np.ascontiguousarray(labels, np.int64)
+        out = self.session.run(["sample"], feed)[0]
         if not np.isfinite(out).all():
             raise GanEdgeError(f"{self.path} produced NaN or infinite values; the model is "
                                f"broken: export a good checkpoint again")
         return out
 
-    def generate(self, n: int, seed: int = 0, batch: int = 256):
+    def labels_for(self, n: int, seed: int, classes: list[int] | None = None) -> np.ndarray | None:
+        """The class of each of n samples of a conditional generator: `classes` in turn, or,
+        when None, drawn uniformly from a seeded stream of their own (so the latents are those
+        of the same seed without labels); None for an unconditional generator."""
+        if not self.conditional:
+            return None
+        if classes:
+            return np.resize(np.asarray(classes, np.int64), n)
+        n_classes = len(self.info.class_names)
+        return np.random.default_rng([seed, 1]).integers(0, n_classes, n).astype(np.int64)
+
+    def generate(self, n: int, seed: int = 0, batch: int = 256,
+                 labels: np.ndarray | None = None):
         """Yield samples in the model's declared range, `batch` at a time (bounded memory).
         Latents for the whole request come from one seeded stream, so the samples do not
-        depend on the batch size."""
+        depend on the batch size. A conditional generator makes sample i of class labels[i]
+        (default: labels_for(n, seed))."""
+        if self.conditional and labels is None:
+            labels = self.labels_for(n, seed)
         rng = np.random.default_rng(seed)
         for start in range(0, n, batch):
             k = min(batch, n - start)
-            yield self.run(rng.standard_normal((k, self.info.latent_dim)).astype(np.float32))
+            z = rng.standard_normal((k, self.info.latent_dim)).astype(np.float32)
+            yield self.run(z, None if labels is None else labels[start:start + k])

@@ -10,12 +10,14 @@ from runtime.images import GridCanvas, save_png, to_uint8
 
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
-           out_dir: Path | None, chosen: np.ndarray | None = None, labels=None) -> None:
+           out_dir: Path | None, chosen: np.ndarray | None = None, labels=None,
+           asked: np.ndarray | None = None) -> None:
     """Draw n samples of `gen` into `out` (and one PNG each into `out_dir`). `chosen`: samples
-    already picked (by class, or by the discriminator), drawn instead. `labels`: their (class
-    names, confidences); with `out_dir` they go to labels.csv (file, class, confidence), which
-    makes the folder a labelled data set."""
-    batches = gen.generate(n, seed, batch) if chosen is None else [chosen]
+    already picked (by class, or by the discriminator), drawn instead. `asked`: the class of
+    each sample, for a conditional generator. `labels`: the samples' (class names, confidences
+    or None where no classifier judged them); with `out_dir` they go to labels.csv (file,
+    class[, confidence]), which makes the folder a labelled data set."""
+    batches = gen.generate(n, seed, batch, asked) if chosen is None else [chosen]
     if gen.info.sample_shape == (2,):
         points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
@@ -28,10 +30,16 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
                 save_png(tile, out_dir / _sample_name(i))
             i += 1
     if out_dir is not None and labels is not None:
-        rows = "".join(f"{_sample_name(i)},{name},{conf:.4f}\n"
-                       for i, (name, conf) in enumerate(zip(*labels)))
+        names, confidences = labels
+        if confidences is None:
+            header, rows = "file,class\n", (f"{_sample_name(i)},{name}\n"
+                                            for i, name in enumerate(names))
+        else:
+            header, rows = "file,class,confidence\n", (
+                f"{_sample_name(i)},{name},{conf:.4f}\n"
+                for i, (name, conf) in enumerate(zip(names, confidences)))
         with atomic_path(out_dir / "labels.csv") as tmp:
-            tmp.write_text("file,class,confidence\n" + rows)
+            tmp.write_text(header + "".join(rows))
     scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
     save_png(canvas.pixels, out, scale=scale, fmt=fmt)
 

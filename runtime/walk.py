@@ -35,13 +35,15 @@ def walk_latents(n: int, latent_dim: int, k: int, seed: int) -> np.ndarray:
                      for i in range(k) for f in range(FRAMES_PER_STEP)])
 
 
-def render_walk(gen, n: int, k: int, seed: int, out: Path, cols: int | None) -> int:
+def render_walk(gen, n: int, k: int, seed: int, out: Path, cols: int | None,
+                labels: np.ndarray | None = None) -> int:
     """Write the walk of an n-tile grid through k latents per tile to `out` (GIF); return the
-    number of frames."""
+    number of frames. `labels`: each tile's class, fixed while its latent moves (conditional
+    generators)."""
     frames = []
     for z in walk_latents(n, gen.info.latent_dim, k, seed):  # one onnxruntime call per frame
         canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)
-        for i, tile in enumerate(to_uint8(gen.run(z), gen.info.output_range)):
+        for i, tile in enumerate(to_uint8(gen.run(z, labels), gen.info.output_range)):
             canvas.put(i, tile)
         frames.append(_enlarged(canvas.pixels))
     with atomic_path(out) as tmp:
