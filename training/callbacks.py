@@ -93,8 +93,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     loss trackers in step with the chief."""
 
     def __init__(self, *, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int,
-                 x_train: np.ndarray | None, y_train: np.ndarray | None, seed: int, eval_samples: int, data_dir,
-                 writer: bool, progress: Progress):
+                 x_train: np.ndarray | None, y_train: np.ndarray | None, seed: int,
+                 eval_samples: int, data_dir, writer: bool, progress: Progress):
         super().__init__()
         self.cfg, self.run, self.schedule, self.step = cfg, run, schedule, start
         self.x_train, self.y_train, self.seed = x_train, y_train, seed
