@@ -23,6 +23,8 @@ def _project_step(cfg, x_real, xla=None, reformulate=None):
     gan = build_gan(cfg, xla=xla, reformulate=reformulate)
     step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
+    if cfg.conditional:  # a batch of a conditional system carries its class labels
+        real = (real, tf.range(cfg.d_half_batch, dtype=tf.int32) % cfg.n_classes)
 
     def step():
         out = step_fn(real)
@@ -138,7 +140,7 @@ def main(out):
     from runtime.cpu import cpu_name, has_avx512
     from runtime.files import write_text_atomic
     xla_rows = [measure_xla(arch, steps) for arch, steps in
-                (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 5))]
+                (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 5), ("cgan-mnist", 20))]
     reform_rows = [measure_reformulation("dcgan-mnist", 5, xla=x) for x in (True, False)]
     isa = "avx512" if has_avx512() else "avx2"
     lines = [f"# Train step ({isa})", "",

@@ -3,7 +3,7 @@ listed in runtime/models/index.json, which `python -m export.ship` writes.
 
 index.json: {"default": NAME, "models": {NAME: {"arch", "article", "dataset", "checkpoint",
 "epoch", "weights", "scores", "files": {precision: "NAME/generator.<precision>.onnx"},
-"discriminator": "NAME/discriminator.int8.onnx" (for ganrun --keep)}}}.
+"discriminator": "NAME/discriminator.int8.onnx" (for ganrun --keep), "conditional"}}}.
 The default is the MNIST generator that the best-checkpoint rule prefers among those shipped.
 """
 from __future__ import annotations
@@ -78,6 +78,8 @@ def listing() -> list[str]:
             fd = "n/a" if s.get("frechet_distance") is None else f"{s['frechet_distance']:.1f}"
             scores = (f"classifier score {s['classifier_score']:.2f}, FD {fd}, "
                       f"{s['classes_covered']}/10 classes")
+            if "class_accuracy" in s:  # a conditional model: how often it makes the asked class
+                scores += f", class accuracy {s['class_accuracy']:.1%}"
         files = {**m["files"], **({"discriminator": m["discriminator"]} if "discriminator" in m
                                   else {})}
         sizes = ", ".join(f"{p} {_size((MODELS_DIR / f).stat().st_size)}"

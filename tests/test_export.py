@@ -50,10 +50,16 @@ def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exp
     rng = np.random.default_rng(42)  # latents the export's own validation never saw
     for precision, entry in files.items():
         gen = Generator.from_file(tiny_runs[arch] / "export" / entry["file"])
+        assert gen.conditional == cfg.conditional
         diffs = []
         for batch in (1, 5, 100):
             z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-            got, want = gen.run(z), keras_g(z, training=False).numpy()
+            if cfg.conditional:  # every class, each on several latents
+                labels = rng.integers(0, cfg.n_classes, batch)
+                got = gen.run(z, labels)
+                want = keras_g([z, labels.astype(np.int32)], training=False).numpy()
+            else:
+                got, want = gen.run(z), keras_g(z, training=False).numpy()
             assert got.shape == want.shape == (batch, *cfg.sample_shape)
             diffs.append(np.abs(got - want).ravel())
         diffs = np.concatenate(diffs)
@@ -124,12 +130,15 @@ def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, expor
     assert meta["gan.checkpoint"] == ckpt.name
     cfg = get_config(arch)
     generator = _keras_generator(run)
-    samples = generator(np.random.default_rng(5).standard_normal((64, cfg.latent_dim))
-                        .astype(np.float32), training=False).numpy()
+    z = np.random.default_rng(5).standard_normal((64, cfg.latent_dim)).astype(np.float32)
+    labels = np.arange(64, dtype=np.int32) % max(cfg.n_classes, 1)
+    inputs = (lambda x: [x, labels]) if cfg.conditional else (lambda x: x)
+    samples = generator(inputs(z), training=False).numpy()
     prob = keras.saving.load_model(ckpt / "discriminator.keras", compile=False)(
-        samples, training=False).numpy().ravel().astype(np.float64)
+        inputs(samples), training=False).numpy().ravel().astype(np.float64)
     want = np.log(prob) - np.log1p(-prob)
-    got = session.run(["logit"], {"sample": samples})[0].ravel()
+    feed = {"sample": samples, **({"label": labels.astype(np.int64)} if cfg.conditional else {})}
+    got = session.run(["logit"], feed)[0].ravel()
     # int8 weights: a few percent of the logits' scale at most (10 % allowed)
     assert np.abs(got - want).max() <= 0.1 * np.abs(want).max(), (got, want)
 
@@ -342,7 +351,7 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
     assert not Path(manifest["checkpoint"]).is_absolute()
     assert ship.build_index(models) == (index, sum(p.stat().st_size
                                                    for p in models.glob("*/*.onnx")))
-    assert "MB of the 12 MB budget" in dropped.stdout
+    assert "MB of the 16 MB budget" in dropped.stdout
     monkeypatch.setattr(ship, "BUDGET_BYTES", 1000)
     with pytest.raises(GanEdgeError, match="budget; ship fewer precisions"):
         ship.build_index(models)
@@ -354,3 +363,30 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
     assert_one_line_error(run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]),
                                   "--precision", "int4", "--models-dir", str(models)),
                           "unknown precision int4")
+
+
+def test_a_conditional_file_says_so_and_names_its_classes(exports, tiny_runs):
+    from runtime.generator import Generator
+    from training.data import CLASS_NAMES
+    for arch in ("cgan-mnist", "cgan-fashion"):
+        path = tiny_runs[arch] / "export" / "generator.int8.onnx"
+        gen = Generator.from_file(path)
+        assert gen.info.class_names == CLASS_NAMES[gen.info.metadata["gan.dataset"]]
+        assert [i.name for i in gen.session.get_inputs()] == ["z", "label"]
+        assert gen.session.get_inputs()[1].type == "tensor(int64)"
+        parity = {f["precision"]: f["parity"] for f in exports[arch]["files"]}
+        assert all(len(p["mean_abs_by_label"]) == 10 for p in parity.values())
+        quality = exports[arch]["files"][0]["quality"]
+        assert 0 <= quality["class_accuracy_min"] <= quality["class_accuracy"] <= 1
+    unconditional = Generator.from_file(tiny_runs["mlp-mnist"] / "export" / "generator.int8.onnx")
+    assert not unconditional.conditional and unconditional.labels_for(4, 0) is None
+
+
+def test_a_conditional_generator_refuses_latents_without_labels(exports, tiny_runs):
+    from runtime.errors import GanEdgeError
+    from runtime.generator import Generator
+    gen = Generator.from_file(tiny_runs["cgan-mnist"] / "export" / "generator.fp32.onnx")
+    z = np.zeros((3, gen.info.latent_dim), np.float32)
+    with pytest.raises(GanEdgeError, match="one label per latent"):
+        gen.run(z)
+    assert gen.run(z, [1, 2, 3]).shape == (3, 28, 28, 1)

@@ -224,7 +224,8 @@ def test_shipped_models_load_and_agree_with_their_manifests():
             path, listed = MODELS_DIR / entry["discriminator"], manifest["discriminator"]
             assert sha256_file(path) == listed["sha256"] and path.stat().st_size == listed["bytes"]
             total += listed["bytes"]
-    assert total <= 12_000_000  # the budget for everything shipped
+    from export.ship import BUDGET_BYTES
+    assert total <= BUDGET_BYTES  # the budget for everything shipped
 
 
 def test_shipped_files_reproduce_their_manifests_quality_figures():

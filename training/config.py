@@ -3,7 +3,7 @@
 For the articles' systems every number is the article's (docs/training.md's registry table
 lists the articles); where we had to deviate, the field says so and `deviations` repeats it for
 docs/training.md (written by `make docs`). gan-edge's own systems (`article` OWN) are
-class-conditional; their recipe is justified by the ablation in benchmarks/results/ablation.md
+class-conditional; their recipe is justified by the ablation in benchmarks/results/ablation-*.md
 (`python -m benchmarks.ablation`).
 """
 from __future__ import annotations
@@ -90,8 +90,8 @@ class GANConfig:
         """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
         makes the MLP steps faster on every CPU measured; the DCGAN's it makes slower on AVX-512
         CPUs and faster on AVX2 (benchmarks/results/train-step-*.md, `python -m
-        benchmarks.train_step`); the conditional DCGANs' step, 2.5x slower with XLA on an Intel
-        Xeon with AVX-512 (benchmarks/results/ablation.md), follows the DCGAN."""
+        benchmarks.train_step`); the conditional DCGANs' step follows the DCGAN's (measured
+        in the same reports)."""
         return self.family == "mlp" or not has_avx512()
 
     def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
@@ -193,7 +193,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
         real_label=0.9, d_update="joint",
         unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10),
+        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281)),
     GANConfig(
         name="cgan-fashion", article=OWN, dataset="fashion_mnist", family="cdcgan",
         latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
@@ -201,7 +201,7 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
         real_label=0.9, d_update="joint",
         unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10),
+        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281)),
 ]}
 
 

@@ -5,6 +5,7 @@ A thin CLI over `train()`; see `python -m training.run --help`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
@@ -26,11 +27,16 @@ def train(arch: str = "mlp-mnist", *, epochs: int | None = None, steps: int | No
           eval_every: int | None = None, run_dir: str | Path | None = None, seed: int = 0,
           resume: bool = False, data_dir: str | Path | None = None, progress: bool = True,
           eval_samples: int = 10_000, strategy: str = "auto", cpu_devices: int | None = None,
-          xla: bool | None = None, ema: float | None = None) -> Path:
+          xla: bool | None = None, ema: float | None = None,
+          variant: dict | None = None) -> Path:
     """Train `arch` to its article's schedule (or `epochs`/`steps`) under the tf.distribute
     `strategy` (see training.distribute), keeping an averaged generator with decay `ema` (0:
-    none; None: the run's own when resuming, else EMA_DECAY); return the run folder."""
+    none; None: the run's own when resuming, else EMA_DECAY); return the run folder.
+    `variant`: GANConfig fields that replace the registry's (benchmarks.ablation's variants;
+    config.json records the config trained)."""
     cfg = _check_arguments(arch, epochs, steps, eval_every, eval_samples, cpu_devices, ema)
+    if variant:
+        cfg = dataclasses.replace(cfg, **variant)
     writer = is_writer(strategy)
     run = RunDir(run_dir) if run_dir else (RunDir.newest(arch) if resume else RunDir.new(arch))
     created = not run.path.exists()

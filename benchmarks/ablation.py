@@ -1,0 +1,104 @@
+"""python -m benchmarks.ablation: what each part of a conditional system's recipe buys.
+
+Trains `--arch` (a conditional system of gan-edge's own) once with its recipe and once with
+each choice turned off in turn, at equal steps and with the same seed, and tabulates the
+scores of the trained and the averaged generator at the end (so the averaged generator is
+judged against its absence in every run). Writes benchmarks/results/ablation-<arch>.json and
+.md; training/config.py cites them for the recipe.
+
+    python -m benchmarks.ablation --arch cgan-mnist --epochs 2
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from runtime.cli_util import run_cli
+from runtime.errors import GanEdgeError
+from runtime.files import write_text_atomic
+
+# Each variant: the recipe with one choice replaced by its absence (GANConfig fields).
+VARIANTS = {
+    "recipe": {},
+    "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
+    "no batch normalisation in G": {"g_batchnorm": False},
+    "no one-sided label smoothing": {"real_label": 1.0},
+}
+COLUMNS = (("classifier_score", "score", "{:.2f}"), ("frechet_distance", "FD", "{:.1f}"),
+           ("kl_to_uniform", "KL", "{:.3f}"), ("class_accuracy", "class acc.", "{:.1%}"),
+           ("class_accuracy_min", "worst class", "{:.1%}"))
+
+
+def measure(arch: str, epochs: int, runs_root: Path, eval_samples: int, log=print) -> dict:
+    from training.rundir import RunDir
+    from training.run import train
+    rows = {}
+    for name, variant in VARIANTS.items():
+        log(f"training {arch}, {name}, {epochs} epoch(s)")
+        t0 = time.monotonic()
+        run = RunDir(train(arch, epochs=epochs, eval_every=epochs, variant=variant,
+                           run_dir=runs_root / f"variant-{len(rows)}", progress=False,
+                           eval_samples=eval_samples))
+        rows[name] = {"variant": variant, "minutes": round((time.monotonic() - t0) / 60, 1),
+                      "metrics": run.read_metrics()[-1]}
+    return {"arch": arch, "epochs": epochs, "eval_samples": eval_samples,
+            "command": f"python -m benchmarks.ablation --arch {arch} --epochs {epochs} "
+                       f"--eval-samples {eval_samples}",
+            "rows": rows}
+
+
+def _cells(metrics: dict, prefix: str) -> list[str]:
+    return [fmt.format(metrics[prefix + key]) if metrics.get(prefix + key) is not None else "n/a"
+            for key, _, fmt in COLUMNS]
+
+
+def markdown(r: dict) -> str:
+    heads = [label for _, label, _ in COLUMNS]
+    lines = [f"# Ablation of `{r['arch']}`'s recipe", "",
+             f"Made by `{r['command']}`: each row trains {r['epochs']} epoch(s) from the same "
+             f"seed, the recipe with one choice turned off; scores on {r['eval_samples']:,} "
+             f"samples (labels 0-9 in turn) by the project's evaluator. Minutes: wall time of "
+             f"the row's training on the machine that made this report, shared with other work, "
+             f"so compare them only roughly.", "",
+             "| variant | generator | " + " | ".join(heads) + " | minutes |",
+             "|---|---|" + "---|" * len(heads) + "---|"]
+    for name, row in r["rows"].items():
+        m = row["metrics"]
+        for weights, prefix in (("trained", ""), ("averaged", "ema_")):
+            if prefix + "classifier_score" in m:
+                lines.append(f"| {name} | {weights} | " + " | ".join(_cells(m, prefix))
+                             + f" | {row['minutes'] if weights == 'trained' else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--arch", default="cgan-mnist", show_default=True,
+              help="A conditional system of gan-edge's own.")
+@click.option("--epochs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Epochs each variant trains (equal for all).")
+@click.option("--eval-samples", default=10_000, show_default=True,
+              type=click.IntRange(100, 100_000))
+@click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False))
+def main(arch, epochs, eval_samples, out_dir):
+    """Train the recipe and each variant without one of its choices; tabulate their scores."""
+    from training.config import REGISTRY
+    if arch not in REGISTRY or not REGISTRY[arch].conditional:
+        own = [n for n, c in REGISTRY.items() if c.conditional]
+        raise GanEdgeError(f"--arch must be a conditional system ({', '.join(own)}), got {arch!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = measure(arch, epochs, Path(tmp), eval_samples,
+                         log=lambda m: click.echo(m, err=True))
+    out = Path(out_dir)
+    write_text_atomic(out / f"ablation-{arch}.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / f"ablation-{arch}.md", markdown(report))
+    click.echo(str(out / f"ablation-{arch}.md"))
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])
