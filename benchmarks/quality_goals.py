@@ -8,6 +8,9 @@ Goals:
       KL to uniform <= 0.05 (its trained generator, as the article has it, and the averaged one)
   the generator ganrun uses by default: classifier score >= 9.0, Frechet distance <= 10
   mlp-fashion as shipped: 10/10 classes, its Frechet distance beside real data's
+  cgan-mnist as shipped (labels 0-9 in turn): score >= 9.7, FD <= 2.5, 10/10 classes,
+      KL <= 0.005, class accuracy >= 99 % on average and >= 98 % for every class, int8 <= 1 MB
+  cgan-fashion as shipped: FD <= 2.0, class accuracy >= 95 %, int8 <= 1 MB
 
 It measures nothing itself, it collects: the DCGAN from its run's metrics.jsonl, the shipped
 models from runtime/models/index.json (each checkpoint's Keras generator on 10,000 samples),
@@ -35,8 +38,16 @@ DCGAN_GOAL = (("classifier_score", ">=", 9.0), ("classes_covered", ">=", 10),
               ("kl_to_uniform", "<=", 0.05))
 DEFAULT_GOAL = (("classifier_score", ">=", 9.0), ("frechet_distance", "<=", 10.0))
 FASHION_GOAL = (("classes_covered", ">=", 10),)
+INT8_BYTES = ("int8_bytes", "<=", 1_000_000)
+CONDITIONAL_GOALS = {
+    "cgan-mnist": (("classifier_score", ">=", 9.7), ("frechet_distance", "<=", 2.5),
+                   ("classes_covered", ">=", 10), ("kl_to_uniform", "<=", 0.005),
+                   ("class_accuracy", ">=", 0.99), ("class_accuracy_min", ">=", 0.98), INT8_BYTES),
+    "cgan-fashion": (("frechet_distance", "<=", 2.0), ("class_accuracy", ">=", 0.95), INT8_BYTES),
+}
 LABELS = {"classifier_score": "score", "frechet_distance": "FD", "classes_covered": "classes",
-          "kl_to_uniform": "KL"}
+          "kl_to_uniform": "KL", "class_accuracy": "class accuracy",
+          "class_accuracy_min": "worst class", "int8_bytes": "int8 file"}
 
 
 def judge(scores: dict | None, goal) -> dict:
@@ -113,11 +124,33 @@ def _fashion_rows(index: dict) -> list[dict]:
              "source": "runtime/models/index.json", **row}]
 
 
+def _conditional_rows(index: dict, name: str, goal) -> list[dict]:
+    from runtime.shipped import MODELS_DIR
+    entry = index["models"].get(name)
+    if entry is None:
+        return [{"what": name, "source": "not shipped", **judge(None, goal)}]
+    weights = ", averaged" if entry["weights"] == "ema" else ""
+    int8 = entry["files"].get("int8")
+    scores = {**entry["scores"],
+              "int8_bytes": (MODELS_DIR / int8).stat().st_size if int8 else None}
+    return [{"what": f"{name} ({entry['checkpoint']}{weights}), Keras generator; its int8 file",
+             "source": "runtime/models/index.json", **judge(scores, goal)}]
+
+
+def _goal_text(goal) -> str:
+    def value(key, target):
+        return (f"{target:.0%}" if key.startswith("class_accuracy")
+                else f"{target / 1e6:g} MB" if key == "int8_bytes" else f"{target:g}")
+    return ", ".join(f"{LABELS[key]} {op} {value(key, target)}" for key, op, target in goal)
+
+
 def collect(dcgan_run: Path | None, index: dict, knobs: dict | None) -> dict:
     goals = [("dcgan-mnist at epoch 40: score >= 9.0, 10/10 classes, KL <= 0.05",
               _dcgan_rows(dcgan_run)),
              ("the default generator: score >= 9.0, FD <= 10", _default_rows(index, knobs)),
-             ("mlp-fashion: 10/10 classes, FD beside real data's", _fashion_rows(index))]
+             ("mlp-fashion: 10/10 classes, FD beside real data's", _fashion_rows(index)),
+             *((f"{name}: {_goal_text(goal)}", _conditional_rows(index, name, goal))
+               for name, goal in CONDITIONAL_GOALS.items())]
     return {"date": date.today().isoformat(), "command": "python -m benchmarks.quality_goals",
             "goals": [{"goal": goal, "rows": rows} for goal, rows in goals]}
 
@@ -131,6 +164,10 @@ def _figures(figures: dict) -> str:
             parts.append(f"{value}/10 classes")
         elif key == "real_frechet_distance":
             parts[-1] += f" (real training images: {value:.1f})"
+        elif key.startswith("class_accuracy"):
+            parts.append(f"{LABELS[key]} {value:.1%}")
+        elif key == "int8_bytes":
+            parts.append(f"{LABELS[key]} {value / 1e6:.2f} MB")
         else:
             parts.append(f"{LABELS[key]} {value:.3f}" if key == "kl_to_uniform"
                          else f"{LABELS[key]} {value:.2f}" if key == "classifier_score"
