@@ -238,6 +238,37 @@ def render(text: str, where: str = "text") -> str:
     return BLOCK.sub(fresh, text)
 
 
+def gallery_arguments(entry: dict) -> list[str]:
+    """ganrun's arguments (besides --model, --seed 0) for a shipped model's gallery picture:
+    gan-1d's scatter of 500 points, a conditional model's grid with one row per class, else 25
+    samples."""
+    if entry["dataset"] == "x_squared":
+        return ["--n", "500"]
+    if entry.get("conditional"):
+        return ["--n", "100", "--cols", "10", "--class", "all"]
+    return ["--n", "25"]
+
+
+def draw_gallery(folder: Path) -> list[Path]:
+    """docs/gallery/<name>.png for every shipped model, as its caption says: ganrun's own
+    command (in a subprocess, as a user runs it)."""
+    import subprocess
+
+    from runtime.shipped import load_index
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in load_index()["models"].items():
+        out = folder / f"{name}.png"
+        result = subprocess.run([sys.executable, "-m", "runtime.cli", "--model", name,
+                                 *gallery_arguments(entry), "--seed", "0", "--quiet",
+                                 "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                                timeout=300)
+        if result.returncode != 0:
+            raise GanEdgeError(f"ganrun failed for {name}: {result.stderr.strip()[-300:]}")
+        written.append(out)
+    return written
+
+
 def stale_documents(paths: list[Path] | None = None, write: bool = False) -> list[Path]:
     """The documents whose generated blocks are not what the committed files make now;
     rewritten (atomically) when `write`."""
@@ -255,9 +286,15 @@ def stale_documents(paths: list[Path] | None = None, write: bool = False) -> lis
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--check", is_flag=True,
               help="Change nothing; exit with status 1 if any generated block is out of date.")
-def main(check):
+@click.option("--gallery", is_flag=True,
+              help="Draw docs/gallery/<name>.png for every shipped model instead (make gallery).")
+def main(check, gallery):
     """Write the generated blocks of README.md and docs/*.md (tables, listings, --help) from
     the committed files they describe."""
+    if gallery:
+        for path in draw_gallery(ROOT / "docs" / "gallery"):
+            click.echo(str(path.relative_to(ROOT)))
+        return
     stale = stale_documents(write=not check)
     names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
     if check and stale:

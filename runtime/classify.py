@@ -20,7 +20,10 @@ def classifier_file(dataset: str) -> Path:
 
 
 def parse_classes(spec: str, names) -> list[int]:
-    """'7', '3,5' or class names ('Sneaker,bag') -> indices into `names`, or a one-line error."""
+    """'7', '3,5', class names ('Sneaker,bag') or 'all' -> indices into `names`, or a one-line
+    error."""
+    if spec.strip().lower() == "all":
+        return list(range(len(names)))
     lowered = [c.lower() for c in names]
     digits = all(c.isdigit() for c in names)
     out = []
@@ -31,7 +34,7 @@ def parse_classes(spec: str, names) -> list[int]:
             out.append(int(part))
         else:
             raise GanEdgeError(f"--class {part!r} is not a class of this model; choose from "
-                               f"{', '.join(names)}"
+                               f"{', '.join(names)}, or all"
                                + ("" if digits else f" (or 0 to {len(names) - 1})"))
     return sorted(set(out))
 

@@ -108,7 +108,8 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) ->
                    "interpolation) through this many seeded latents and back.")
 @click.option("--class", "class_spec",
               help="Which classes: digits, or for Fashion-MNIST also names ('7', '3,5', "
-                   "'Sneaker,Bag'). A conditional model generates them directly, in turn; an "
+                   "'Sneaker,Bag', 'all'). A conditional model generates them directly, in "
+                   "equal blocks in order (--n 100 --cols 10 --class all: a row per class); an "
                    "unconditional one keeps only samples the project's classifier puts in them.")
 @click.option("--min-confidence", type=float,
               help="Keep only samples whose class the classifier gives at least this "

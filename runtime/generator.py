@@ -227,13 +227,15 @@ class Generator:
         return out
 
     def labels_for(self, n: int, seed: int, classes: list[int] | None = None) -> np.ndarray | None:
-        """The class of each of n samples of a conditional generator: `classes` in turn, or,
-        when None, drawn uniformly from a seeded stream of their own (so the latents are those
-        of the same seed without labels); None for an unconditional generator."""
+        """The class of each of n samples of a conditional generator: `classes` in blocks of
+        equal length, in order (so a grid of --n 100 --cols 10 --class all has one row per
+        class); when None, drawn uniformly from a seeded stream of their own (so the latents
+        are those of the same seed without labels); None for an unconditional generator."""
         if not self.conditional:
             return None
         if classes:
-            return np.resize(np.asarray(classes, np.int64), n)
+            per_class = -(-n // len(classes))  # ceil
+            return np.repeat(np.asarray(classes, np.int64), per_class)[:n]
         n_classes = len(self.info.class_names)
         return np.random.default_rng([seed, 1]).integers(0, n_classes, n).astype(np.int64)
 
