@@ -56,7 +56,8 @@ function classNames(meta) {
   try { names = JSON.parse(meta['gan.class_names']); } catch (e) { /* refused below */ }
   if (!Array.isArray(names) || !names.length || !names.every((n) => typeof n === 'string') ||
       names.length !== Number(meta['gan.n_classes'])) {
-    throw new Error('model.json has malformed class metadata (gan.class_names, gan.n_classes); rebuild the page');
+    throw new Error('model.json has malformed class metadata (gan.class_names, gan.n_classes); ' +
+                    'rebuild the page');
   }
   return names;
 }
@@ -180,7 +181,8 @@ async function main() {
   const inputs = conditional ? 'z,label' : 'z';
   if (session.inputNames.join() !== inputs || session.outputNames.join() !== 'sample') {
     throw new Error(`${entry.file} is not a gan-edge generator (inputs ${session.inputNames.join(', ')}; ` +
-                    `outputs ${session.outputNames.join(', ')}; expected ${inputs.replace(',', ', ')} and sample)`);
+                    `outputs ${session.outputNames.join(', ')}; ` +
+                    `expected ${inputs.replace(',', ', ')} and sample)`);
   }
   if (conditional) {
     const picker = $('class');
@@ -207,7 +209,8 @@ async function main() {
     return next;
   }
   // The labels for n tiles of this seed, as the picker now asks; null for an unconditional model.
-  const currentLabels = (n, seed) => (conditional ? labelsFor(n, seed, $('class').value, info.classNames.length) : null);
+  const currentLabels = (n, seed) =>
+    (conditional ? labelsFor(n, seed, $('class').value, info.classNames.length) : null);
   const classText = () => (!conditional ? '' : $('class').value === '' ? ', classes drawn at random,'
     : ` of class ${info.classNames[Number($('class').value)]}`);
   let lastDraw = Promise.resolve(null);
@@ -230,7 +233,7 @@ async function main() {
     $('walk').textContent = 'stop';
     const step = async () => {
       const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
-      // Each tile keeps its class along the walk; a class picked meanwhile applies from the next frame.
+      // Each tile keeps its class along the walk; a class picked meanwhile shows from the next frame.
       const latents = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
       draw(await run(latents, n, currentLabels(n, seed)), n, info);
       frame += 1;

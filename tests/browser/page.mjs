@@ -59,7 +59,8 @@ try {
       return { ...drawn, width: canvas.width, height: canvas.height,
                grey: Array.from({ length: rgba.length / 4 }, (_, i) => rgba[4 * i]),
                status: document.getElementById('status').textContent,
-               error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent };
+               error: document.getElementById('error').hidden ? null
+                 : document.getElementById('error').textContent };
     }));
   }
 } finally {
