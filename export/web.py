@@ -6,12 +6,13 @@
     python -m http.server -d site 8000                     # any static file server
 
 The folder holds index.html and gan-edge.js (ours, from export/web/), model.json (the
-generator's gan.* metadata and each file's size and SHA-256, which the page checks), the
-generator files (int8 for WebAssembly, fp16 for WebGPU) and onnxruntime-web's files, copied
-from the npm package at a pinned version (fetched with `npm pack`, checked against the
-registry's integrity hash, cached). Its WebAssembly binary is stored gzipped (6.6 MB instead of
-27) and inflated by the page with the browser's DecompressionStream. No CDN, no network: the
-page works from a local file server. Building needs npm; nothing else in gan-edge does.
+generator's gan.* metadata, with a conditional model's class names for the page's class picker,
+and each file's size and SHA-256, which the page checks), the generator files (int8 for
+WebAssembly, fp16 for WebGPU) and onnxruntime-web's files, copied from the npm package at a
+pinned version (fetched with `npm pack`, checked against the registry's integrity hash,
+cached). Its WebAssembly binary is stored gzipped (6.6 MB instead of 27) and inflated by the
+page with the browser's DecompressionStream. No CDN, no network: the page works from a local
+file server. Building needs npm; nothing else in gan-edge does.
 """
 from __future__ import annotations
 

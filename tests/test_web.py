@@ -4,6 +4,7 @@ export/web.py and served on 127.0.0.1 by a server that the tests start and stop.
 import functools
 import http.server
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from conftest import ROOT, assert_one_line_error, run_cli
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PAD = 2  # the page's gap between tiles, in canvas pixels (gan-edge.js, draw)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,26 @@ def site(export_dir, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def conditional_export(tiny_runs):
+    """A tiny conditional generator's export: cgan-mnist, inputs z and label, ten digits."""
+    from export.exporter import export_checkpoint
+    run = tiny_runs["cgan-mnist"]
+    out = run / "web-test-export"
+    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, ("int8", "fp32"),
+                      quality_samples=200, progress=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def conditional_site(conditional_export, tmp_path_factory):
+    from export.web import build_site, sibling_files
+    out = tmp_path_factory.mktemp("site") / "conditional"
+    build_site(sibling_files(conditional_export / "generator.int8.onnx", ("int8", "fp32")), out,
+               "tiny-conditional")
+    return out
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -76,11 +98,21 @@ def serve():
         server.server_close()
 
 
-def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None = None) -> dict:
+def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None = None,
+              labels: np.ndarray | None = None, picks: list[str] | None = None) -> dict:
+    """page.mjs's report on the page at `url`; with `latents` (and `labels`), the samples the
+    page's test hook gives for them; with `picks`, what the page drew for each picker choice."""
     args = ["node", "page.mjs", url]
+    request = {}
     if latents is not None:
-        path = tmp_path / "latents.json"
-        path.write_text(json.dumps({"latents": latents.ravel().tolist(), "n": len(latents)}))
+        request.update(latents=latents.ravel().tolist(), n=len(latents))
+    if labels is not None:
+        request["labels"] = labels.tolist()
+    if picks:
+        request["picks"] = picks
+    if request:
+        path = tmp_path / "request.json"
+        path.write_text(json.dumps(request))
         args.append(str(path))
     result = subprocess.run(args, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=480,
                             env={**os.environ, "CHROMIUM": CHROMIUM})
@@ -88,9 +120,25 @@ def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def python_samples(path: Path, z: np.ndarray) -> np.ndarray:
+def python_samples(path: Path, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     from runtime.generator import Generator
-    return Generator.from_file(path).run(z)
+    return Generator.from_file(path).run(z, labels)
+
+
+def canvas_tiles(drawn: dict, h: int, w: int) -> np.ndarray:
+    """The n tiles of the page's canvas (page.mjs's grey levels), row by row as the page lays
+    them out, as an [n, h, w] array."""
+    n, width = drawn["n"], drawn["width"]
+    grey = np.asarray(drawn["grey"], np.int32).reshape(drawn["height"], width)
+    cols = math.ceil(math.sqrt(n))
+    return np.stack([grey[PAD + (i // cols) * (h + PAD):][:h, PAD + (i % cols) * (w + PAD):][:, :w]
+                     for i in range(n)])
+
+
+def grey_levels(samples: np.ndarray, output_range: tuple[float, float]) -> np.ndarray:
+    """Samples [n, h, w, 1] as the page's grey levels (its output range onto 0..255)."""
+    lo, hi = output_range
+    return np.clip(np.round((samples[..., 0] - lo) * 255 / (hi - lo)), 0, 255).astype(np.int32)
 
 
 def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, site, serve):
@@ -101,6 +149,7 @@ def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, sit
     assert (report["backend"], report["precision"]) == ("WebAssembly", "int8")
     assert report["tiles"] == 25 and report["arch"] == "mlp-mnist"
     assert report["walkMoves"]
+    assert report["classes"] is None  # an unconditional model: no class picker
 
 
 @pytest.mark.parametrize("backend, precision", [("wasm", "fp32"), ("wasm", "int8"),
@@ -128,6 +177,76 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tm
     else:
         assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
         assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+
+
+def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site, serve,
+                                                tmp_path):
+    """The picker lists "any class" and each class name; picking a class and clicking
+    generate draws, tile for tile, Python onnxruntime's samples of the same file for the page's
+    latents with every label that class; "any class" draws labels of several classes; the walk
+    runs with labels; the status line names the class."""
+    from runtime.generator import Generator
+    model = json.loads((conditional_site / "model.json").read_text())
+    assert model["metadata"]["gan.conditional"] == "1"
+    names = json.loads(model["metadata"]["gan.class_names"])
+    assert names == [str(d) for d in range(10)] and model["metadata"]["gan.n_classes"] == "10"
+    path = conditional_site / "generator.fp32.onnx"
+    info = Generator.from_file(path).info
+    report = open_page(serve(conditional_site) + "index.html?backend=wasm&precision=fp32",
+                       tmp_path=tmp_path, picks=["any class", "7", "2"])
+    assert report["consoleErrors"] == [] and "error" not in report, report
+    assert report["classes"] == ["any class", *names]
+    assert report["walkMoves"]
+    drawn = {pick: d for pick, d in zip(["any", 7, 2], report["picks"])}
+    for pick, d in drawn.items():
+        assert d["error"] is None and d["n"] == 25, d["error"]
+        labels = np.asarray(d["labels"], np.int64)
+        if pick == "any":  # drawn uniformly: 25 tiles of 10 classes are not all of one class
+            assert set(labels) <= set(range(10)) and len(set(labels)) > 1, labels
+        else:
+            assert (labels == pick).all(), labels
+            assert f"class {pick}" in d["status"], d["status"]
+        z = np.asarray(d["latents"], np.float32).reshape(25, info.latent_dim)
+        want = grey_levels(python_samples(path, z, labels), info.output_range)
+        got = canvas_tiles(d, *info.sample_shape[:2])
+        assert np.abs(got - want).max() <= 1  # fp32 within 1e-5: at most one rounding apart
+    # the same seed's latents whatever the class, and the class changes the tiles
+    assert drawn[7]["latents"] == drawn[2]["latents"] == drawn["any"]["latents"]
+    assert drawn[7]["grey"] != drawn[2]["grey"]
+
+
+def test_conditional_int8_page_feeds_labels_to_its_generator(browser_tools, conditional_site,
+                                                            serve, tmp_path):
+    """The default choice (int8 on WebAssembly) runs the label input: latents and labels
+    through the test hook give Python onnxruntime's samples of the same file within the export's
+    int8 bounds. (A tiny run's labels move its int8 samples too little for these bounds to tell
+    labels apart: the fp32 test above shows that the page's labels reach the generator.)"""
+    from export.validate import MAX_ABS, MEAN_ABS, TAIL
+    from runtime.generator import Generator
+    path = conditional_site / "generator.int8.onnx"
+    info = Generator.from_file(path).info
+    z = np.random.default_rng(5).standard_normal((10, info.latent_dim)).astype(np.float32)
+    labels = np.arange(10, dtype=np.int64)
+    report = open_page(serve(conditional_site) + "index.html", z, tmp_path, labels=labels)
+    assert report["consoleErrors"] == [] and "error" not in report, report
+    assert (report["backend"], report["precision"]) == ("WebAssembly", "int8")
+    got = np.asarray(report["samples"], np.float32).reshape(10, *info.sample_shape)
+    want = python_samples(path, z, labels)
+    diff = np.abs(got - want)
+    lo, hi = info.output_range
+    assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
+    assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+
+
+def test_malformed_class_metadata_shows_a_readable_error(browser_tools, conditional_site, serve,
+                                                         tmp_path):
+    page = tmp_path / "page"
+    shutil.copytree(conditional_site, page)
+    model = json.loads((page / "model.json").read_text())
+    model["metadata"]["gan.class_names"] = json.dumps(["only one"])
+    (page / "model.json").write_text(json.dumps(model))
+    report = open_page(serve(page) + "index.html")
+    assert report.get("errorShown") and "class metadata" in report["error"], report
 
 
 def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: bool) -> Path:

@@ -2,6 +2,7 @@
 // model.json (written by `python -m export.web`) describes the model as ganrun reads its
 // gan.* metadata; each file is checked against its SHA-256 before it is used. WebGPU with the
 // fp16 file where the browser offers WebGPU and shader-f16, else WebAssembly with int8.
+// A conditional generator (gan.conditional) gets a class picker and its second input, label.
 'use strict';
 
 const WASM_GZ = 'ort/ort-wasm-simd-threaded.asyncify.wasm.gz';
@@ -15,7 +16,7 @@ function fail(message) {
   const box = $('error');
   box.textContent = message;
   box.hidden = false;
-  $('generate').disabled = $('walk').disabled = true;
+  $('generate').disabled = $('walk').disabled = $('class').disabled = true;
   return message;
 }
 
@@ -43,7 +44,22 @@ function describe(model) {
     throw new Error('model.json describes no image generator this page can draw');
   }
   return { arch: meta['gan.arch'], dataset: meta['gan.dataset'] || 'unknown data set',
-           epoch: meta['gan.epoch'], weights: meta['gan.weights'], latent, shape, range };
+           epoch: meta['gan.epoch'], weights: meta['gan.weights'], latent, shape, range,
+           classNames: classNames(meta) };
+}
+
+// A conditional generator's class names, in label order (as ganrun's ModelInfo reads
+// gan.class_names); [] for an unconditional one.
+function classNames(meta) {
+  if (meta['gan.conditional'] !== '1') return [];
+  let names = null;
+  try { names = JSON.parse(meta['gan.class_names']); } catch (e) { /* refused below */ }
+  if (!Array.isArray(names) || !names.length || !names.every((n) => typeof n === 'string') ||
+      names.length !== Number(meta['gan.n_classes'])) {
+    throw new Error('model.json has malformed class metadata (gan.class_names, gan.n_classes); ' +
+                    'rebuild the page');
+  }
+  return names;
 }
 
 async function chooseBackend(files) {
@@ -56,17 +72,23 @@ async function chooseBackend(files) {
   return { ep: 'wasm', precision: ['int8', 'fp32', 'fp16'].find((p) => files[p]) };
 }
 
-// Seeded standard normals (mulberry32 + Box-Muller): the page's own stream, not numpy's, so
-// seed s here draws other samples than `ganrun --seed s`.
-function normals(count, seed) {
-  let a = (seed >>> 0) ^ 0x9e3779b9;
-  const uniform = () => {
+// Seeded uniforms in (0, 1) (mulberry32); `salt` keeps the latents' and the labels' streams
+// apart, so one seed draws the same latents with or without labels (as ganrun does).
+function uniforms(seed, salt) {
+  let a = (seed >>> 0) ^ salt;
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
   };
+}
+
+// Seeded standard normals (Box-Muller): the page's own stream, not numpy's, so seed s here
+// draws other samples than `ganrun --seed s`.
+function normals(count, seed) {
+  const uniform = uniforms(seed, 0x9e3779b9);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i += 2) {
     const r = Math.sqrt(-2 * Math.log(uniform())), phi = 2 * Math.PI * uniform();
@@ -74,6 +96,14 @@ function normals(count, seed) {
     if (i + 1 < count) out[i + 1] = r * Math.sin(phi);
   }
   return out;
+}
+
+// The class of each of n tiles: the picked class (its label, a string from the picker), or,
+// with "any class" (''), labels drawn uniformly from the seed's own label stream.
+function labelsFor(n, seed, picked, classes) {
+  if (picked !== '') return new Array(n).fill(Number(picked));
+  const uniform = uniforms(seed, 0x85ebca6b);
+  return Array.from({ length: n }, () => Math.floor(uniform() * classes));
 }
 
 function slerp(a, b, t, dim) {
@@ -147,31 +177,51 @@ async function main() {
   } catch (e) {
     throw new Error(`${entry.file} cannot be loaded by onnxruntime-web (${String(e.message || e).slice(0, 160)})`);
   }
-  if (session.inputNames.join() !== 'z' || session.outputNames.join() !== 'sample') {
+  const conditional = info.classNames.length > 0;
+  const inputs = conditional ? 'z,label' : 'z';
+  if (session.inputNames.join() !== inputs || session.outputNames.join() !== 'sample') {
     throw new Error(`${entry.file} is not a gan-edge generator (inputs ${session.inputNames.join(', ')}; ` +
-                    `outputs ${session.outputNames.join(', ')}; expected z and sample)`);
+                    `outputs ${session.outputNames.join(', ')}; ` +
+                    `expected ${inputs.replace(',', ', ')} and sample)`);
+  }
+  if (conditional) {
+    const picker = $('class');
+    picker.replaceChildren(new Option('any class', ''),
+                           ...info.classNames.map((name, label) => new Option(name, String(label))));
+    $('class-picker').hidden = false;
   }
 
   const per = info.shape.reduce((a, b) => a * b, 1);
   // One session.run at a time: the walk's frames, the generate button and the test hook share
   // the session, and WebGPU sessions do not take overlapping runs.
   let queue = Promise.resolve();
-  function run(latents, n) {
+  function run(latents, n, labels) {
+    if (conditional && (!labels || labels.length !== n)) {
+      return Promise.reject(new Error('this model is conditional: pass one label per latent'));
+    }
     const next = queue.then(async () => {
-      const z = new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]);
-      return (await session.run({ z })).sample.data;
+      const feed = { z: new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]) };
+      // onnxruntime-web takes int64 tensors as BigInt64Array.
+      if (conditional) feed.label = new ort.Tensor('int64', BigInt64Array.from(labels, BigInt), [n]);
+      return (await session.run(feed)).sample.data;
     });
     queue = next.catch(() => {});
     return next;
   }
+  // The labels for n tiles of this seed, as the picker now asks; null for an unconditional model.
+  const currentLabels = (n, seed) =>
+    (conditional ? labelsFor(n, seed, $('class').value, info.classNames.length) : null);
+  const classText = () => (!conditional ? '' : $('class').value === '' ? ', classes drawn at random,'
+    : ` of class ${info.classNames[Number($('class').value)]}`);
+  let lastDraw = Promise.resolve(null);
   async function generate() {
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
     const seed = Math.max(0, Number($('seed').value) || 0);
     const started = performance.now();
-    const samples = await run(normals(n * info.latent, seed), n);
-    draw(samples, n, info);
-    $('status').textContent = `${n} samples in ${(performance.now() - started).toFixed(0)} ms`;
-    return n;
+    const latents = normals(n * info.latent, seed), labels = currentLabels(n, seed), asked = classText();
+    draw(await run(latents, n, labels), n, info);
+    $('status').textContent = `${n} samples${asked} in ${(performance.now() - started).toFixed(0)} ms`;
+    return { n, latents: Array.from(latents), labels };
   }
   let walking = null;
   async function walk() {
@@ -183,25 +233,37 @@ async function main() {
     $('walk').textContent = 'stop';
     const step = async () => {
       const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
-      draw(await run(slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent), n), n, info);
+      // Each tile keeps its class along the walk; a class picked meanwhile shows from the next frame.
+      const latents = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
+      draw(await run(latents, n, currentLabels(n, seed)), n, info);
       frame += 1;
       if (walking !== null) walking = setTimeout(step, FRAME_MS);
     };
     walking = setTimeout(step, 0);
   }
-  $('generate').onclick = () => generate().catch((e) => fail(String(e.message || e)));
+  const generateNow = () => {
+    lastDraw = generate();
+    lastDraw.catch((e) => fail(String(e.message || e)));
+  };
+  $('generate').onclick = generateNow;
+  // A new class redraws at once; during a walk, the walk's next frame shows it.
+  $('class').onchange = () => { if (!walking) generateNow(); };
   $('walk').onclick = () => walk().catch((e) => fail(String(e.message || e)));
   $('generate').disabled = $('walk').disabled = false;
 
   const provider = backend.ep === 'webgpu' ? 'WebGPU' : 'WebAssembly';
   $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}, epoch ${info.epoch}` +
     `${info.weights === 'ema' ? ', averaged' : ''}), ${backend.precision} on ${provider}`;
-  await generate();
+  lastDraw = generate();
+  await lastDraw;
   return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,
-           sampleSize: per, run: async (latents, n) => Array.from(await run(latents, n)) };
+           sampleSize: per, classNames: info.classNames,
+           run: async (latents, n, labels) => Array.from(await run(latents, n, labels)),
+           drawn: () => lastDraw };
 }
 
-// Test hook: window.ganEdge resolves to the backend chosen and a run(latents, n) function,
-// or rejects with the message shown on the page.
+// Test hook: window.ganEdge resolves to the backend chosen, a run(latents, n[, labels])
+// function and drawn(), the latest grid's {n, latents, labels} once it is on the canvas; or it
+// rejects with the message shown on the page.
 window.ganEdge = main().catch((e) => { throw new Error(fail(String(e.message || e))); });
 window.ganEdge.catch(() => {});

@@ -1,10 +1,13 @@
 // Open a gan-edge page in headless Chromium and report, as one JSON line, what the page did:
-// its console errors, the backend it chose (or its error), its tiles, and optionally the
-// samples for latents read from a JSON file. Usage: node page.mjs URL [LATENTS.json]
+// its console errors, the backend it chose (or its error), its tiles, its class picker's
+// choices, and, as a JSON file asks: the samples for its latents (and labels), and for each
+// class it names, what the page drew once that class is picked and generate is clicked.
+// Usage: node page.mjs URL [REQUEST.json], REQUEST {latents, n, labels?, picks?: [option text]}
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
-const [url, latentsFile] = process.argv.slice(2);
+const [url, requestFile] = process.argv.slice(2);
+const request = requestFile ? JSON.parse(readFileSync(requestFile, 'utf8')) : {};
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   // SwiftShader gives headless Chromium a (software) WebGPU adapter, so the WebGPU path runs too.
@@ -20,9 +23,12 @@ try {
   Object.assign(report, await page.evaluate(async () => {
     try {
       const g = await window.ganEdge;
+      const picker = document.getElementById('class');
       return { backend: g.backend, precision: g.precision, arch: g.arch,
                tiles: Number(document.getElementById('grid').dataset.tiles || 0),
-               model: document.getElementById('model').textContent };
+               model: document.getElementById('model').textContent,
+               // the picker's choices where the page shows one, else null
+               classes: picker.checkVisibility() ? Array.from(picker.options, (o) => o.text) : null };
     } catch (e) {
       return { error: document.getElementById('error').textContent,
                errorShown: !document.getElementById('error').hidden };
@@ -37,9 +43,25 @@ try {
       return canvas.toDataURL() !== before;
     });
   }
-  if (latentsFile && !report.error) {
-    const { latents, n } = JSON.parse(readFileSync(latentsFile, 'utf8'));
-    report.samples = await page.evaluate(async ([z, k]) => (await window.ganEdge).run(z, k), [latents, n]);
+  if (request.latents && !report.error) {
+    report.samples = await page.evaluate(async ([z, k, labels]) => (await window.ganEdge).run(z, k, labels),
+                                         [request.latents, request.n, request.labels]);
+  }
+  report.picks = [];
+  for (const option of (report.error ? [] : request.picks || [])) {
+    await page.selectOption('#class', { label: option });
+    await page.click('#generate');
+    // the inputs of the grid now on the canvas, the canvas's grey levels, and the status line
+    report.picks.push(await page.evaluate(async () => {
+      const drawn = await (await window.ganEdge).drawn();
+      const canvas = document.getElementById('grid');
+      const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      return { ...drawn, width: canvas.width, height: canvas.height,
+               grey: Array.from({ length: rgba.length / 4 }, (_, i) => rgba[4 * i]),
+               status: document.getElementById('status').textContent,
+               error: document.getElementById('error').hidden ? null
+                 : document.getElementById('error').textContent };
+    }));
   }
 } finally {
   await browser.close();
