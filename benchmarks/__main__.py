@@ -101,7 +101,9 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
     report = {"host": host, "date": date, "name": name or f"{host}-{date[:10]}",
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "processor": cpu_name(),
-                          "python": platform.python_version()},
+                          "python": platform.python_version(),
+                          # other work on the machine: the ratios hold under it, the rates not
+                          "load_average_at_start": os.getloadavg()[0]},
               "quick": quick, "arch": arch,
               "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),
                                    "--arch", arch, *(f"--train-arch {a}" for a in train_archs),
@@ -138,9 +140,10 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
                     "it is the GPU format" if "CUDAExecutionProvider" not in
                     sessions["fp32"].session.get_providers() else ""}
 
-        log("cold start: whole ganrun process vs a Keras script")
+        log("cold start: whole ganrun process (installed from a wheel) vs a Keras script")
         report["cold_start"] = cold_start.measure(files["int8"], keras_path, tmp,
-                                                  repeats=2 if quick else 7)
+                                                  repeats=2 if quick else 7,
+                                                  root=Path(__file__).resolve().parents[1])
 
         log("files: size and quality per precision")
         n = 1000 if quick else 10_000
@@ -151,6 +154,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
             q = score_samples(cfg, samples)
             report["files"][p] = {"bytes": files[p].stat().st_size,
                                   **{k: v for k, v in q.items() if k != "class_histogram"}}
+    report["machine"]["load_average_at_end"] = os.getloadavg()[0]
     report["goals"] = _goals(report)
     return _write(report, out_dir)
 
