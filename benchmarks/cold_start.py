@@ -1,12 +1,20 @@
 """Whole-process cold start: `ganrun --n 25` vs the articles' way (a Keras script), wall time
 and peak RSS of each process, contenders alternating; and plain `ganrun --n 25` (the shipped
 default) against the floor that no onnxruntime tool can go under, importing numpy and
-onnxruntime."""
+onnxruntime.
+
+ganrun and the floor run as a user's install runs them: from a wheel of this checkout
+installed (not editable) into a fresh venv, by its `ganrun` console script, in a folder
+outside the checkout. That venv sees this interpreter's site-packages (numpy, onnxruntime,
+click, Pillow) through a .pth line, which does not run the .pth files in it, so the editable
+install's import hook is not loaded there."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +47,11 @@ print(wall, usage.ru_maxrss / 1024)
 """
 
 
-def run_once(cmd: list[str]) -> tuple[float, float]:
+def run_once(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one run of `cmd` (Linux reports ru_maxrss in KiB)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-S", "-c", _WRAPPER, *cmd], capture_output=True,
-                            text=True, env=env)
+                            text=True, env=env, cwd=cwd)
     if result.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed: {result.stderr[-500:]}")
     wall, rss = result.stdout.split()
@@ -59,18 +67,52 @@ def summarize(runs: list[tuple[float, float]]) -> dict:
             "runs": len(runs)}
 
 
-def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int) -> dict:
-    ganrun = [sys.executable, "-m", "runtime.cli", "--model", str(onnx_model), "--n", "25",
-              "--quiet", "--out", str(out_dir / "ganrun.png")]
-    keras_cmd = [sys.executable, "-c", KERAS_SCRIPT, str(keras_model), str(out_dir / "keras.png")]
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "runtime", "training", "export")
+
+
+def install_wheel(root: Path, tmp: Path) -> Path:
+    """Build a wheel of the checkout at `root` (from a copy, so the build writes nothing into
+    it), install it without dependencies into a fresh venv that sees this interpreter's
+    packages, and return that venv's bin folder."""
+    src, venv = tmp / "src", tmp / "venv"
+    for name in SOURCES:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, src / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", str(src), "-w", str(tmp / "dist")], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; "
+                           "print(sysconfig.get_paths()['purelib'])"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    Path(site, "gan_edge_benchmark_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    wheel = next((tmp / "dist").glob("gan_edge-*.whl"))
+    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps",
+                    "--no-index", str(wheel)], check=True)
+    return venv / "bin"
+
+
+def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int,
+            root: Path) -> dict:
+    """Cold start of ganrun, installed from a wheel of `root`, against a Keras script and the
+    import floor, in a folder outside the checkout."""
+    bin_dir = install_wheel(root, out_dir / "install")
+    elsewhere = out_dir / "elsewhere"
+    elsewhere.mkdir()
+    ganrun = [str(bin_dir / "ganrun"), "--model", str(onnx_model), "--n", "25", "--quiet",
+              "--out", "ganrun.png"]
+    keras_cmd = [sys.executable, "-c", KERAS_SCRIPT, str(keras_model), "keras.png"]
     commands = {"ganrun": ganrun, "keras_script": keras_cmd,
-                "ganrun_default": [sys.executable, "-m", "runtime.cli", "--n", "25", "--quiet",
-                                   "--out", str(out_dir / "default.png")],
-                "import_floor": [sys.executable, "-c", "import numpy, onnxruntime"]}
+                "ganrun_default": [str(bin_dir / "ganrun"), "--n", "25", "--quiet",
+                                   "--out", "default.png"],
+                "import_floor": [str(bin_dir / "python"), "-c", "import numpy, onnxruntime"]}
     samples = {name: [] for name in commands}
     for _ in range(repeats):
         for name, cmd in commands.items():
-            samples[name].append(run_once(cmd))
+            samples[name].append(run_once(cmd, cwd=elsewhere))
     out = {name: summarize(runs) for name, runs in samples.items()}
     out["speedup_wall"] = out["keras_script"]["wall_s_median"] / out["ganrun"]["wall_s_median"]
     out["default_over_floor"] = (out["ganrun_default"]["wall_s_median"]

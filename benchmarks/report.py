@@ -16,6 +16,10 @@ def markdown(r: dict) -> str:
              f"Machine: {m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}."
              f" Mode: {'quick' if r['quick'] else 'full'}. Generator: `{r['arch']}`, "
              f"{r['model_source']}.", "",
+             *([f"Load average (1 min) {m['load_average_at_start']:.1f} at the start and "
+                f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work "
+                f"shared the machine; the contenders alternate, so the ratios hold better than "
+                f"the rates.", ""] if "load_average_at_end" in m else []),
              f"Made by `{r['command']}`.", "",
              "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for g in r["goals"]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from export.convert import OPSET
 from runtime.cli_util import run_cli
 from runtime.errors import GanEdgeError
 from runtime.files import check_writable_dir
@@ -55,7 +56,8 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
               help="Comma-separated: fp32, int8 (CPU), fp16 (GPU).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Output folder [default: <run>/export].")
-@click.option("--opset", default=17, show_default=True, type=click.IntRange(13, 21))
+@click.option("--opset", default=OPSET, show_default=True, type=click.IntRange(13, 21),
+              help="ONNX opset; below 18 the DCGAN's last layer is not rewritten (no Col2Im).")
 @click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
               help="Samples scored to check that int8/fp16 keep fp32's quality.")
 @click.option("--validate", "validate_file", type=click.Path(dir_okay=False),

@@ -11,6 +11,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+from export.convert import OPSET
 from export.quantize import INT8_RANGES
 from runtime.errors import GanEdgeError
 from runtime.files import sha256_file, write_text_atomic
@@ -64,12 +65,7 @@ def write_metadata(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def _has_conv_transpose(generator) -> bool:
-    import keras
-    return any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in generator.layers)
-
-
-def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int,
+def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int = OPSET,
                int8_ranges: str = INT8_RANGES) -> Path:
     """Write `precision`'s file into `tmp` and return its path (not yet validated).
     `int8_ranges`: quantize_int8's `ranges`."""
@@ -86,17 +82,11 @@ def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int,
     if precision == "fp16":
         convert_fp16(fp32, out)
     else:
-        # onnxruntime's CPU provider has no int8 ConvTranspose kernel: quantize the exact
-        # sub-pixel form instead, so the DCGAN's upsampling layers run in int8 too.
-        source = fp32
-        if _has_conv_transpose(generator) and not cfg.conditional:
-            source = tmp / "fp32_subpixel.onnx"
-            onnx.save(to_onnx(generator, cfg, opset, subpixel=True), str(source))
-        quantize_int8(source, out, cfg.latent_dim, ranges=int8_ranges, n_classes=cfg.n_classes)
+        quantize_int8(fp32, out, cfg.latent_dim, ranges=int8_ranges, n_classes=cfg.n_classes)
     return out
 
 
-def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = 17,
+def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = OPSET,
                       quality_samples: int = 2000, progress=print, data_dir=None,
                       weights: str = "auto") -> dict:
     """Export, validate and publish; return the manifest. `weights`: "raw", "ema" (the averaged

@@ -19,7 +19,8 @@ def _measurements() -> dict:
                "kl_to_uniform": 0.01, "n_samples": 1000}
     return {
         "host": "testhost", "date": "2026-11-23 12:00", "quick": True, "arch": "dcgan-mnist",
-        "machine": {"cpus": 2, "platform": "Linux", "processor": "x86_64", "python": "3.11"},
+        "machine": {"cpus": 2, "platform": "Linux", "processor": "x86_64", "python": "3.11",
+                    "load_average_at_start": 3.5, "load_average_at_end": 4.25},
         "command": "python -m benchmarks --quick --arch dcgan-mnist --run dcgan-mnist",
         "model_source": "trained checkpoint dcgan-mnist/epoch_040",
         "training": [{"arch": "mlp-mnist", "project_s_per_step": 0.005,
@@ -43,6 +44,9 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     goals = {g["goal"]: g for g in report["goals"]}
     assert goals["int8_size_ratio"]["measured"] == 0.25 and goals["int8_size_ratio"]["met"]
     assert goals["int8_speedup_b256"]["measured"] == 2.0
+    assert goals["fp32_over_keras_b256"]["measured"] == 10000 / 1500
+    assert goals["int8_over_keras_b256"]["measured"] == 20000 / 1500
+    assert goals["fp32_over_keras_b256"]["met"] and goals["int8_over_keras_b256"]["met"]
     assert abs(goals["int8_quality_delta"]["measured"] - 0.04) < 1e-9
     assert goals["train_speedup_mlp-mnist"]["met"] is False  # 12x against a 15x goal
     assert goals["train_speedup_dcgan-mnist"]["measured"] is None  # not in this run
@@ -56,6 +60,7 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     assert "| int8 file size / fp32 file size | <= 0.3 | 0.25 | yes |" in md
     assert "not measured" in md  # the missing Frechet distance and DCGAN training goal
     assert "| import_floor | 0.20 s" in md
+    assert "Load average (1 min) 3.5 at the start and 4.2 at the end, on 2 CPUs" in md
     assert len(report["charts"]) == 2
     for chart in report["charts"]:
         with Image.open(chart) as img:

@@ -86,10 +86,79 @@ def test_metadata_describes_the_model(exports, tiny_runs):
     assert cfg.output_range == (0.0, 1.0)
 
 
-def test_dcgan_int8_has_no_float_conv_transpose(exports, tiny_runs):
-    ops = {n.op_type for n in onnx.load(str(tiny_runs["dcgan-mnist"] / "export" /
-                                            "generator.int8.onnx")).graph.node}
-    assert "ConvTranspose" not in ops and "DepthToSpace" in ops and "QuantizeLinear" in ops
+def test_dcgan_files_carry_the_rewrite_and_int8_quantizes_every_conv(exports, tiny_runs):
+    """Every DCGAN file is the rewritten graph: no ConvTranspose (which has no int8 kernel),
+    the last layer as taps + Col2Im; in int8 every Conv reads dequantized int8 weights."""
+    folder = tiny_runs["dcgan-mnist"] / "export"
+    for precision in ("fp32", "int8", "fp16"):
+        graph = onnx.load(str(folder / f"generator.{precision}.onnx")).graph
+        ops = [n.op_type for n in graph.node]
+        assert "ConvTranspose" not in ops and "Col2Im" in ops and ops.count("Conv") == 3, ops
+    graph = onnx.load(str(folder / "generator.int8.onnx")).graph
+    made_by = {out: n.op_type for n in graph.node for out in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(made_by.get(n.input[0]) == made_by.get(n.input[1]) == "DequantizeLinear"
+               for n in convs)
+
+
+def _conv_transpose_graph(c_in, c_out, size, bias, activation, opset=18):
+    """A one-layer ONNX model: ConvTranspose 4x4 stride 2 pads 1 (Keras's 'same'), then
+    optionally LeakyRelu, then a single-channel 5x5 Conv, as tf2onnx writes the DCGAN's."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(c_in * 7 + size)
+    w = rng.standard_normal((c_in, c_out, 4, 4)).astype(np.float32)
+    last = rng.standard_normal((1, c_out, 5, 5)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(last, "last")]
+    ins = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b"))
+        inits.append(numpy_helper.from_array(rng.standard_normal(1).astype(np.float32), "lb"))
+        ins.append("b")
+    nodes = [helper.make_node("ConvTranspose", ins, ["up"], kernel_shape=[4, 4], strides=[2, 2],
+                              pads=[1, 1, 1, 1])]
+    if activation:
+        nodes.append(helper.make_node("LeakyRelu", ["up"], ["act"], alpha=0.2))
+    nodes.append(helper.make_node("Conv", ["act" if activation else "up", "last",
+                                           *(["lb"] if bias else [])], ["y"],
+                                  kernel_shape=[5, 5], pads=[2, 2, 2, 2]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", c_in, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 2 * size, 2 * size])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("c_in,c_out,size,bias,activation", [
+    (3, 5, 7, True, True), (16, 32, 6, False, True), (8, 16, 5, True, False)])
+def test_onnx_rewrite_computes_what_the_layers_compute(c_in, c_out, size, bias, activation):
+    """export/rewrite.py's graph against the original, both run by onnxruntime: the same sums,
+    so equal to rounding, with or without biases, with the activation moved or not."""
+    import onnxruntime as ort
+
+    from export.rewrite import rewrite
+    original = _conv_transpose_graph(c_in, c_out, size, bias, activation)
+    rewritten = rewrite(_conv_transpose_graph(c_in, c_out, size, bias, activation))
+    onnx.checker.check_model(rewritten, full_check=True)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and "Col2Im" in ops
+    assert (ops.index("LeakyRelu") < ops.index("Transpose")) if activation else "LeakyRelu" not in ops
+    x = np.random.default_rng(1).standard_normal((3, c_in, size, size)).astype(np.float32)
+
+    def run(model):
+        return ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want, got = run(original), run(rewritten)
+    assert got.shape == want.shape == (3, 1, 2 * size, 2 * size)
+    assert np.max(np.abs(got - want)) <= 1e-5 * max(1.0, np.abs(want).max())
+
+
+def test_onnx_rewrite_below_opset_18_keeps_the_single_channel_conv():
+    from export.rewrite import rewrite
+    ops = [n.op_type for n in rewrite(_conv_transpose_graph(3, 5, 7, True, True, opset=17)
+                                      ).graph.node]
+    assert "ConvTranspose" not in ops and "Col2Im" not in ops and ops.count("Conv") == 2
 
 
 def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
