@@ -1,13 +1,14 @@
-# Two entry points, each doing all of its own set-up on a fresh machine:
+# Three entry points, each doing all of its own set-up on a fresh machine:
 #   make demo   train mlp-smooth-mnist to its article's schedule, export it, write grid.png
 #   make test   run the test suite
+#   make wheel  build the device wheel (runtime only) into dist/
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARCH ?= mlp-smooth-mnist
 RUN ?= runs/demo-$(ARCH)
 
-.PHONY: demo test setup web-screenshot gallery
+.PHONY: demo test setup wheel web-screenshot gallery
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +28,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The device wheel, gan-edge-runtime: runtime/ and its shipped models alone (docs/device.md).
+wheel: setup
+	$(BIN)/python device-wheel/build.py --out dist
 
 # The README's screenshot of the web page: the shipped default's page, served on 127.0.0.1 and
 # drawn by headless Chromium (needs npm and chromium, as the browser tests do).
