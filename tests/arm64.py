@@ -1,6 +1,6 @@
 """An emulated Raspberry Pi on an x86-64 Linux machine: Debian bookworm's arm64 Python 3.11
 under user-mode QEMU, with no root-level change and no binfmt_misc, and the device wheel
-installed there by pip, offline, from PyPI's aarch64 wheels (docs/device.md's offline route).
+installed for it from PyPI's aarch64 wheels.
 
     python tests/arm64.py --cpu cortex-a76 [--wheel dist/gan_edge_runtime-*.whl] -- GANRUN-ARGS
 
@@ -72,32 +72,25 @@ class Emulator:
         return subprocess.run(self.command(cpu, *args), env=env, **kw)
 
     def install(self, wheel: Path, site: Path, log=print) -> None:
-        """docs/device.md's offline route: `wheel` with its [cpu] extra, installed into `site`
-        by pip running on the emulated Pi from a folder of aarch64 wheels, which the
-        connected side fetches once into the cache (at this environment's releases of PINNED,
-        so that both sides run the same code)."""
-        wheels, pip_dir = self.cache / "wheels", self.cache / "pip"
+        """`wheel` with its [cpu] extra, installed into `site` for the emulated Pi from aarch64
+        wheels that docs/device.md's `pip download` fetches once into the cache, at this
+        environment's releases of PINNED so that both sides run the same code. This machine's
+        pip installs them (--target, for FOR_THE_PI): pip itself, emulated, took about a minute
+        of CPU time for it."""
+        wheels = self.cache / "wheels"
         pins = [f"{name}=={version(name)}" for name in PINNED]
-        host_pip = [sys.executable, "-m", "pip"]
-        if not list(pip_dir.glob("pip-*.whl")):  # pip itself, run from its wheel
-            log("arm64: fetching pip")
-            _fetch([*host_pip, "download", "-q", "--no-deps", "-d", str(pip_dir),
-                    f"pip=={version('pip')}"], PYPI, "pip download pip")
-
-        def pi_pip() -> subprocess.CompletedProcess:
-            (pip_wheel,) = pip_dir.glob("pip-*.whl")
-            return self.run(CPUS[0], None, pip_wheel / "pip", "--isolated", "install", "-q",
-                            "--no-index", "--find-links", wheels, "--target", site,
-                            f"{wheel}[cpu]", *pins, capture_output=True, text=True)
-        if pi_pip().returncode != 0:
-            log(f"arm64: fetching the aarch64 wheels of {', '.join(pins)}")
-            _fetch([*host_pip, "download", "-q", "-d", str(wheels), *FOR_THE_PI,
-                    f"{wheel}[cpu]", *pins], PYPI, "pip download (aarch64)")
-            (wheels / wheel.name).unlink(missing_ok=True)  # pip download copies it too
-            done = pi_pip()
-            if done.returncode != 0:
-                raise RuntimeError(f"installing {wheel.name} on arm64 failed:\n"
-                                   f"{done.stderr[-3000:]}")
+        pip = [sys.executable, "-m", "pip"]
+        offline = [*pip, "--isolated", "install", "-q", "--no-index", "--find-links", str(wheels),
+                   "--target", str(site), *FOR_THE_PI, f"{wheel}[cpu]", *pins]
+        if subprocess.run(offline, capture_output=True).returncode == 0:
+            return
+        log(f"arm64: fetching the aarch64 wheels of {', '.join(pins)}")
+        _fetch([*pip, "download", "-q", "-d", str(wheels), *FOR_THE_PI, f"{wheel}[cpu]", *pins],
+               PYPI, "pip download (aarch64)")
+        (wheels / wheel.name).unlink(missing_ok=True)  # pip download copies it too
+        done = subprocess.run(offline, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"installing {wheel.name} for arm64 failed:\n{done.stderr[-3000:]}")
 
 
 def _reachable(url: str) -> bool:
