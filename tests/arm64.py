@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -96,9 +97,11 @@ class Emulator:
 def _reachable(url: str) -> bool:
     try:
         urllib.request.urlopen(url, timeout=20).close()
-        return True
+    except urllib.error.HTTPError:
+        pass  # it answered, if only with an error status
     except OSError:
         return False
+    return True
 
 
 def _fetch(command: list[str], url: str, what: str, cwd: Path | None = None) -> str:

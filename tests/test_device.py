@@ -261,3 +261,27 @@ def test_the_comparison_finds_a_changed_pixel_and_a_moved_value(x86_outputs, tmp
     problems = "\n".join(compare(x86_outputs, copy)[0])
     assert grid.name in problems and raw.name in problems and logits.name.split(".keep")[0] in \
         problems, problems
+
+
+def test_a_registry_out_of_reach_is_told_apart_from_a_failed_fetch(monkeypatch):
+    """Only an unreachable registry may skip the arm64 test, and under CI=true not even that."""
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):  # answers every request with 501
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        up = f"http://127.0.0.1:{server.server_port}/"
+        with pytest.raises(RuntimeError, match="failed"):
+            arm64._fetch(["false"], up, "a fetch")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(arm64.Unreachable, match="cannot be reached"):
+        arm64._fetch(["false"], up, "a fetch")  # the same port, closed now
+    monkeypatch.setattr(sys.modules[__name__], "CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        _unreachable("the registries cannot be reached")
