@@ -6,7 +6,7 @@ installed for it from PyPI's aarch64 wheels.
 
 runs `ganrun GANRUN-ARGS` there, in the current folder (cortex-a72 is a Pi 4's CPU, cortex-a76
 a Pi 5's). What it needs comes from the registries once and is kept under $GAN_EDGE_ARM64_CACHE
-(default ~/.cache/gan-edge/arm64, about 120 MB): the interpreter and its libraries, fetched
+(default ~/.cache/gan-edge/arm64, about 130 MB): the interpreter and its libraries, fetched
 with `apt-get download` through a private apt state (the system's sources are not touched) and
 unpacked with `dpkg-deb -x`; the static `qemu-aarch64` of bookworm-backports' qemu-user (10.0:
 bookworm's own 7.2 hands the program the host's /proc/cpuinfo, and `import onnxruntime`

@@ -9,6 +9,7 @@ import email
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -90,6 +91,13 @@ def test_the_device_wheel_holds_the_runtime_and_its_models_alone(wheel):
         *root["dependencies"], *(f'{r}; extra == "{e}"' for e in ("cpu", "gpu") for r in extras[e])}
     assert [line for line in scripts.splitlines() if "=" in line] == [
         "ganrun = runtime.cli:entry"]
+
+
+def test_docs_state_the_wheels_size(wheel):
+    stated = re.search(r"the wheel is (\d+\.\d) MB", (ROOT / "docs" / "device.md").read_text())
+    assert stated, "docs/device.md no longer states the wheel's size"
+    assert stated[1] == f"{wheel.stat().st_size / 1e6:.1f}", (
+        "docs/device.md states another size than `make wheel` prints now: put its figure there")
 
 
 def test_the_offline_route_installs_into_a_bare_venv_and_generates(wheel, tmp_path):
@@ -225,7 +233,7 @@ def x86_outputs(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.timeout(1800)  # about two minutes of CPU time each, far longer on a busy machine
+@pytest.mark.timeout(1800)  # about a minute of CPU time each; far longer on a busy machine
 @pytest.mark.parametrize("cpu", arm64.CPUS)
 def test_ganrun_on_an_emulated_raspberry_pi_draws_what_x86_draws(cpu, emulated, x86_outputs,
                                                                     tmp_path):
