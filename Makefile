@@ -1,7 +1,8 @@
-# Two entry points, each doing all of its own set-up on a fresh machine:
+# Three entry points, each doing all of its own set-up on a fresh machine:
 #   make demo   train gan-edge's conditional MNIST generator (the first DEMO_EPOCHS epochs of
 #               its schedule), export it, write grid.png with one row per digit
 #   make test   run the test suite
+#   make wheel  build the device wheel (runtime only) into dist/
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ ARCH ?= cgan-mnist
 DEMO_EPOCHS ?= 3
 RUN ?= runs/demo-$(ARCH)
 
-.PHONY: demo test setup web-screenshot gallery
+.PHONY: demo test setup wheel web-screenshot gallery
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +32,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The device wheel, gan-edge-runtime: runtime/ and its shipped models alone (docs/device.md).
+wheel: setup
+	$(BIN)/python device-wheel/build.py --out dist
 
 # The README's screenshot of the web page: the shipped default's page, served on 127.0.0.1 and
 # drawn by headless Chromium (needs npm and chromium, as the browser tests do).

@@ -1,0 +1,69 @@
+"""Every shipped model through ganrun, in one process, for comparing one machine's outputs with
+another's (tests/test_device.py runs it on x86 and on emulated arm64):
+
+    python device_cases.py OUT
+
+Reads the shipped index, so a model shipped later is covered without an edit here. For every
+file of every model it writes OUT/<model>.<precision>.<case>.<ext> (image models: grid,
+--class, --keep, --walk; gan-1d: CSV, scatter, --keep) through ganrun's own command, and
+OUT/<model>.<precision>.raw.npy: the generator's values for RAW_N seeded latents, and
+OUT/<model>.<precision>.keep-logits.npy: the discriminator's logits of the samples that --keep
+chooses from (its picks can differ where logits differ). Needs the runtime alone (the device
+wheel). The cases are small: under emulation the DCGAN, and the fp16 files on cortex-a76
+(whose fp16 arithmetic QEMU does in software), take most of the time.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime import shipped
+from runtime.cli import main as ganrun
+from runtime.discriminator import Discriminator, check_keep
+from runtime.generator import Generator
+
+RAW_N = 16
+KEEP_N, KEEP = 8, 0.5
+
+
+def cases(is_1d: bool) -> dict[str, tuple[str, list[str]]]:
+    """case -> (file extension, ganrun options besides --model, --precision and --out)."""
+    if is_1d:
+        return {"csv": ("csv", ["--n", "500"]),
+                "scatter": ("png", ["--n", "500"]),
+                "keep": ("csv", ["--n", str(KEEP_N), "--keep", str(KEEP)])}
+    return {"grid": ("png", ["--n", "25"]),
+            "class": ("png", ["--n", "2", "--class", "1,7", "--batch", "16"]),
+            "keep": ("png", ["--n", str(KEEP_N), "--keep", str(KEEP)]),
+            "walk": ("gif", ["--n", "1", "--walk", "2"])}
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # Which machine this ran on, and which runtime it loaded: the caller checks both.
+    (out / "where.txt").write_text(f"{platform.machine()}\n{Path(shipped.__file__).parent}\n")
+    for name, entry in shipped.load_index()["models"].items():
+        for precision in entry["files"]:
+            started, cpu = time.perf_counter(), time.process_time()
+            path = shipped.model_file(entry, precision)
+            gen = Generator.from_file(path, "cpu")
+            z = np.random.default_rng(0).standard_normal((RAW_N, gen.info.latent_dim))
+            np.save(out / f"{name}.{precision}.raw.npy", gen.run(z.astype(np.float32)))
+            tries = np.concatenate(list(gen.generate(check_keep(KEEP, KEEP_N), 0)))
+            np.save(out / f"{name}.{precision}.keep-logits.npy",
+                    Discriminator.beside(gen).logits(tries))
+            for case, (ext, options) in cases(gen.info.sample_shape == (2,)).items():
+                ganrun.main(["--model", name, "--precision", precision, "--seed", "0",
+                             "--device", "cpu", "--quiet", *options,
+                             "--out", str(out / f"{name}.{precision}.{case}.{ext}")],
+                            standalone_mode=False)
+            print(f"{name} {precision}: {time.perf_counter() - started:.1f} s "
+                  f"({time.process_time() - cpu:.1f} s of CPU)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

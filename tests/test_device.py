@@ -1,0 +1,295 @@
+"""The device wheel (`make wheel`, docs/device.md): what it holds, the offline install route into
+a bare venv, and ganrun from it on an emulated Raspberry Pi (tests/arm64.py) drawing what x86
+draws, for every shipped model.
+
+The emulated test needs Debian's and PyPI's registries once (tests/arm64.py caches what it
+fetches); where they cannot be reached it skips saying so, and under CI=true it fails instead.
+"""
+import email
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+import arm64
+from conftest import ROOT
+from export.validate import MEAN_ABS
+
+# Bounds of arm64 against x86 on the same seeded latents (docs/device.md says what they cover).
+# int8 generators: the same values, pixels and CSV text, as both emulated CPUs gave.
+# fp16 generators: on cortex-a76, which has fp16 arithmetic, onnxruntime takes another path
+# than on x86 and cortex-a72 (which agree bit for bit), where each sum of up to 1,024 products
+# is rounded to 11 significant bits. The worst value measured was 1.7 % of the output range
+# off over RAW_N = 16 latents (2.5 % over 32), 6 of 255 levels in the images, and the mean
+# 0.04 %: FP16_BOUND is three times that worst, and the mean is held to what ganexport holds
+# an fp16 file to against Keras.
+FP16_BOUND = 0.05                              # share of the output range, any one value
+FP16_MEAN = MEAN_ABS["fp16"]                   # share of the output range, on average
+FP16_PIXELS = math.ceil(FP16_BOUND * 255) + 1  # 8-bit levels; +1: either side may round up
+# The discriminators (--keep) are weight-only int8 files. onnxruntime on x86 fuses them into
+# MatMulNBits, whose kernel there differs from plain fp32 arithmetic (mlp-smooth-mnist's: by
+# up to 0.04 in a logit); cortex-a72's logits are plain fp32's. The worst gap measured was 0.049
+# (an fp16 generator's samples on cortex-a76); LOGIT_BOUND is twice that, at most 2.5 % in
+# probability. --keep may then pick differently, but only among samples that near its cut.
+LOGIT_BOUND = 0.1
+CI = os.environ.get("CI") == "true"
+
+
+def _run(*args, **kw):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def _unreachable(reason: str):
+    """Registries out of reach: a skip that says so, or a failure in CI, which must run this."""
+    if CI:
+        pytest.fail(f"CI=true, and {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    built = _run(sys.executable, ROOT / "device-wheel" / "build.py", "--out", out, "--staging",
+                 tmp_path_factory.mktemp("staging") / "stage")
+    assert built.returncode == 0, built.stdout + built.stderr  # includes the size budget
+    print(built.stdout.strip())
+    (found,) = out.glob("gan_edge_runtime-*-py3-none-any.whl")
+    return found
+
+
+def test_the_device_wheel_holds_the_runtime_and_its_models_alone(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        meta = email.message_from_bytes(z.read(meta_name))
+        scripts = z.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
+    info = meta_name.split("/")[0]
+    assert {n.split("/")[0] for n in names} == {"runtime", info}, "only runtime/ is shipped"
+    # Every file of runtime/ (code, shipped generators, discriminators, classifiers), no other.
+    here = {p.relative_to(ROOT).as_posix() for p in (ROOT / "runtime").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts}
+    assert {n for n in names if n.startswith("runtime/")} == here
+    index = json.loads((ROOT / "runtime" / "models" / "index.json").read_text())
+    for entry in index["models"].values():
+        for file in [*entry["files"].values(), entry["discriminator"]]:
+            assert f"runtime/models/{file}" in names
+    assert not [n for n in names if n.endswith(".keras")]
+
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = root["optional-dependencies"]
+    assert meta["Name"] == "gan-edge-runtime" and meta["Version"] == root["version"]
+    assert set(meta.get_all("Requires-Dist")) == {
+        *root["dependencies"], *(f'{r}; extra == "{e}"' for e in ("cpu", "gpu") for r in extras[e])}
+    assert [line for line in scripts.splitlines() if "=" in line] == [
+        "ganrun = runtime.cli:entry"]
+
+
+def test_docs_state_the_wheels_size(wheel):
+    stated = re.search(r"the wheel is (\d+\.\d) MB", (ROOT / "docs" / "device.md").read_text())
+    assert stated, "docs/device.md no longer states the wheel's size"
+    assert stated[1] == f"{wheel.stat().st_size / 1e6:.1f}", (
+        "docs/device.md states another size than `make wheel` prints now: put its figure there")
+
+
+def test_the_offline_route_installs_into_a_bare_venv_and_generates(wheel, tmp_path):
+    # On a connected machine: the dependencies for the target (here the same platform).
+    deps = tmp_path / "deps"
+    fetched = _run(sys.executable, "-m", "pip", "download", "-q", "-d", deps, f"{wheel}[cpu]")
+    if fetched.returncode != 0:
+        if not arm64._reachable("https://pypi.org/simple/"):
+            _unreachable("PyPI cannot be reached to download the dependencies")
+        pytest.fail(fetched.stderr[-2000:])
+    # On the device: a bare venv, its own pip, no index; --isolated ignores any pip config that
+    # would point it at other wheels.
+    venv = tmp_path / "device"
+    assert _run(sys.executable, "-m", "venv", venv).returncode == 0
+    installed = _run(venv / "bin" / "pip", "--isolated", "install", "-q", "--no-index",
+                     "--find-links", deps, f"{wheel}[cpu]")
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    listed = _run(venv / "bin" / "python", "-m", "pip", "list", "--format=freeze").stdout
+    names = {line.split("==")[0].lower() for line in listed.split()}
+    assert {"gan-edge-runtime", "onnxruntime", "numpy", "pillow", "click"} <= names
+    assert not names & {"gan-edge", "tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx"}
+
+    elsewhere = tmp_path / "elsewhere"  # not the checkout: the installed package must suffice
+    elsewhere.mkdir()
+    for package in ("training", "export"):
+        missing = _run(venv / "bin" / "python", "-c", f"import {package}", cwd=elsewhere)
+        assert missing.returncode != 0, f"{package} is importable from the device wheel"
+    result = _run(venv / "bin" / "ganrun", "--n", "25", "--out", "grid.png", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    listing = _run(venv / "bin" / "ganrun", "--list", cwd=elsewhere)
+    assert listing.returncode == 0 and "(default)" in listing.stdout, listing.stderr
+    reference = _run(sys.executable, "-m", "runtime.cli", "--n", "25", "--out",
+                     tmp_path / "reference.png", cwd=ROOT)
+    assert reference.returncode == 0, reference.stderr
+    assert np.array_equal(_pixels(elsewhere / "grid.png"), _pixels(tmp_path / "reference.png"))
+
+
+def _pixels(path: Path) -> np.ndarray:
+    """An image's (every frame's) pixels, as int16 so that differences do not wrap."""
+    with Image.open(path) as img:
+        return np.stack([np.asarray(f.convert("RGB"), np.int16)
+                         for f in ImageSequence.Iterator(img)])
+
+
+def _values(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.float64)
+    if path.suffix == ".csv":
+        return np.loadtxt(path, delimiter=",", skiprows=1)
+    return _pixels(path)
+
+
+def _picks(logits: np.ndarray, n: int) -> set[int]:
+    """The samples --keep keeps: the n highest logits, the earlier one on a tie."""
+    return set(np.argsort(-logits, kind="stable")[:n].tolist())
+
+
+def _bound(file: Path, precision: str, span: float) -> float:
+    """How far `file`'s values may lie from x86's: raw values and CSV points in the model's
+    units, images in 8-bit levels."""
+    if precision != "fp16":
+        return 0.0
+    return FP16_BOUND * span if file.suffix in (".npy", ".csv") else FP16_PIXELS
+
+
+def compare(x86: Path, arm: Path) -> tuple[list[str], list[str]]:
+    """(problems, summary): what in `arm` (device_cases.py's outputs) lies outside the bounds
+    from `x86`'s, and one line per file of a model saying how far it lies."""
+    from device_cases import KEEP_N
+    from runtime import shipped
+    from runtime.generator import Generator
+    problems, summary = [], []
+    for name, entry in shipped.load_index()["models"].items():
+        for precision in entry["files"]:
+            stem = f"{name}.{precision}"
+            lo, hi = Generator.from_file(shipped.model_file(entry, precision)).info.output_range
+            logits = [np.load(d / f"{stem}.keep-logits.npy") for d in (x86, arm)]
+            logit_gap = float(np.abs(logits[0] - logits[1]).max())
+            if logit_gap > LOGIT_BOUND:
+                problems.append(f"{stem}: discriminator logits differ by {logit_gap:.3g}")
+            cut = np.sort(logits[0])[-KEEP_N]
+            differ = _picks(logits[0], KEEP_N) ^ _picks(logits[1], KEEP_N)
+            if any(abs(logits[0][i] - cut) > 2 * LOGIT_BOUND for i in differ):
+                problems.append(f"{stem}: --keep picks differ away from its cut")
+            worst = {"values": 0.0, "pixels": 0.0}
+            for file in sorted(x86.glob(f"{stem}.*")):
+                if file.name.endswith(".keep-logits.npy") or (differ and ".keep." in file.name):
+                    continue  # other picks are other samples: compared by their logits above
+                if precision == "fp16" and file.name.endswith(".scatter.png"):
+                    continue  # the CSV's points drawn, where a moved dot is a whole dot apart
+                if not (arm / file.name).is_file():
+                    problems.append(f"{file.name}: not written on arm64")
+                    continue
+                a, b = _values(file), _values(arm / file.name)
+                if a.shape != b.shape:
+                    problems.append(f"{file.name}: shape {b.shape}, x86's {a.shape}")
+                    continue
+                gaps = np.abs(a - b)
+                gap, bound = float(gaps.max()), _bound(file, precision, hi - lo)
+                if gap > bound:
+                    problems.append(f"{file.name}: differs from x86 by {gap:.3g} (bound "
+                                    f"{bound:.3g})")
+                if file.suffix == ".npy" and gaps.mean() > FP16_MEAN * (hi - lo):
+                    problems.append(f"{file.name}: differs from x86 by {gaps.mean():.3g} on "
+                                    f"average (bound {FP16_MEAN * (hi - lo):.3g})")
+                kind = "values" if file.suffix in (".npy", ".csv") else "pixels"
+                worst[kind] = max(worst[kind], gap / (hi - lo) if kind == "values" else gap)
+            values, pixels = worst["values"], worst["pixels"]
+            summary.append(f"{stem}: values {f'{values:.2%} of the range' if values else 'equal'}"
+                           f", pixels {f'{pixels:.0f} levels' if pixels else 'equal'}, logits "
+                           f"{logit_gap:.3f}, --keep picks "
+                           f"{f'{len(differ) // 2} other samples' if differ else 'the same'}")
+    return problems, summary
+
+
+@pytest.fixture(scope="module")
+def emulated(wheel, tmp_path_factory):
+    """(emulator, site): the emulated arm64 Python and the device wheel installed for it."""
+    site = tmp_path_factory.mktemp("arm64-site")
+    try:
+        emu = arm64.emulator()
+        emu.install(wheel, site)
+    except arm64.Unreachable as e:
+        _unreachable(f"the arm64 emulation cannot be set up: {e}")
+    return emu, site
+
+
+@pytest.fixture(scope="module")
+def x86_outputs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("x86")
+    done = _run(sys.executable, ROOT / "tests" / "device_cases.py", out, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.timeout(1800)  # about a minute of CPU time each; far longer on a busy machine
+@pytest.mark.parametrize("cpu", arm64.CPUS)
+def test_ganrun_on_an_emulated_raspberry_pi_draws_what_x86_draws(cpu, emulated, x86_outputs,
+                                                                    tmp_path):
+    emu, site = emulated
+    out = tmp_path / cpu
+    done = emu.run(cpu, site, ROOT / "tests" / "device_cases.py", out, cwd=tmp_path,
+                   capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"{cpu}:\n{done.stderr}")  # the time per model, for pytest -s
+    machine, runtime_dir = (out / "where.txt").read_text().split()
+    assert machine == "aarch64" and Path(runtime_dir).is_relative_to(site), (machine, runtime_dir)
+    problems, summary = compare(x86_outputs, out)
+    print("\n".join(f"{cpu} against x86: {line}" for line in summary))
+    assert problems == []
+
+
+def test_the_comparison_finds_a_changed_pixel_and_a_moved_value(x86_outputs, tmp_path):
+    """compare() is what the emulated test rests on: it must see a difference beyond a bound."""
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(x86_outputs, copy)
+    assert compare(x86_outputs, copy)[0] == []
+    grid = next(copy.glob("*.int8.grid.png"))
+    pixels = np.asarray(Image.open(grid)).copy()
+    pixels[5, 5] ^= 1
+    Image.fromarray(pixels).save(grid)
+    raw = next(copy.glob("*.fp16.raw.npy"))
+    values = np.load(raw)
+    values.flat[0] += 0.2
+    np.save(raw, values)
+    logits = next(copy.glob("*.keep-logits.npy"))
+    np.save(logits, np.load(logits) + 1)
+    problems = "\n".join(compare(x86_outputs, copy)[0])
+    assert grid.name in problems and raw.name in problems and logits.name.split(".keep")[0] in \
+        problems, problems
+
+
+def test_a_registry_out_of_reach_is_told_apart_from_a_failed_fetch(monkeypatch):
+    """Only an unreachable registry may skip the arm64 test, and under CI=true not even that."""
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):  # answers every request with 501
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        up = f"http://127.0.0.1:{server.server_port}/"
+        with pytest.raises(RuntimeError, match="failed"):
+            arm64._fetch(["false"], up, "a fetch")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(arm64.Unreachable, match="cannot be reached"):
+        arm64._fetch(["false"], up, "a fetch")  # the same port, closed now
+    monkeypatch.setattr(sys.modules[__name__], "CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        _unreachable("the registries cannot be reached")
