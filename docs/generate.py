@@ -150,7 +150,9 @@ def knobs() -> str:
     """The knob report's quality figures, a column per model: score / FD / KL to uniform."""
     report = json.loads(KNOBS.read_text())
     models = report["models"]
-    knob_names = list(dict.fromkeys(r["knob"] for m in models.values() for r in m["rows"]))
+    # The order of the section with the most knobs (an older section may lack some)
+    fullest = sorted(models.values(), key=lambda m: -len(m["rows"]))
+    knob_names = list(dict.fromkeys(r["knob"] for m in fullest for r in m["rows"]))
     head = " | ".join(f"`{n}` ({m['checkpoint']}{', averaged' if m['weights'] == 'ema' else ''})"
                       for n, m in models.items())
     lines = [f"| knob | {head} |", "|---" * (len(models) + 1) + "|"]
@@ -165,8 +167,19 @@ def knobs() -> str:
                     f"{row['kl_to_uniform']:.3f}")
             if row["classes_covered"] < 10:
                 cell += f" ({row['classes_covered']}/10 classes)"
+            if "class_precision" in row:
+                cell += f"; `--class` {row['class_precision']:.1%}"
             cells.append(cell)
         lines.append(f"| {knob} | " + " | ".join(cells) + " |")
+    pick = report.get("class_default")
+    if pick is not None:
+        floor = "none of those measured does" if pick["min_confidence"] is None else \
+            f"`--min-confidence {pick['min_confidence']:g}`, unless given another"
+        lines += ["", f"`--class` x %: of the samples `ganrun --class k` chooses with that knob, "
+                  f"the share that a second classifier, which ganrun does not use, also puts in "
+                  f"k (mean over the ten classes). On an unconditional model `ganrun --class` "
+                  f"applies the smallest floor at which this reaches {pick['goal']:.0%} on "
+                  f"`{pick['model']}`: {floor}."]
     return "\n".join(lines) + "\n"
 
 
