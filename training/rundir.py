@@ -288,6 +288,8 @@ class RunDir:
         try:
             best = json.loads(self.best_file.read_text())
             problem = _row_problem(best)
+            if not problem and not any(marker in best for marker in SCORE_KEYS):
+                problem = "no scores"  # the best row is a scored one by definition
             if problem:
                 raise ValueError(problem)
         except ValueError as e:
