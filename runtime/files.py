@@ -68,7 +68,6 @@ def remove_stale_temps(folder: str | Path, target: str | None = None) -> list[Pa
     """Remove the temp files and folders that a killed writer left in `folder` (only those of
     `target`, a file name, if given); a live writer's are held and stay. Returns the removed."""
     import fcntl
-    import shutil
     removed = []
     try:
         entries = list(Path(folder).iterdir())
@@ -92,6 +91,7 @@ def remove_stale_temps(folder: str | Path, target: str | None = None) -> list[Pa
         finally:
             os.close(fd)
         if is_dir:
+            import shutil  # here: ganrun starts without it (see atomic_path)
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
