@@ -121,30 +121,55 @@ def last_checkpoint(run: Path) -> Path:
     return sorted((run / "checkpoints").iterdir())[-1]
 
 
+class _OnFirstUse(dict):
+    """A dict whose value for a key is made when a test first asks for it, so that the cost
+    of a session-wide fixture falls on the tests that use each part, never all of it on one
+    test (whose timeout would then have to cover every part). Read-only: what each value's
+    folder held when it was made is kept, and check() fails the session if a test changed it."""
+
+    def __init__(self, make, what: str):
+        super().__init__()
+        self.make, self.what, self.made = make, what, {}
+
+    def __missing__(self, key):
+        value = self[key] = self.make(key)
+        self.made[key] = snapshot(value)
+        return value
+
+    def check(self) -> None:
+        for key, before in self.made.items():
+            after = snapshot(self[key])
+            changed = sorted(k for k in before.keys() | after.keys()
+                             if before.get(k) != after.get(k))
+            assert not changed, (f"a test changed the shared {self.what} {key} ({changed[:5]}); "
+                                 f"copy it first (private_copy)")
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, tiny_mnist) -> dict[str, Path]:
-    """One run of a few steps for every registry entry (Fashion-MNIST's format is MNIST's).
-    Read-only: copy one (private_copy) to change it."""
-    from training.config import REGISTRY
+    """A run of a few steps for each registry entry (Fashion-MNIST's format is MNIST's), made
+    on first use. Read-only: copy one (private_copy) to change it."""
     root = tmp_path_factory.mktemp("runs")
-    runs = {name: tiny_run(name, root, tiny_mnist) for name in REGISTRY}
-    with read_only(root, "tiny runs"):
-        yield runs
+    runs = _OnFirstUse(lambda arch: tiny_run(arch, root, tiny_mnist), "tiny run")
+    yield runs
+    runs.check()
 
 
 @pytest.fixture(scope="session")
 def exported_runs(tmp_path_factory, tiny_runs) -> dict[str, Path]:
-    """Every tiny run with a full export (fp32, int8, fp16, the discriminator) in its export/,
-    made once for the session. Read-only: copy one (private_copy) to change it."""
+    """Each tiny run with a full export (fp32, int8, fp16, the discriminator) in its export/,
+    made on first use, once for the session. Read-only: copy one (private_copy) to change it."""
     from export.exporter import export_checkpoint
     root = tmp_path_factory.mktemp("exported")
-    runs = {}
-    for arch, run in tiny_runs.items():
-        runs[arch] = shutil.copytree(run, root / arch)
-        export_checkpoint(last_checkpoint(runs[arch]), runs[arch] / "export",
-                          quality_samples=200, progress=lambda m: None)
-    with read_only(root, "exported runs"):
-        yield runs
+
+    def export(arch: str) -> Path:
+        run = shutil.copytree(tiny_runs[arch], root / arch)
+        export_checkpoint(last_checkpoint(run), run / "export", quality_samples=200,
+                          progress=lambda m: None)
+        return run
+    runs = _OnFirstUse(export, "exported run")
+    yield runs
+    runs.check()
 
 
 def private_copy(run: Path, dest: Path) -> Path:

@@ -10,11 +10,21 @@ from conftest import assert_one_line_error, run_cli
 from training.config import REGISTRY
 
 
+class _Manifests(dict):
+    """Each tiny run's manifest, of the session's one export of it, read on first use."""
+
+    def __init__(self, runs):
+        super().__init__()
+        self.runs = runs
+
+    def __missing__(self, arch):
+        self[arch] = json.loads((self.runs[arch] / "export" / "manifest.json").read_text())
+        return self[arch]
+
+
 @pytest.fixture(scope="module")
 def exports(exported_runs):
-    """Each tiny run's manifest, of the session's one export of it."""
-    return {arch: json.loads((run / "export" / "manifest.json").read_text())
-            for arch, run in exported_runs.items()}
+    return _Manifests(exported_runs)
 
 
 def _keras_generator(run, weights="raw"):
