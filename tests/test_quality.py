@@ -154,7 +154,9 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     def row(epoch):  # score epoch/10, distance 100 - epoch; the averaged one from epoch 50
         r = {**_row(epoch * 234, epoch / 10, 9 if epoch == 35 else 10, 100.0 - epoch),
              "epoch": float(epoch), "checkpoint": f"epoch_{epoch:03d}"}
-        return {**r, "ema_classifier_score": epoch / 20} if epoch >= 50 else r
+        ema = {"ema_classifier_score": epoch / 20, "ema_frechet_distance": None,
+               "ema_classes_covered": 10, "ema_kl_to_uniform": 0.0, "ema_n_samples": 1000}
+        return {**r, **ema} if epoch >= 50 else r
     run.write_metrics([row(e) for e in range(1, 61)])
     lines = claim(tmp_path).splitlines()
     assert lines[0].startswith("Article 000's claim: epoch_040 is as good as epoch_100. ")

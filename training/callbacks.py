@@ -59,7 +59,9 @@ class Progress(keras.callbacks.Callback):
                      f"{_duration(per_step * (self.total - self.step))} left")
 
     def say(self, line: str) -> None:
-        self.bar.write(line)  # also with the bar off (--quiet): evaluations are the run's log
+        # Also with the bar off (--quiet): evaluations are the run's log. On stderr, beside the
+        # bar: stdout holds only the run folder's path, for scripts.
+        self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
