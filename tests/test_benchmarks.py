@@ -84,16 +84,12 @@ def test_unknown_arch_is_an_error():
     assert result.returncode == 2 and result.stderr.strip().startswith("error: unknown architecture")
 
 
-def test_device_benchmark_measures_every_file_on_every_device_it_finds(tiny_runs, tmp_path):
+def test_device_benchmark_measures_every_file_on_every_device_it_finds(exported_runs, tmp_path):
     """The GPU benchmark on whatever this machine has (the CPU alone, under CI): every file
     gets a speed row and a ganrun row from the provider it asked for, fp32 on the CPU is the
     reference it agrees with exactly, and the Markdown says how to make it again."""
-    from export.exporter import export_checkpoint
     from runtime.generator import choose_device
-    run = tiny_runs["mlp-mnist"]
-    models = tmp_path / "export"
-    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], models,
-                      ("fp32", "int8", "fp16"), quality_samples=200, progress=lambda m: None)
+    models = exported_runs["mlp-mnist"] / "export"
     result = run_cli("-m", "benchmarks.device", "--models", str(models), "--quick",
                      "--out", str(tmp_path / "results"))
     assert result.returncode == 0, result.stderr
@@ -148,10 +144,10 @@ def test_quality_goals_judge_each_goal_from_the_figures_it_names(tiny_runs, tmp_
     assert default["met"] == (scores["classifier_score"] >= 9.0
                               and scores["frechet_distance"] <= 10.0)
 
-    scored = {"checkpoint": "epoch_040", "step": 10**6, "classifier_score": 9.1,
+    scored = {"checkpoint": "epoch_040", "step": 10**6, "epoch": 40.0, "classifier_score": 9.1,
               "frechet_distance": 8.0, "classes_covered": 10, "kl_to_uniform": 0.04,
-              "ema_classifier_score": 9.3, "ema_frechet_distance": 7.0,
-              "ema_classes_covered": 10, "ema_kl_to_uniform": 0.06}
+              "n_samples": 10000, "ema_classifier_score": 9.3, "ema_frechet_distance": 7.0,
+              "ema_classes_covered": 10, "ema_kl_to_uniform": 0.06, "ema_n_samples": 10000}
     RunDir(run).append_metrics(scored)
     rows = goals()
     assert rows["dcgan-mnist, epoch_040, trained generator"]["met"] is True

@@ -94,12 +94,14 @@ def test_scaling_matches_the_articles():
                        atol=1e-6)
 
 
+@pytest.mark.network
 def test_real_mnist_is_verified_against_the_published_hashes(real_mnist):
     assert real_mnist.x_train.shape == (60000, 28, 28)
     if "npz" not in real_mnist.sha256:
         assert real_mnist.sha256 == KNOWN_SHA256["mnist"]
 
 
+@pytest.mark.network
 def test_real_fashion_mnist_is_verified_against_the_published_hashes(real_fashion_mnist):
     assert real_fashion_mnist.x_test.shape == (10000, 28, 28)
     assert real_fashion_mnist.sha256 == KNOWN_SHA256["fashion_mnist"]

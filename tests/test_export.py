@@ -10,15 +10,21 @@ from conftest import assert_one_line_error, run_cli
 from training.config import REGISTRY
 
 
+class _Manifests(dict):
+    """Each tiny run's manifest, of the session's one export of it, read on first use."""
+
+    def __init__(self, runs):
+        super().__init__()
+        self.runs = runs
+
+    def __missing__(self, arch):
+        self[arch] = json.loads((self.runs[arch] / "export" / "manifest.json").read_text())
+        return self[arch]
+
+
 @pytest.fixture(scope="module")
-def exports(tiny_runs):
-    from export.exporter import export_checkpoint
-    out = {}
-    for arch, run in tiny_runs.items():
-        ckpt = sorted((run / "checkpoints").iterdir())[-1]
-        out[arch] = export_checkpoint(ckpt, run / "export", quality_samples=200,
-                                      progress=lambda msg: None)
-    return out
+def exports(exported_runs):
+    return _Manifests(exported_runs)
 
 
 def _keras_generator(run, weights="raw"):
@@ -39,17 +45,17 @@ PROMISED_MEAN = {"fp32": 1e-6, "fp16": 2e-3, "int8": 0.03}
 
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY))
-def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exports, tiny_runs):
+def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exports, exported_runs):
     from runtime.generator import Generator
     from training.config import get_config
     cfg = get_config(arch)
-    keras_g = _keras_generator(tiny_runs[arch], exports[arch]["weights"])
+    keras_g = _keras_generator(exported_runs[arch], exports[arch]["weights"])
     lo, hi = cfg.output_range
     files = {f["precision"]: f for f in exports[arch]["files"]}
     assert set(files) == {"fp32", "int8", "fp16"}
     rng = np.random.default_rng(42)  # latents the export's own validation never saw
     for precision, entry in files.items():
-        gen = Generator.from_file(tiny_runs[arch] / "export" / entry["file"])
+        gen = Generator.from_file(exported_runs[arch] / "export" / entry["file"])
         assert gen.conditional == cfg.conditional
         diffs = []
         for batch in (1, 5, 100):
@@ -68,10 +74,10 @@ def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exp
         assert diffs.mean() <= PROMISED_MEAN[precision] * (hi - lo), precision
 
 
-def test_metadata_describes_the_model(exports, tiny_runs):
+def test_metadata_describes_the_model(exports, exported_runs):
     from training.config import get_config
     cfg = get_config("dcgan-mnist")
-    path = tiny_runs["dcgan-mnist"] / "export" / "generator.int8.onnx"
+    path = exported_runs["dcgan-mnist"] / "export" / "generator.int8.onnx"
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert meta["gan.arch"] == "dcgan-mnist"
     assert meta["gan.latent_dim"] == "100" and meta["gan.sample_shape"] == "28,28,1"
@@ -86,10 +92,10 @@ def test_metadata_describes_the_model(exports, tiny_runs):
     assert cfg.output_range == (0.0, 1.0)
 
 
-def test_dcgan_files_carry_the_rewrite_and_int8_quantizes_every_conv(exports, tiny_runs):
+def test_dcgan_files_carry_the_rewrite_and_int8_quantizes_every_conv(exports, exported_runs):
     """Every DCGAN file is the rewritten graph: no ConvTranspose (which has no int8 kernel),
     the last layer as taps + Col2Im; in int8 every Conv reads dequantized int8 weights."""
-    folder = tiny_runs["dcgan-mnist"] / "export"
+    folder = exported_runs["dcgan-mnist"] / "export"
     for precision in ("fp32", "int8", "fp16"):
         graph = onnx.load(str(folder / f"generator.{precision}.onnx")).graph
         ops = [n.op_type for n in graph.node]
@@ -161,9 +167,9 @@ def test_onnx_rewrite_below_opset_18_keeps_the_single_channel_conv():
     assert "ConvTranspose" not in ops and "Col2Im" not in ops and ops.count("Conv") == 2
 
 
-def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
+def test_manifest_lists_files_with_hashes_and_figures(exports, exported_runs):
     from runtime.files import sha256_file
-    run = tiny_runs["mlp-mnist"]
+    run = exported_runs["mlp-mnist"]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["arch"] == "mlp-mnist" and manifest["tools"]["tf2onnx"]
     assert not Path(manifest["checkpoint"]).is_absolute()  # no path of this machine
@@ -182,7 +188,7 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, tiny_runs):
 
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY))
-def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, exports, tiny_runs):
+def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, exports, exported_runs):
     """The exported discriminator is the checkpoint's, as logits (the sigmoid's inverse of
     what Keras outputs), close enough that ranking by it is ranking by Keras."""
     import keras
@@ -190,7 +196,7 @@ def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, expor
 
     import training.models  # noqa: F401  registers the custom dropout layer
     from training.config import get_config
-    run = tiny_runs[arch]
+    run = exported_runs[arch]
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
     session = ort.InferenceSession(str(run / "export" / "discriminator.int8.onnx"),
                                    providers=["CPUExecutionProvider"])
@@ -227,9 +233,9 @@ def test_subpixel_rewrite_equals_conv_transpose():
         assert np.max(np.abs(got - want)) <= 1e-5
 
 
-def test_validation_failure_is_typed_and_leaves_no_file(tiny_runs, tmp_path, monkeypatch):
+def test_validation_failure_is_typed_and_leaves_no_file(exported_runs, tmp_path, monkeypatch):
     from export import exporter, validate
-    run = tiny_runs["mlp-mnist"]
+    run = exported_runs["mlp-mnist"]
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
     monkeypatch.setitem(validate.MAX_ABS, "int8", 0.0)  # no int8 file can pass this
     with pytest.raises(validate.ValidationError, match="above its bound") as failure:
@@ -242,13 +248,13 @@ def test_validation_failure_is_typed_and_leaves_no_file(tiny_runs, tmp_path, mon
     assert ".tmp-export" not in str(failure.value)
 
 
-def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, tiny_runs,
+def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, exported_runs,
                                                                      monkeypatch):
     """A bound between the 99.9th percentile and the worst value passes; one under the 99.9th
     percentile fails: a single stray pixel does not refuse an int8 file, a spread error does."""
     from export import validate
     from training.config import get_config
-    run, cfg = tiny_runs["dcgan-mnist"], get_config("dcgan-mnist")
+    run, cfg = exported_runs["dcgan-mnist"], get_config("dcgan-mnist")
     entry = next(f for f in exports["dcgan-mnist"]["files"] if f["precision"] == "int8")
     parity = entry["parity"]
     worst = max(v for k, v in parity.items() if k.startswith("max_abs_batch_"))
@@ -265,8 +271,8 @@ def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, tin
         validate.validate(path, keras_g, cfg, "int8", 200)
 
 
-def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, tiny_runs, tmp_path):
-    good = tiny_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
+def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, exported_runs, tmp_path):
+    good = exported_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
     result = run_cli("-m", "export.cli", "--validate", str(good), "--quality-samples", "200")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["parity"]["max_abs_batch_64"] <= 1e-5
@@ -282,20 +288,21 @@ def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, t
                           "not a loadable ONNX model")
 
 
-def test_export_scores_against_the_data_the_run_was_trained_on(exports, tiny_runs, tiny_mnist):
+def test_export_scores_against_the_data_the_run_was_trained_on(exports, exported_runs, tiny_mnist):
     """The tiny runs train on a --data-dir; export must score against that folder's test split,
     not reach for the real data set (CI hides the system's copies, as on a fresh machine)."""
     from training.evaluate import score_onnx
-    run = tiny_runs["mlp-fashion"]
+    run = exported_runs["mlp-fashion"]
     fp32 = next(f for f in exports["mlp-fashion"]["files"] if f["precision"] == "fp32")
     want = score_onnx(run / "export" / "generator.fp32.onnx", 200, data_dir=tiny_mnist)
     assert fp32["quality"]["frechet_distance"] == pytest.approx(want["frechet_distance"], rel=1e-5)
 
 
-def test_export_without_a_test_split_says_so_and_validates_the_rest(tiny_runs, tmp_path):
+@pytest.mark.slow
+def test_export_without_a_test_split_says_so_and_validates_the_rest(exported_runs, tmp_path):
     import shutil
     run = tmp_path / "run"
-    shutil.copytree(tiny_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
+    shutil.copytree(exported_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
     config = json.loads((run / "config.json").read_text())
     config["data"]["dir"] = str(tmp_path / "moved-away")  # the data the run was trained on is gone
     (run / "config.json").write_text(json.dumps(config))
@@ -315,10 +322,10 @@ def test_export_without_a_test_split_says_so_and_validates_the_rest(tiny_runs, t
     assert "FD n/a" in scored.stdout
 
 
-def test_the_averaged_or_the_trained_generator_is_exported_as_asked(tiny_runs, tmp_path):
+def test_the_averaged_or_the_trained_generator_is_exported_as_asked(exported_runs, tmp_path):
     from export.exporter import export_checkpoint
     from runtime.generator import Generator
-    ckpt = sorted((tiny_runs["mlp-mnist"] / "checkpoints").iterdir())[-1]
+    ckpt = sorted((exported_runs["mlp-mnist"] / "checkpoints").iterdir())[-1]
     z = np.random.default_rng(5).standard_normal((8, 100)).astype(np.float32)
     outputs = {}
     for weights in ("ema", "raw"):
@@ -327,14 +334,14 @@ def test_the_averaged_or_the_trained_generator_is_exported_as_asked(tiny_runs, t
         assert manifest["weights"] == weights
         gen = Generator.from_file(tmp_path / weights / "generator.fp32.onnx")
         assert gen.info.metadata["gan.weights"] == weights
-        keras_g = _keras_generator(tiny_runs["mlp-mnist"], weights)
+        keras_g = _keras_generator(exported_runs["mlp-mnist"], weights)
         outputs[weights] = gen.run(z)
         np.testing.assert_allclose(outputs[weights], keras_g(z).numpy(), atol=1e-5)
     assert not np.allclose(outputs["ema"], outputs["raw"], atol=1e-4)
 
 
-def test_bad_export_arguments(tiny_runs, tmp_path):
-    run = str(tiny_runs["mlp-mnist"])
+def test_bad_export_arguments(exported_runs, tmp_path):
+    run = str(exported_runs["mlp-mnist"])
     assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--epoch", "41"),
                           "no checkpoint epoch_041", "step_000004")
     assert_one_line_error(run_cli("-m", "export.cli", "--run", run, "--precision", "int4"),
@@ -351,10 +358,10 @@ def test_bad_export_arguments(tiny_runs, tmp_path):
                                   str(tmp_path / "none")), "does not exist")
 
 
-def test_corrupt_checkpoint_is_refused(tiny_runs, tmp_path):
+def test_corrupt_checkpoint_is_refused(exported_runs, tmp_path):
     import shutil
     run = tmp_path / "run"
-    shutil.copytree(tiny_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
+    shutil.copytree(exported_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
     g = run / "checkpoints" / "step_000004" / "generator.keras"
     g.write_bytes(g.read_bytes()[:500])
     assert_one_line_error(run_cli("-m", "export.cli", "--run", str(run), "--step", "4"),
@@ -362,7 +369,7 @@ def test_corrupt_checkpoint_is_refused(tiny_runs, tmp_path):
     assert not (run / "export").exists() or not list((run / "export").glob("*.onnx"))
 
 
-def test_a_discriminator_file_of_another_model_fails_validation(exports, tiny_runs):
+def test_a_discriminator_file_of_another_model_fails_validation(exports, exported_runs):
     """export.discriminator.validate holds a file to the Keras discriminator it claims to be."""
     import keras
 
@@ -371,28 +378,29 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, tiny_ru
     from export.validate import ValidationError
     from training.config import get_config
     cfg = get_config("mlp-mnist")
-    ckpt = sorted((tiny_runs["mlp-mnist"] / "checkpoints").iterdir())[-1]
+    ckpt = sorted((exported_runs["mlp-mnist"] / "checkpoints").iterdir())[-1]
     model = keras.saving.load_model(ckpt / "discriminator.keras", compile=False)
-    samples = _keras_generator(tiny_runs["mlp-mnist"])(
+    samples = _keras_generator(exported_runs["mlp-mnist"])(
         np.random.default_rng(3).standard_normal((200, cfg.latent_dim)).astype(np.float32),
         training=False).numpy()
-    validate(tiny_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", model, samples)
+    validate(exported_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", model, samples)
     with pytest.raises(ValidationError, match="logits differ from Keras"):
-        validate(tiny_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", model, samples)
+        validate(exported_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", model, samples)
 
 
-def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monkeypatch):
     """python -m export.ship: the files asked for, an index naming the MNIST default, the budget.
     A fresh process, with the DCGAN: its discriminator holds our own dropout layer."""
     from export import ship
     from runtime.errors import GanEdgeError
     models = tmp_path / "models"
-    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["dcgan-mnist"]), "--best",
+    shipped = run_cli("-m", "export.ship", "--run", str(exported_runs["dcgan-mnist"]), "--best",
                       "--precision", "int8,fp16", "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     assert f"{models / 'dcgan-mnist' / 'generator.int8.onnx'} (" in shipped.stderr
     assert ".dcgan-mnist.new" not in shipped.stderr  # the staging folder is not the user's concern
-    shipped = run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]), "--best",
+    shipped = run_cli("-m", "export.ship", "--run", str(exported_runs["gan-1d"]), "--best",
                       "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     index = json.loads((models / "index.json").read_text())
@@ -426,19 +434,19 @@ def test_ship_fills_a_models_folder_and_its_index(tiny_runs, tmp_path, monkeypat
         ship.build_index(models)
     before = {p: p.read_bytes() for p in models.rglob("*") if p.is_file()}
     with pytest.raises(GanEdgeError, match="nothing was changed: with gan-1d .* above the 0 MB budget"):
-        ship.main.main(["--run", str(tiny_runs["gan-1d"]), "--best", "--precision", "int8,fp32",
+        ship.main.main(["--run", str(exported_runs["gan-1d"]), "--best", "--precision", "int8,fp32",
                         "--models-dir", str(models)], standalone_mode=False)
     assert {p: p.read_bytes() for p in models.rglob("*") if p.is_file()} == before
-    assert_one_line_error(run_cli("-m", "export.ship", "--run", str(tiny_runs["gan-1d"]),
+    assert_one_line_error(run_cli("-m", "export.ship", "--run", str(exported_runs["gan-1d"]),
                                   "--precision", "int4", "--models-dir", str(models)),
                           "unknown precision int4")
 
 
-def test_a_conditional_file_says_so_and_names_its_classes(exports, tiny_runs):
+def test_a_conditional_file_says_so_and_names_its_classes(exports, exported_runs):
     from runtime.generator import Generator
     from training.data import CLASS_NAMES
     for arch in ("cgan-mnist", "cgan-fashion"):
-        path = tiny_runs[arch] / "export" / "generator.int8.onnx"
+        path = exported_runs[arch] / "export" / "generator.int8.onnx"
         gen = Generator.from_file(path)
         assert gen.info.class_names == CLASS_NAMES[gen.info.metadata["gan.dataset"]]
         assert [i.name for i in gen.session.get_inputs()] == ["z", "label"]
@@ -447,15 +455,66 @@ def test_a_conditional_file_says_so_and_names_its_classes(exports, tiny_runs):
         assert all(len(p["mean_abs_by_label"]) == 10 for p in parity.values())
         quality = exports[arch]["files"][0]["quality"]
         assert 0 <= quality["class_accuracy_min"] <= quality["class_accuracy"] <= 1
-    unconditional = Generator.from_file(tiny_runs["mlp-mnist"] / "export" / "generator.int8.onnx")
+    unconditional = Generator.from_file(exported_runs["mlp-mnist"] / "export" / "generator.int8.onnx")
     assert not unconditional.conditional and unconditional.labels_for(4, 0) is None
 
 
-def test_a_conditional_generator_refuses_latents_without_labels(exports, tiny_runs):
+def test_a_conditional_generator_refuses_latents_without_labels(exports, exported_runs):
     from runtime.errors import GanEdgeError
     from runtime.generator import Generator
-    gen = Generator.from_file(tiny_runs["cgan-mnist"] / "export" / "generator.fp32.onnx")
+    gen = Generator.from_file(exported_runs["cgan-mnist"] / "export" / "generator.fp32.onnx")
     z = np.zeros((3, gen.info.latent_dim), np.float32)
     with pytest.raises(GanEdgeError, match="one label per latent"):
         gen.run(z)
     assert gen.run(z, [1, 2, 3]).shape == (3, 28, 28, 1)
+
+
+@pytest.mark.parametrize("better", ["ema", "raw"])
+def test_weights_auto_exports_the_generator_the_best_checkpoint_rule_prefers(exported_runs,
+                                                                            tmp_path, better):
+    """ganexport's default (--weights auto) follows the scores of the checkpoint's row: the
+    averaged generator where its ema_* scores win, else the trained one."""
+    from conftest import cli, private_copy
+    from runtime.generator import Generator
+    run = private_copy(exported_runs["mlp-mnist"], tmp_path / "run")
+    (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    winner, loser = ("ema_", "") if better == "ema" else ("", "ema_")
+    row.update({f"{winner}classifier_score": 9.0, f"{loser}classifier_score": 2.0,
+                f"{winner}classes_covered": 10, f"{loser}classes_covered": 10})
+    (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    result = cli("export.cli", "--run", str(run), "--precision", "fp32", "--quality-samples",
+                 "100", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["weights"] == better
+    gen = Generator.from_file(tmp_path / "out" / "generator.fp32.onnx")
+    assert gen.info.metadata["gan.weights"] == better
+    z = np.random.default_rng(1).standard_normal((4, 100)).astype(np.float32)
+    np.testing.assert_allclose(gen.run(z), _keras_generator(run, better)(z).numpy(), atol=1e-5)
+
+
+def test_opset_is_the_one_asked_for(exported_runs, tmp_path):
+    from conftest import cli
+    result = cli("export.cli", "--run", str(exported_runs["dcgan-mnist"]), "--precision",
+                 "fp32,int8", "--opset", "13", "--quality-samples", "100", "--out",
+                 str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["opset"] == 13
+    for name in ("generator.fp32.onnx", "generator.int8.onnx", "discriminator.int8.onnx"):
+        model = onnx.load(str(tmp_path / "out" / name))
+        assert {o.domain: o.version for o in model.opset_import}[""] == 13, name
+    assert_one_line_error(cli("export.cli", "--run", str(exported_runs["dcgan-mnist"]),
+                              "--opset", "12"), "--opset")
+
+
+def test_ship_reindex_writes_the_index_the_package_holds(tmp_path):
+    """export.ship --reindex rebuilds index.json from the shipped manifests alone: on a copy
+    of the package's models without it, it writes the committed index, byte for byte."""
+    import shutil
+
+    from conftest import cli
+    from runtime.shipped import MODELS_DIR
+    models = shutil.copytree(MODELS_DIR, tmp_path / "models")
+    (models / "index.json").unlink()
+    result = cli("export.ship", "--reindex", "--models-dir", str(models))
+    assert result.returncode == 0, result.stderr
+    assert (models / "index.json").read_bytes() == (MODELS_DIR / "index.json").read_bytes()

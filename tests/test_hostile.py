@@ -3,14 +3,18 @@ traceback, and leave every file that existed before byte for byte as it was (and
 where the command would have written).
 
 Cases by class: data that could be lost or mixed; models whose metadata lies or whose outputs
-are broken; corrupt run-folder files; unbounded numbers; the file system saying no; formats
-Pillow lists but cannot write; damaged data files; answers that must be clear.
+are broken; corrupt or incomplete run-folder files; checkpoints that lack a file; clusters
+that cannot exist; unbounded numbers; the file system saying no; formats Pillow lists but
+cannot write; damaged data files; temp files of killed runs; answers that used to be unclear.
+
+Cases decided before any training starts run in this process through the CLI's own wrapper
+(conftest.cli); those that train, or need a fresh process, run as subprocesses.
 """
 import fcntl
-import hashlib
 import json
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +22,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import assert_one_line_error, make_digits, run_cli, write_idx
-
-
-def snapshot(folder: Path) -> dict:
-    """Every file and folder under `folder`, files with their SHA-256."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else p.is_dir()
-    return out
+from conftest import (ROOT, assert_one_line_error, cli, make_digits,
+                      private_copy, run_cli, snapshot, write_idx)
 
 
 @pytest.fixture
-def run(tiny_runs, tmp_path):
-    """A private copy of a tiny trained mlp-mnist run, exported (fp32, int8)."""
-    from export.exporter import export_checkpoint
-    src = tiny_runs["mlp-mnist"]
-    copy = tmp_path / "run"
-    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("export", "*-export", "web-*"))
-    export_checkpoint(sorted((copy / "checkpoints").iterdir())[-1], copy / "export",
-                      ("fp32", "int8"), quality_samples=200, progress=lambda m: None)
-    return copy
+def run(exported_runs, tmp_path):
+    """A private copy of a tiny trained mlp-mnist run, exported (all precisions)."""
+    return private_copy(exported_runs["mlp-mnist"], tmp_path / "run")
 
 
 def check(result, folder: Path, before: dict, *fragments: str) -> None:
@@ -49,37 +39,38 @@ def check(result, folder: Path, before: dict, *fragments: str) -> None:
 
 
 def ganrun(*args, cwd=None):
-    return run_cli("-m", "runtime.cli", *args, cwd=cwd)
+    return cli("runtime.cli", *args, cwd=cwd)
 
 
 # -- data lost or mixed ------------------------------------------------------------------------
 
 def test_repeated_precisions_and_stray_folders_leave_the_export_as_it_was(run):
     before = snapshot(run)
-    check(run_cli("-m", "export.cli", "--run", str(run), "--precision", "fp32,fp32",
-                  "--quality-samples", "100"), run, before, "repeats a precision")
+    check(cli("export.cli", "--run", str(run), "--precision", "fp32,fp32",
+              "--quality-samples", "100"), run, before, "repeats a precision")
+    (run / "export" / "generator.fp16.onnx").unlink()
     (run / "export" / "generator.fp16.onnx").mkdir()  # a folder where a file would go
     before = snapshot(run)
-    check(run_cli("-m", "export.cli", "--run", str(run), "--quality-samples", "100"), run, before,
+    check(cli("export.cli", "--run", str(run), "--quality-samples", "100"), run, before,
           "generator.fp16.onnx exists and is not a regular file")
 
 
 def test_a_run_folder_without_config_is_never_adopted(run):
     (run / "config.json").unlink()
     before = snapshot(run)
-    check(run_cli("-m", "training.run", "--arch", "mlp-mnist", "--steps", "2", "--run-dir",
-                  str(run)), run, before, "holds files but no config.json")
+    check(cli("training.run", "--arch", "mlp-mnist", "--steps", "2", "--run-dir", str(run)), run,
+          before, "holds files but no config.json")
 
 
 def test_a_run_folder_in_use_is_refused(run):
     """A second training process on a held run folder gets one line (the lock is the kernel's:
-    held here by the test itself, as a running training would hold it)."""
+    held here by the test itself, as a running training would hold it; flock locks of two
+    open files conflict within one process too)."""
     with open(run / ".lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         before = snapshot(run)
-        check(run_cli("-m", "training.run", "--arch", "mlp-mnist", "--run-dir", str(run),
-                      "--resume", "--steps", "8"), run, before, "in use by another training",
-              "fuser")
+        check(cli("training.run", "--arch", "mlp-mnist", "--run-dir", str(run), "--resume",
+                  "--steps", "8"), run, before, "in use by another training", "fuser")
 
 
 def test_grid_that_out_dir_would_overwrite_is_refused(run, tmp_path):
@@ -144,8 +135,8 @@ def test_validate_refuses_what_ganrun_refuses(run, tmp_path):
     lying = _with_metadata(run / "export" / "generator.fp32.onnx",
                            run / "export" / "lying.onnx", **{"gan.sample_shape": "14,14,1"})
     before = snapshot(run)
-    check(run_cli("-m", "export.cli", "--validate", str(lying), "--quality-samples", "100"), run,
-          before, "metadata says (14, 14, 1)")
+    check(cli("export.cli", "--validate", str(lying), "--quality-samples", "100"), run, before,
+          "metadata says (14, 14, 1)")
 
 
 def test_a_model_with_non_finite_outputs_is_refused(tmp_path):
@@ -160,12 +151,13 @@ def test_a_model_with_non_finite_outputs_is_refused(tmp_path):
 @pytest.mark.parametrize("name, content, command, fragment", [
     ("best.json", '{"checkpoint": ', ["export.cli", "--best"], "best.json is corrupt"),
     ("best.json", '{"checkpoint": 5}', ["export.cli", "--best"], "best.json is corrupt"),
-    ("metrics.jsonl", '{"step": 4}\n{not json\n', ["training.results"], "line 2 is corrupt"),
+    ("metrics.jsonl", '{"step": 4, "epoch": 1, "checkpoint": "step_000004"}\n{not json\n',
+     ["training.results"], "line 2 is corrupt"),
     ("metrics.jsonl", '[1, 2]\n', ["export.cli", "--best"], "line 1 is corrupt"),
     ("config.json", '{"arch": 5}', ["export.cli"], "does not name an arch"),
     ("config.json", '{"arch": "mlp-mnist"', ["training.results"], "config.json is corrupt"),
-    ("config.json", '{"arch": "biggan", "config": {}}', ["training.results"],
-     "which this version does not know"),
+    ("config.json", '{"arch": "biggan", "config": {}, "seed": 0, "schedule": {"total_steps": 4, '
+     '"eval_every_steps": 4}}', ["training.results"], "which this version does not know"),
     ("checkpoints/step_000004/state.json", '{"step": "x"}', ["export.cli"], "state.json is corrupt"),
     ("checkpoints/step_000004/state.json", '{"step": null, "epoch": 1}', ["export.cli"],
      "state.json is corrupt"),
@@ -174,15 +166,15 @@ def test_corrupt_run_files_are_one_line_errors(run, name, content, command, frag
     (run / name).write_text(content)
     before = snapshot(run)
     module, *rest = command
-    args = ["-m", module, *(["--run", str(run)] if module == "export.cli" else [str(run)]), *rest]
-    check(run_cli(*args), run, before, fragment)
+    check(cli(module, *(["--run", str(run)] if module == "export.cli" else [str(run)]), *rest),
+          run, before, fragment)
 
 
 def test_corrupt_manifest_beside_a_file_is_a_one_line_error(run):
     (run / "export" / "manifest.json").write_text("{")
     before = snapshot(run)
-    check(run_cli("-m", "export.cli", "--validate", str(run / "export" / "generator.int8.onnx")),
-          run, before, "manifest.json")
+    check(cli("export.cli", "--validate", str(run / "export" / "generator.int8.onnx")), run,
+          before, "manifest.json")
 
 
 # -- numbers without bounds --------------------------------------------------------------------
@@ -204,19 +196,19 @@ def test_ganrun_numbers_are_bounded(run, tmp_path, args, fragment):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["-m", "training.run", "--arch", "mlp-mnist", "--steps", "2", "--eval-samples", "1"],
+    (["training.run", "--arch", "mlp-mnist", "--steps", "2", "--eval-samples", "1"],
      "--eval-samples must be between 100"),
-    (["-m", "training.run", "--arch", "mlp-mnist", "--steps", "2", "--seed", "-3"], "--seed"),
-    (["-m", "training.evaluate", "--n", "0", "--run", "RUN"], "--n"),
-    (["-m", "training.evaluate", "--n", "10000000", "--run", "RUN"], "--n"),
-    (["-m", "export.cli", "--run", "RUN", "--quality-samples", "1000000000"], "--quality-samples"),
+    (["training.run", "--arch", "mlp-mnist", "--steps", "2", "--seed", "-3"], "--seed"),
+    (["training.evaluate", "--n", "0", "--run", "RUN"], "--n"),
+    (["training.evaluate", "--n", "10000000", "--run", "RUN"], "--n"),
+    (["export.cli", "--run", "RUN", "--quality-samples", "1000000000"], "--quality-samples"),
 ])
 def test_training_and_export_numbers_are_bounded(run, tmp_path, args, fragment):
     before = snapshot(run)
     args = [str(run) if a == "RUN" else a for a in args]
-    if args[1] == "training.run":
+    if args[0] == "training.run":
         args += ["--run-dir", str(tmp_path / "new")]
-    check(run_cli(*args), run, before, fragment)
+    check(cli(*args), run, before, fragment)
     assert not (tmp_path / "new").exists()
 
 
@@ -243,23 +235,21 @@ def test_file_system_refusals_name_the_path(run, tmp_path):
           "exists and is not a regular file")
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
-def test_a_full_disk_is_one_line_and_leaves_nothing(run, tmp_path):
-    """The PNG's bytes go to /dev/full (ENOSPC on write), as on a disk that fills up while
-    ganrun writes: one line, and no temp file left beside the grid."""
-    code = (
-        "import sys, runtime.images as im\n"
-        "def full(self, data):\n"
-        "    with open('/dev/full', 'wb') as fh:\n"
-        "        fh.write(data)\n"
-        "        fh.flush()\n"
-        "im.Path.write_bytes = full\n"
-        "from runtime.cli import entry\n"
-        f"sys.argv = ['ganrun', '--model', {str(run / 'export' / 'generator.int8.onnx')!r}, "
-        f"'--out', {str(tmp_path / 'grid.png')!r}]\n"
-        "entry()\n")
-    before = snapshot(tmp_path)
-    check(run_cli("-c", code), tmp_path, before, "No space left on device")
+def test_a_full_disk_is_one_line_and_leaves_nothing(run, tmp_path, monkeypatch):
+    """The PNG's bytes go to /dev/full (ENOSPC on write; Linux, as the suite), as on a disk
+    that fills up while ganrun writes: one line, and no temp file left beside the grid."""
+    import runtime.images as im
+
+    def full(self, data):
+        with open("/dev/full", "wb") as fh:
+            fh.write(data)
+            fh.flush()
+    monkeypatch.setattr(im.Path, "write_bytes", full)
+    (tmp_path / "out").mkdir()
+    before = snapshot(tmp_path / "out")
+    check(ganrun("--model", str(run / "export" / "generator.int8.onnx"), "--out",
+                 str(tmp_path / "out" / "grid.png")), tmp_path / "out", before,
+          "No space left on device")
 
 
 # -- formats Pillow lists but cannot write -----------------------------------------------------
@@ -308,8 +298,8 @@ def _idx(array: np.ndarray) -> bytes:
 def test_damaged_data_files_are_one_line_errors(tmp_path, overrides, fragment):
     data = _data_dir(tmp_path, **overrides)
     before = snapshot(tmp_path)
-    check(run_cli("-m", "training.run", "--arch", "mlp-mnist", "--steps", "2", "--data-dir",
-                  str(data), "--run-dir", str(tmp_path / "new")), tmp_path, before, fragment)
+    check(cli("training.run", "--arch", "mlp-mnist", "--steps", "2", "--data-dir", str(data),
+              "--run-dir", str(tmp_path / "new")), tmp_path, before, fragment)
 
 
 def test_a_folder_named_like_an_npz_is_not_read_as_one(tmp_path):
@@ -321,7 +311,9 @@ def test_a_folder_named_like_an_npz_is_not_read_as_one(tmp_path):
 
 # -- answers that must be clear --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_with_fewer_steps_than_done_keeps_the_schedule(run):
+    """A subprocess: it builds the GAN, and TensorFlow's global settings must not leak here."""
     before = snapshot(run)
     check(run_cli("-m", "training.run", "--arch", "mlp-mnist", "--run-dir", str(run), "--resume",
                   "--steps", "2"), run, before, "is at step 4, past the 2 steps asked for")
@@ -341,13 +333,247 @@ def test_the_resume_hint_survives_spaces_and_quotes(tmp_path):
 
 def test_results_refuse_two_runs_of_one_system(run, tiny_runs):
     before = snapshot(run)
-    check(run_cli("-m", "training.results", str(run), str(tiny_runs["mlp-mnist"])), run, before,
+    check(cli("training.results", str(run), str(tiny_runs["mlp-mnist"])), run, before,
           "are both mlp-mnist runs")
 
 
 def test_evaluate_write_restores_a_lost_metrics_file(run):
     (run / "metrics.jsonl").unlink()
-    result = run_cli("-m", "training.evaluate", "--run", str(run), "--n", "100", "--write")
+    result = cli("training.evaluate", "--run", str(run), "--n", "100", "--write")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["checkpoint"] for r in rows] == ["step_000004"] and "classifier_score" in rows[0]
+
+
+# -- run files that parse but lack what their readers need -------------------------------------
+
+def _edit_json(path: Path, drop=(), **set_) -> None:
+    data = json.loads(path.read_text())
+    for key in drop:
+        data.pop(key)
+    path.write_text(json.dumps({**data, **set_}))
+
+
+RESUME = ["training.run", "--arch", "mlp-mnist", "--resume", "--steps", "8", "--run-dir", "RUN"]
+
+
+@pytest.mark.parametrize("name, drop, set_, command, fragment", [
+    ("best.json", ["classifier_score"], {}, ["training.results", "RUN"], "best.json is corrupt"),
+    ("best.json", ["n_samples", "frechet_distance"], {}, ["training.results", "RUN"],
+     "best.json is corrupt"),
+    ("best.json", [], {"kl_to_uniform": "low"}, ["training.results", "RUN"],
+     "best.json is corrupt"),
+    ("best.json", ["step"], {}, ["export.cli", "--run", "RUN", "--best"], "best.json is corrupt"),
+    ("best.json", ["ema_n_samples"], {}, ["training.results", "RUN"], "best.json is corrupt"),
+    ("config.json", ["seed"], {}, ["training.results", "--plot", "PLOT", "RUN"],
+     "config.json is incomplete"),
+    ("config.json", ["schedule"], {}, ["training.results", "RUN"], "config.json is incomplete"),
+    ("config.json", [], {"data": "mnist"}, ["training.evaluate", "--run", "RUN"],
+     "config.json is incomplete"),
+    ("config.json", ["config"], {}, ["export.cli", "--run", "RUN"], "config.json is incomplete"),
+    ("config.json", ["seed"], {}, RESUME, "config.json is incomplete"),
+    ("config.json", [], {"schedule": {"total_steps": "4"}}, RESUME, "config.json is incomplete"),
+    ("config.json", [], {"ema": 2}, RESUME, "config.json is incomplete"),
+])
+def test_run_files_that_lack_keys_are_one_line_errors(run, tmp_path, name, drop, set_, command,
+                                                      fragment):
+    _edit_json(run / name, drop, **set_)
+    before = snapshot(run)
+    places = {"RUN": str(run), "PLOT": str(tmp_path / "q.png")}
+    check(cli(*(places.get(a, a) for a in command)), run, before, fragment)
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_a_metrics_row_that_lacks_scores_is_a_one_line_error(run):
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(rows[-1])
+    del row["classes_covered"]
+    (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    before = snapshot(run)
+    for module, args in (("training.results", [str(run)]),
+                         ("training.evaluate", ["--run", str(run), "--n", "100", "--write"]),
+                         ("export.cli", ["--run", str(run), "--best"])):
+        check(cli(module, *args), run, before, "metrics.jsonl line 1 is corrupt",
+              "classes_covered")
+
+
+# -- checkpoints that lack a file --------------------------------------------------------------
+
+@pytest.mark.parametrize("damage, fragment", [
+    ("delete generator.keras", "generator.keras is missing"),
+    ("truncate generator.keras", "cannot load"),
+    ("truncate generator_ema.keras", "cannot load"),
+    ("empty generator.keras", "cannot load"),
+    ("delete state.json", "has no evaluation checkpoints"),  # an unfinished save
+])
+def test_evaluate_a_checkpoint_that_lacks_a_file(run, damage, fragment):
+    action, name = damage.split()
+    target = run / "checkpoints" / "step_000004" / name
+    if action == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[:1000] if action == "truncate" else b"")
+    before = snapshot(run)
+    for args in (["--checkpoint", "step_000004"], []):
+        result = cli("training.evaluate", "--run", str(run), "--n", "100", "--write", *args)
+        check(result, run, before, fragment)
+
+
+def test_evaluate_onnx_refuses_files_that_are_not_this_versions_generators(run, tmp_path):
+    export = run / "export"
+    (tmp_path / "m").mkdir()
+    unknown = _with_metadata(export / "generator.fp32.onnx", tmp_path / "m" / "u.onnx",
+                             **{"gan.arch": "biggan-imagenet"})
+    other = _with_metadata(export / "generator.fp32.onnx", tmp_path / "m" / "o.onnx",
+                           **{"gan.arch": "gan-1d", "gan.sample_shape": "28,28,1"})
+    broken = _broken_generator(tmp_path / "m" / "b.onnx")
+    before = snapshot(tmp_path)
+    for path, fragment in ((unknown, "unknown architecture 'biggan-imagenet'"),
+                           (other, "says it is gan-1d, but takes 100 latents"),
+                           (broken, "NaN or infinite"),
+                           (export / "discriminator.int8.onnx", "not a gan-edge generator"),
+                           (tmp_path / "none.onnx", "does not exist")):
+        check(cli("training.evaluate", "--onnx", str(path), "--n", "100"), tmp_path, before,
+              str(path), fragment)
+
+
+# -- clusters that cannot exist ----------------------------------------------------------------
+
+@pytest.mark.parametrize("tf_config, fragment", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", "TF_CONFIG's cluster must map"),
+    ('{"cluster": {"worker": "localhost:1"}, "task": {"type": "worker", "index": 0}}',
+     "TF_CONFIG's cluster must map"),
+    ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}',
+     "TF_CONFIG's cluster must map"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}}', "TF_CONFIG's task must name"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "ps"}}',
+     "TF_CONFIG's task must name"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", '
+     '"index": 2}}', "task index 2 is outside its cluster"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", '
+     '"index": -1}}', "task index -1 is outside its cluster"),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", '
+     '"index": "one"}}', "task index 'one' is outside its cluster"),
+])
+@pytest.mark.parametrize("strategy", ["auto", "multiworker"])
+def test_a_cluster_that_cannot_exist_is_one_line(tmp_path, tiny_mnist, monkeypatch, tf_config,
+                                                 fragment, strategy):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    before = snapshot(tmp_path)
+    check(cli("training.run", "--arch", "mlp-mnist", "--steps", "2", "--data-dir",
+              str(tiny_mnist), "--run-dir", str(tmp_path / "new"), "--strategy", strategy),
+          tmp_path, before, fragment)
+
+
+# -- earlier output beside new output ----------------------------------------------------------
+
+def test_out_dir_with_earlier_samples_is_refused_unless_replaced(run, tmp_path):
+    model = str(run / "export" / "generator.int8.onnx")
+    each = tmp_path / "each"
+    first = ganrun("--model", model, "--n", "6", "--seed", "1", "--out", str(tmp_path / "a.png"),
+                   "--out-dir", str(each))
+    assert first.returncode == 0, first.stderr
+    (each / "labels.csv").write_text("file,class,confidence\n")  # as a --class run leaves
+    (each / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    check(ganrun("--model", model, "--n", "3", "--seed", "2", "--out", str(tmp_path / "b.png"),
+                 "--out-dir", str(each)), tmp_path, before, "holds 7 files of an earlier run",
+          "--replace")
+    check(ganrun("--model", model, "--replace", "--out", str(tmp_path / "b.png")), tmp_path,
+          before, "--replace replaces the samples in --out-dir")
+    second = ganrun("--model", model, "--n", "3", "--seed", "2", "--out", str(tmp_path / "b.png"),
+                    "--out-dir", str(each), "--replace")
+    assert second.returncode == 0, second.stderr
+    # All of the earlier run's files are gone or replaced; the user's own file stays.
+    assert sorted(p.name for p in each.iterdir()) == [
+        "notes.txt", "sample_000000.png", "sample_000001.png", "sample_000002.png"]
+    again = ganrun("--model", model, "--n", "3", "--seed", "2", "--out", str(tmp_path / "c.png"),
+                   "--out-dir", str(tmp_path / "fresh"))
+    assert again.returncode == 0, again.stderr
+    for i in range(3):
+        name = f"sample_{i:06d}.png"
+        assert (each / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+
+
+def test_an_export_of_fewer_precisions_names_the_files_it_removed(run):
+    result = cli("export.cli", "--run", str(run), "--precision", "int8", "--quality-samples",
+                 "100")
+    assert result.returncode == 0, result.stderr
+    export = run / "export"
+    for gone in ("generator.fp32.onnx", "generator.fp16.onnx"):
+        assert not (export / gone).exists()
+        assert any(line.startswith("removed ") and gone in line
+                   for line in result.stderr.splitlines()), result.stderr
+    manifest = json.loads((export / "manifest.json").read_text())
+    # What the folder holds is what the manifest lists.
+    assert sorted(p.name for p in export.glob("*.onnx")) == sorted(
+        [f["file"] for f in manifest["files"]] + [manifest["discriminator"]["file"]])
+
+
+# -- temp files of killed runs -----------------------------------------------------------------
+
+def _killed_while_writing(folder: Path, kind: str) -> None:
+    """A process that dies by SIGKILL in the middle of writing into `folder` the way gan-edge
+    writes (an atomic file, or an export's temp folder)."""
+    code = {"file": "from runtime.files import atomic_path\n"
+                    f"with atomic_path({str(folder / 'sample_000000.png')!r}) as tmp:\n"
+                    "    tmp.write_bytes(b'half a png')\n"
+                    "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            "folder": "from runtime.files import temp_folder\n"
+                      f"with temp_folder(Path({str(folder)!r}), '.tmp-export-') as tmp:\n"
+                      "    (tmp / 'fp32.onnx').write_bytes(b'half a model')\n"
+                      "    os.kill(os.getpid(), signal.SIGKILL)\n"}[kind]
+    result = subprocess.run([sys.executable, "-c", "import os, signal\nfrom pathlib import Path\n"
+                             + code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == -9, result.stderr
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_temp_files_of_a_killed_ganrun_are_removed_by_the_next_run(run, tmp_path):
+    from runtime.files import atomic_path
+    each = tmp_path / "each"
+    each.mkdir()
+    _killed_while_writing(each, "file")
+    _killed_while_writing(tmp_path, "file")  # beside the grid: another name, not ganrun's
+    assert len(_hidden(each)) == 1
+    with atomic_path(each / "live.png") as live:  # a writer that is still at work keeps its own
+        live.write_bytes(b"x")
+        result = ganrun("--model", str(run / "export" / "generator.int8.onnx"), "--n", "2",
+                        "--out", str(tmp_path / "g.png"), "--out-dir", str(each))
+        assert result.returncode == 0, result.stderr
+        assert _hidden(each) == [live.name]
+    assert len(_hidden(tmp_path)) == 1, "only temp files of ganrun's own targets are its to remove"
+    assert sorted(p.name for p in each.iterdir()) == ["live.png", "sample_000000.png",
+                                                       "sample_000001.png"]
+
+
+def test_temp_files_of_a_killed_export_are_removed_by_the_next_export(run):
+    export = run / "export"
+    _killed_while_writing(export, "folder")
+    _killed_while_writing(export, "file")
+    assert len(_hidden(export)) == 2
+    result = cli("export.cli", "--run", str(run), "--precision", "fp32", "--quality-samples",
+                 "100")
+    assert result.returncode == 0, result.stderr
+    assert _hidden(export) == []
+    assert result.stderr.count("left in") == 2
+
+
+@pytest.mark.slow
+def test_temp_folders_of_a_killed_training_are_removed_when_it_resumes(tmp_path, tiny_mnist):
+    run = tmp_path / "run"
+    first = run_cli("-m", "training.run", "--arch", "gan-1d", "--steps", "4", "--eval-every", "2",
+                    "--run-dir", str(run), "--quiet", "--eval-samples", "100",
+                    env={"GAN_EDGE_FAULT": "kill@checkpoint:1"})
+    assert first.returncode == -9, first.stderr
+    _killed_while_writing(run / "checkpoints", "folder")  # as a kill inside a checkpoint save
+    _killed_while_writing(run, "file")
+    resumed = run_cli("-m", "training.run", "--arch", "gan-1d", "--run-dir", str(run), "--resume",
+                      "--quiet", "--eval-samples", "100")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list(run.rglob(".tmp-*")) and _hidden(run) == [".lock"]
+    assert resumed.stderr.count("left by a training process that was killed") == 2

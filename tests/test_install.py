@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "runtime", "training", "export")
@@ -16,6 +18,8 @@ def _run(*args, **kw):
                           **kw)
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_the_wheel_with_the_cpu_extra_installs_and_generates_on_its_own(tmp_path):
     # Build from a copy of the tracked sources, so the build writes nothing into the checkout.
     src = tmp_path / "src"

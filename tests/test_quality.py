@@ -69,9 +69,11 @@ def test_energy_distance_and_function_metrics():
 
 
 def _row(step, score, covered, fd):
+    """A scored row as training writes it (the numbers are the test's)."""
     hist = [0.1] * 10
-    return {"step": step, "checkpoint": f"epoch_{step:03d}", "classifier_score": score,
-            "classes_covered": covered, "class_histogram": hist, "frechet_distance": fd}
+    return {"step": step, "epoch": float(step), "checkpoint": f"epoch_{step:03d}",
+            "classifier_score": score, "classes_covered": covered, "class_histogram": hist,
+            "frechet_distance": fd, "kl_to_uniform": 0.0, "n_samples": 1000}
 
 
 def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
@@ -89,6 +91,7 @@ def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
     assert is_better(_row(6, 8.7, 10, 1.0), best)
 
 
+@pytest.mark.network
 def test_shipped_evaluator_loads_offline_and_reaches_its_stated_accuracy(real_mnist):
     from training.classifier import MIN_ACCURACY, load_classifier
     ev = load_classifier("mnist")
@@ -99,6 +102,7 @@ def test_shipped_evaluator_loads_offline_and_reaches_its_stated_accuracy(real_mn
     assert feats.shape == (10000, 128)
 
 
+@pytest.mark.network
 def test_real_test_digits_score_near_ten(real_mnist):
     from training.classifier import load_classifier
     from training.quality import image_metrics
@@ -108,12 +112,12 @@ def test_real_test_digits_score_near_ten(real_mnist):
     assert m["classifier_score"] > 9.0 and m["classes_covered"] == 10
 
 
-def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mnist):
-    from conftest import run_cli
+def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mnist, tmp_path):
+    from conftest import cli, private_copy
     from training.results import table
-    run = tiny_runs["mlp-mnist"]
-    result = run_cli("-m", "training.evaluate", "--run", str(run), "--n", "200", "--write",
-                     "--data-dir", str(tiny_mnist))
+    run = private_copy(tiny_runs["mlp-mnist"], tmp_path / "run")
+    result = cli("training.evaluate", "--run", str(run), "--n", "200", "--write", "--data-dir",
+                 str(tiny_mnist))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("step_000004: score ")
     assert "best: step_000004" in result.stdout
@@ -127,6 +131,7 @@ def test_evaluate_scores_a_run_and_the_results_table_reads_it(tiny_runs, tiny_mn
     assert "mlp-fashion, end of schedule" not in text  # its pick is its last epoch
 
 
+@pytest.mark.network
 def test_shipped_fashion_evaluator_reaches_its_stated_accuracy(real_fashion_mnist):
     from training.classifier import MIN_ACCURACY, load_classifier
     data = real_fashion_mnist
@@ -159,7 +164,9 @@ def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs
     def row(epoch):  # score epoch/10, distance 100 - epoch; the averaged one from epoch 50
         r = {**_row(epoch * 234, epoch / 10, 9 if epoch == 35 else 10, 100.0 - epoch),
              "epoch": float(epoch), "checkpoint": f"epoch_{epoch:03d}"}
-        return {**r, "ema_classifier_score": epoch / 20} if epoch >= 50 else r
+        ema = {"ema_classifier_score": epoch / 20, "ema_frechet_distance": None,
+               "ema_classes_covered": 10, "ema_kl_to_uniform": 0.0, "ema_n_samples": 1000}
+        return {**r, **ema} if epoch >= 50 else r
     run.write_metrics([row(e) for e in range(1, 61)])
     lines = claim(tmp_path).splitlines()
     assert lines[0].startswith("Article 000's claim: epoch_040 is as good as epoch_100. ")
@@ -227,3 +234,25 @@ def test_results_plot_compares_runs_of_one_system(tiny_runs, tmp_path):
     assert_one_line_error(mixed, "compares runs of one system", "dcgan-mnist, mlp-fashion")
     twice = run_cli("-m", "training.results", "--plot", str(both), str(tiny), str(tiny))
     assert_one_line_error(twice, "folders with different names")
+
+
+def test_evaluate_scores_one_onnx_file_or_one_checkpoint(exported_runs, tiny_mnist):
+    """--onnx scores an exported file as export validation does (same latents, same data);
+    --checkpoint scores that checkpoint alone, without writing anything."""
+    from conftest import cli, snapshot
+    from training.evaluate import score_onnx, summary
+    run = exported_runs["mlp-mnist"]
+    before = snapshot(run)
+    onnx_file = run / "export" / "generator.fp32.onnx"
+    result = cli("training.evaluate", "--onnx", str(onnx_file), "--n", "200", "--data-dir",
+                 str(tiny_mnist))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{onnx_file}: {summary(score_onnx(onnx_file, 200, tiny_mnist))}\n"
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    fp32 = next(f for f in manifest["files"] if f["precision"] == "fp32")["quality"]
+    assert f"score {fp32['classifier_score']:.2f}" in result.stdout  # export scored 200 too
+    scored = cli("training.evaluate", "--run", str(run), "--checkpoint", "step_000004", "--n",
+                 "200")
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.startswith("step_000004: score ") and " | averaged: score " in scored.stdout
+    assert snapshot(run) == before

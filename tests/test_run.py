@@ -2,9 +2,9 @@
 import json
 import os
 import signal
+import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -55,6 +55,7 @@ def _final_weights(run, file="generator.keras"):
     return keras.saving.load_model(last / file, compile=False).get_weights()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("xla, atol", [("--xla", 1e-6), ("--no-xla", 1e-4)])
 def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mnist, xla, atol):
     """Dropout RNG, Adam moments, the averaged weights, data and latents all continue where they
@@ -76,6 +77,7 @@ def test_resume_after_more_steps_matches_one_uninterrupted_run(tmp_path, tiny_mn
             np.testing.assert_allclose(a, b, atol=atol, err_msg=file)
 
 
+@pytest.mark.slow
 def test_a_run_without_an_average_starts_one_when_resumed_with_ema(tmp_path, tiny_mnist):
     from training.rundir import RunDir
     run = tiny_run("gan-1d", tmp_path, tiny_mnist, steps=2, ema=0.0)
@@ -90,47 +92,43 @@ def test_a_run_without_an_average_starts_one_when_resumed_with_ema(tmp_path, tin
     assert "ema_energy_distance" in RunDir(run).read_metrics()[-1]
 
 
-def _start(run_dir, *extra, steps=3000):
-    return subprocess.Popen(
+def _train_1d(run_dir, *extra, steps=600, fault=None, timeout=240):
+    """gan-1d in a fresh process, evaluating every 100 steps; `fault`: GAN_EDGE_FAULT, which
+    makes the process kill or interrupt itself at a known step instead of at a moment a test
+    could only guess (training.callbacks.injected_fault)."""
+    return subprocess.run(
         [sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps", str(steps),
-         "--eval-every", "250", "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
-         *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+         "--eval-every", "100", "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
+         *extra], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **({"GAN_EDGE_FAULT": fault} if fault else {})},
         # A shell runs background jobs with SIGINT ignored, and children inherit that; give
         # the run the disposition a terminal user's process has, so Ctrl-C is what we test.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _wait_for_checkpoint(run_dir, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if list(run_dir.glob("checkpoints/step_*/state.json")):
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before its first checkpoint: {proc.stderr.read()}")
-        time.sleep(0.02)
-    pytest.fail("no checkpoint appeared")
+def _rows(run_dir) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # three trainings of at most 240 s each
+@pytest.mark.parametrize("fault, steps_kept", [("kill@step:250", [100, 200]),
+                                               ("kill@checkpoint:3", [100, 200, 300])])
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, fault, steps_kept):
+    """Killed between two checkpoints (its steps since the last one are lost and redone), or
+    right after one; resumed, it ends where a run that was never killed ends."""
     killed = tmp_path / "killed"
-    proc = _start(killed)
-    _wait_for_checkpoint(killed, proc)
-    proc.kill()
-    proc.wait()
-    steps_at_kill = max(int(p.name.split("_")[1]) for p in (killed / "checkpoints").glob("step_*"))
-    assert steps_at_kill < 3000, "the run finished before it could be killed"
-    resumed = run_cli("-m", "training.run", "--arch", "gan-1d", "--run-dir", str(killed),
-                      "--resume", "--quiet", "--eval-samples", "200")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
+    first = _train_1d(killed, fault=fault)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    assert [r["step"] for r in _rows(killed)] == steps_kept
+    resumed = _train_1d(killed, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"from step_{steps_kept[-1]:06d}" in resumed.stderr
     straight = tmp_path / "straight"
-    done = _start(straight)
-    assert done.wait(timeout=300) == 0, done.stderr.read()
-    rows = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(250, 3001, 250))
-    want = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == len(want)
+    done = _train_1d(straight)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, want = _rows(killed), _rows(straight)
+    assert [r["step"] for r in rows] == [r["step"] for r in want] == list(range(100, 601, 100))
     for got, ref in zip(rows, want):  # evaluations are seeded by step: same scores
         for key in ("d_acc_real", "d_acc_fake", "energy_distance", "mean_abs_error"):
             assert got[key] == pytest.approx(ref[key], abs=1e-5), (got["step"], key)
@@ -138,18 +136,45 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_ctrl_c_stops_with_one_line_that_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "int"
-    # Far more steps than can finish before the signal lands, even on a fast machine: a run of
-    # a few thousand steps can end before SIGINT arrives.
-    proc = _start(run_dir, steps=10**7)
-    _wait_for_checkpoint(run_dir, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert "Traceback" not in err, err
-    assert err.strip().splitlines()[-1].startswith("error: interrupted at step")
-    assert "--resume" in err
+    result = _train_1d(run_dir, fault="interrupt@checkpoint:2")
+    assert_one_line_error(result, "interrupted at step 200", "last checkpoint: step_000200",
+                          "--resume")
+    assert result.returncode == 2
+    assert [r["step"] for r in _rows(run_dir)] == [100, 200]
+
+
+@pytest.mark.slow
+def test_default_progress_is_plain_lines_where_stderr_is_not_a_terminal(tmp_path):
+    """Without --quiet and without a terminal (a log, CI): a line every 5 % of the steps and
+    one per evaluation, never a carriage-return bar."""
+    result = run_cli("-m", "training.run", "--arch", "gan-1d", "--steps", "40", "--eval-every",
+                     "20", "--run-dir", str(tmp_path / "run"), "--eval-samples", "200")
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    line = re.compile(r"^gan-1d: step (\d+)/40 \((\d+)%\), [0-9.e+-]+ s/step, .*d_loss [0-9.]+.*, "
+                      r"about \d+ min left$")
+    progress = [m for m in map(line.match, result.stderr.splitlines()) if m]
+    assert [int(m[1]) for m in progress] == list(range(2, 41, 2))  # every 5 %
+    assert [int(m[2]) for m in progress] == list(range(5, 101, 5))
+    evaluations = [x for x in result.stderr.splitlines() if x.startswith("[step_")]
+    assert [x.split("]")[0] for x in evaluations] == ["[step_000020", "[step_000040"]
+    assert "energy" in evaluations[0]
+    assert result.stdout.strip() == str(tmp_path / "run")
+
+
+def test_a_malformed_fault_hook_is_one_line(tmp_path, monkeypatch):
+    from training.callbacks import injected_fault
+    from runtime.errors import GanEdgeError
+    for spec in ("kill", "kill@checkpoint:0", "explode@step:3", "kill@epoch:2"):
+        monkeypatch.setenv("GAN_EDGE_FAULT", spec)
+        with pytest.raises(GanEdgeError, match="is not ACTION@checkpoint:K or ACTION@step:N"):
+            injected_fault()
+    monkeypatch.setenv("GAN_EDGE_FAULT", "interrupt@step:7")
+    assert injected_fault() == (signal.SIGINT, "step", 7)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -187,6 +212,7 @@ def test_missing_data_is_an_error(tmp_path):
     assert_one_line_error(result, "holds no mnist files")
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_on_resume_is_an_error_and_is_kept(tmp_path, tiny_mnist):
     run = tiny_run("mlp-mnist", tmp_path, tiny_mnist, steps=2)
     target = run / "checkpoints" / "step_000002" / "generator.keras"

@@ -7,24 +7,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, assert_one_line_error
+from conftest import ROOT, assert_one_line_error, cli
 
 HEAVY = ("tensorflow", "keras", "training", "export", "tf2onnx", "matplotlib")
 
 
 def ganrun(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd or ROOT)
+    """ganrun in this process, through its entry point's wrapper (test_install and the README
+    example below start it as a fresh process)."""
+    return cli("runtime.cli", *args, cwd=cwd or ROOT)
 
 
 @pytest.fixture(scope="module")
-def model(tiny_runs):
-    from export.exporter import export_checkpoint
-    run = tiny_runs["mlp-mnist"]
-    out = run / "runtime-test-export"
-    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, ("fp32", "int8"),
-                      quality_samples=200, progress=lambda m: None)
-    return out / "generator.fp32.onnx"
+def model(exported_runs):
+    return exported_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
 
 
 def test_runtime_loads_no_heavy_module(model, tmp_path):
@@ -170,13 +166,8 @@ def test_out_dir_writes_one_png_per_sample(model, tmp_path):
         assert img.size == (28, 28)
 
 
-def test_gan_1d_models_write_a_scatter_or_csv(tiny_runs, tmp_path):
-    export = tiny_runs["gan-1d"] / "export" / "generator.fp32.onnx"
-    if not export.exists():
-        from export.exporter import export_checkpoint
-        run = tiny_runs["gan-1d"]
-        export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], run / "export",
-                          ("fp32",), quality_samples=200, progress=lambda m: None)
+def test_gan_1d_models_write_a_scatter_or_csv(exported_runs, tmp_path):
+    export = exported_runs["gan-1d"] / "export" / "generator.fp32.onnx"
     assert_one_line_error(ganrun("--model", str(export), "--walk", "3", "--out",
                                  str(tmp_path / "w.gif")), "gan-1d models draw a scatter")
     assert_one_line_error(ganrun("--model", str(export), "--class", "1", "--out",
@@ -397,3 +388,71 @@ def test_auto_precision_prefers_the_devices_file_and_falls_back_to_any():
     assert model_file(int8_only, gpu=True).name == "generator.int8.onnx"  # shipped without fp16
     with pytest.raises(GanEdgeError, match="has no fp16 file; choose one of int8"):
         model_file(int8_only, "fp16")
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_precision_picks_that_file_of_a_shipped_model(precision, tmp_path):
+    """ganrun --model NAME --precision P draws with NAME's P file: its note names the file, and
+    its grid is the one that file draws when passed as --model."""
+    from runtime.shipped import MODELS_DIR
+    picked = ganrun("--model", "mlp-mnist", "--precision", precision, "--n", "9", "--out",
+                    str(tmp_path / "picked.png"))
+    assert picked.returncode == 0, picked.stderr
+    assert picked.stderr.startswith(f"generator.{precision}.onnx: mlp-mnist, {precision};")
+    direct = ganrun("--model", str(MODELS_DIR / "mlp-mnist" / f"generator.{precision}.onnx"),
+                    "--n", "9", "--out", str(tmp_path / "direct.png"))
+    assert direct.returncode == 0, direct.stderr
+    assert (tmp_path / "picked.png").read_bytes() == (tmp_path / "direct.png").read_bytes()
+
+
+def test_precision_a_model_lacks_or_with_a_file_is_one_line(model, tmp_path):
+    assert_one_line_error(ganrun("--model", "dcgan-mnist", "--precision", "fp16", "--out",
+                                 str(tmp_path / "a.png")), "has no fp16 file; choose one of int8")
+    assert_one_line_error(ganrun("--model", str(model), "--precision", "int8", "--out",
+                                 str(tmp_path / "a.png")), "picks among a shipped model's files")
+    assert list(tmp_path.iterdir()) == []
+
+
+class _SessionWithoutCuda:
+    """onnxruntime's session where its CUDA provider failed to load: a real CPU session that,
+    as onnxruntime does then, lists the CPU provider alone."""
+
+    real = None  # onnxruntime's own class, kept before the test replaces it with this one
+
+    def __init__(self, path, options, providers):
+        assert providers[0] == "CUDAExecutionProvider"
+        self._session = self.real(path, options, providers=["CPUExecutionProvider"])
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+@pytest.mark.parametrize("asked", ["auto", "cuda"])
+def test_a_cuda_provider_that_does_not_start_falls_back_or_is_refused(model, tmp_path, monkeypatch,
+                                                                     asked):
+    """A GPU machine whose CUDA libraries do not load: auto says it runs on the CPU and draws
+    what the CPU draws; --device cuda, which asked for the GPU, is one line that names the
+    library that failed and how to get it."""
+    import onnxruntime as ort
+
+    from runtime import generator
+    gpu = generator.Device(("CUDAExecutionProvider", *generator.CPU), True, "device: cuda",
+                           required=asked == "cuda",
+                           load_log="Failed to load libcudnn.so.9: cannot open shared object file")
+    monkeypatch.setattr(generator, "choose_device", lambda device: gpu)
+    monkeypatch.setattr(_SessionWithoutCuda, "real", ort.InferenceSession)
+    monkeypatch.setattr(ort, "InferenceSession", _SessionWithoutCuda)
+    result = ganrun("--model", str(model), "--device", asked, "--n", "4", "--out",
+                    str(tmp_path / "gpu.png"))
+    if asked == "cuda":
+        assert_one_line_error(result, "could not start CUDA (Failed to load libcudnn.so.9",
+                              "onnxruntime-gpu[cuda,cudnn]")
+        assert list(tmp_path.iterdir()) == []
+        return
+    assert result.returncode == 0, result.stderr
+    assert "device: cpu (onnxruntime could not start CUDA)" in result.stderr
+    monkeypatch.undo()
+    cpu = ganrun("--model", str(model), "--device", "cpu", "--n", "4", "--out",
+                 str(tmp_path / "cpu.png"))
+    assert cpu.returncode == 0, cpu.stderr
+    assert (tmp_path / "gpu.png").read_bytes() == (tmp_path / "cpu.png").read_bytes()

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, cli, missing, run_cli
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -24,36 +24,41 @@ PAD = 2  # the page's gap between tiles, in canvas pixels (gan-edge.js, draw)
 
 @pytest.fixture(scope="session")
 def browser_tools():
-    """node with playwright-core installed from the lock file, and Chromium; a skip that says
-    what is missing where they cannot be had (.ci/run installs Chromium)."""
+    """node with playwright-core installed from the lock file, and Chromium; where they cannot
+    be had, a skip that says what is missing (a failure under CI, which installs them)."""
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
     if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node and npm are not installed (apt-get install npm)")
+        missing("node and npm are not installed (apt-get install npm)")
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         result = subprocess.run(["npm", "ci", "--silent"], cwd=BROWSER_DIR, capture_output=True,
                                 text=True, timeout=600)
         if result.returncode != 0:
-            pytest.skip(f"npm ci in tests/browser failed: {result.stderr.strip()[-300:]}")
+            missing(f"npm ci in tests/browser failed: {result.stderr.strip()[-300:]}")
 
 
 @pytest.fixture(scope="module")
-def export_dir(tiny_runs):
-    from export.exporter import export_checkpoint
-    run = tiny_runs["mlp-mnist"]
-    out = run / "web-test-export"
-    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, quality_samples=200,
-                      progress=lambda m: None)
+def export_dir(exported_runs):
+    return exported_runs["mlp-mnist"] / "export"
+
+
+def _site(export: Path, out: Path) -> Path:
+    from export.web import build_site, sibling_files
+    build_site(sibling_files(export / "generator.int8.onnx", ("int8", "fp16", "fp32")), out,
+               "tiny")
     return out
 
 
 @pytest.fixture(scope="module")
 def site(export_dir, tmp_path_factory):
-    from export.web import build_site, sibling_files
-    out = tmp_path_factory.mktemp("site") / "site"
-    build_site(sibling_files(export_dir / "generator.int8.onnx", ("int8", "fp16", "fp32")), out,
-               "tiny")
-    return out
+    return _site(export_dir, tmp_path_factory.mktemp("site") / "site")
+
+
+@pytest.fixture(scope="module")
+def dcgan_site(exported_runs, tmp_path_factory):
+    """The DCGAN's page: its int8 file holds DepthToSpace and QDQ nodes (the sub-pixel form of
+    its transposed convolutions), which onnxruntime-web must run as Python's onnxruntime does."""
+    return _site(exported_runs["dcgan-mnist"] / "export", tmp_path_factory.mktemp("dcgan") / "site")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +146,8 @@ def grey_levels(samples: np.ndarray, output_range: tuple[float, float]) -> np.nd
     return np.clip(np.round((samples[..., 0] - lo) * 255 / (hi - lo)), 0, 255).astype(np.int32)
 
 
+@pytest.mark.browser
+@pytest.mark.network
 def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, site, serve):
     report = open_page(serve(site) + "index.html")
     assert report["consoleErrors"] == [], report
@@ -152,21 +159,26 @@ def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, sit
     assert report["classes"] is None  # an unconditional model: no class picker
 
 
-@pytest.mark.parametrize("backend, precision", [("wasm", "fp32"), ("wasm", "int8"),
-                                                ("webgpu", "fp32")])
-def test_browser_samples_equal_python_onnxruntime(browser_tools, site, serve, tmp_path, backend,
-                                                  precision):
+@pytest.mark.browser
+@pytest.mark.network
+@pytest.mark.parametrize("arch, backend, precision", [
+    ("mlp-mnist", "wasm", "fp32"), ("mlp-mnist", "wasm", "int8"), ("mlp-mnist", "webgpu", "fp32"),
+    ("dcgan-mnist", "wasm", "int8"), ("dcgan-mnist", "wasm", "fp32")])
+def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve, tmp_path, arch,
+                                                  backend, precision):
     """Fixed latents through the page's test hook against Python's onnxruntime on the same
     file: fp32 within 1e-5 on WebAssembly, 1e-4 on WebGPU (another device's float sums); int8
     within the export's own bounds for int8 (as fractions of the output range)."""
     from export.validate import MAX_ABS, MEAN_ABS, TAIL
     from runtime.generator import Generator
+    site = request.getfixturevalue("dcgan_site" if arch == "dcgan-mnist" else "site")
     info = Generator.from_file(site / f"generator.{precision}.onnx").info
+    assert info.arch == arch
     z = np.random.default_rng(11).standard_normal((7, info.latent_dim)).astype(np.float32)
     report = open_page(serve(site) + f"index.html?backend={backend}&precision={precision}",
                        z, tmp_path)
     if backend == "webgpu" and "error" in report and "webgpu" in report["error"].lower():
-        pytest.skip(f"this Chromium offers no WebGPU adapter: {report['error']}")
+        missing(f"this Chromium offers no WebGPU adapter: {report['error']}")
     assert report["consoleErrors"] == [] and "error" not in report, report
     got = np.asarray(report["samples"], np.float32).reshape(7, *info.sample_shape)
     want = python_samples(site / f"generator.{precision}.onnx", z)
@@ -263,6 +275,8 @@ def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: boo
     return copy
 
 
+@pytest.mark.browser
+@pytest.mark.network
 def test_a_model_that_is_not_a_generator_shows_a_readable_error(browser_tools, site, export_dir,
                                                                 serve, tmp_path):
     page = _swap_model(site, tmp_path, export_dir / "discriminator.int8.onnx", fix_hash=True)
@@ -271,6 +285,8 @@ def test_a_model_that_is_not_a_generator_shows_a_readable_error(browser_tools, s
     assert "is not a gan-edge generator" in report["error"], report
 
 
+@pytest.mark.browser
+@pytest.mark.network
 def test_a_file_that_is_not_the_one_described_is_refused(browser_tools, site, export_dir, serve,
                                                          tmp_path):
     page = _swap_model(site, tmp_path, export_dir / "generator.fp32.onnx", fix_hash=False)
@@ -278,7 +294,7 @@ def test_a_file_that_is_not_the_one_described_is_refused(browser_tools, site, ex
     assert report.get("errorShown") and "SHA-256 differs" in report["error"], report
 
 
-def test_building_a_page_refuses_bad_input(export_dir, tiny_runs, tmp_path):
+def test_building_a_page_refuses_bad_input(export_dir, exported_runs, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
@@ -288,10 +304,7 @@ def test_building_a_page_refuses_bad_input(export_dir, tiny_runs, tmp_path):
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert_one_line_error(run_cli("-m", "export.web", "--precision", "int4", "--out",
                                   str(tmp_path / "a")), "unknown precision int4")
-    one_d = tiny_runs["gan-1d"] / "web-1d"
-    from export.exporter import export_checkpoint
-    export_checkpoint(sorted((tiny_runs["gan-1d"] / "checkpoints").iterdir())[-1], one_d,
-                      ("fp32",), quality_samples=200, progress=lambda m: None)
+    one_d = exported_runs["gan-1d"] / "export"
     assert_one_line_error(run_cli("-m", "export.web", "--model", str(one_d / "generator.fp32.onnx"),
                                   "--out", str(tmp_path / "b")), "gan-1d models are not supported")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -308,10 +321,30 @@ def test_building_without_npm_says_so_in_one_line(export_dir, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_onnxruntime_web_that_is_not_the_pinned_one_is_refused(export_dir, tmp_path, monkeypatch):
+    """A registry (or a proxy) that hands out another onnxruntime-web tarball than the pinned
+    one: one line, no page, nothing cached. The tarball comes from an `npm` on PATH that packs
+    a tampered copy, as such a registry would serve it."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "npm").write_text("#!/bin/sh\nmkdir -p package/dist && echo 'alert(1)' > "
+                              "package/dist/ort.webgpu.min.js && "
+                              "tar czf onnxruntime-web-1.30.0.tgz package && rm -r package\n")
+    (fake / "npm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GAN_EDGE_CACHE", str(tmp_path / "cache"))
+    result = cli("export.web", "--model", str(export_dir / "generator.int8.onnx"), "--out",
+                 str(tmp_path / "site"))
+    assert_one_line_error(result, "does not match its pinned integrity hash", "refusing")
+    assert not (tmp_path / "site").exists()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+@pytest.mark.network
 def test_default_page_fits_its_size_budget(tmp_path):
     """The page for the shipped default model: at most 15 MB (the budget docs/web.md states)."""
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+        missing("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
     result = run_cli("-m", "export.web", "--out", str(tmp_path / "default"))
     assert result.returncode == 0, result.stderr
     size = sum(p.stat().st_size for p in (tmp_path / "default").rglob("*") if p.is_file())
@@ -319,10 +352,11 @@ def test_default_page_fits_its_size_budget(tmp_path):
     assert onnx.load(str(tmp_path / "default" / "generator.int8.onnx")).metadata_props
 
 
+@pytest.mark.network
 def test_ganexport_web_writes_the_page_beside_the_export(tiny_runs, tmp_path):
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
-    result = run_cli("-m", "export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
+        missing("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+    result = cli("export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
                      "int8,fp16", "--quality-samples", "200", "--out", str(tmp_path / "export"),
                      "--web", str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import shutil
+import signal
 import sys
 import time
 
@@ -57,7 +59,9 @@ class Progress(keras.callbacks.Callback):
                      f"{_duration(per_step * (self.total - self.step))} left")
 
     def say(self, line: str) -> None:
-        self.bar.write(line)  # also with the bar off (--quiet): evaluations are the run's log
+        # Also with the bar off (--quiet): evaluations are the run's log. On stderr, beside the
+        # bar: stdout holds only the run folder's path, for scripts.
+        self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -108,6 +112,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                             .astype("int32") if cfg.conditional else None)
         self.tb = _tensorboard_writer(run) if writer else None
         self._averaged = None  # a generator model that receives the averaged weights
+        self.fault, self.checkpoints_passed = injected_fault(), 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -116,8 +121,22 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                 self.evaluate(_step_logs(logs))
             for m in self.model.metrics:  # losses in the next row cover the next period only
                 m.reset_state()
-        elif self.step % self.schedule.save_every == 0 and self.writer:
-            self._save(kind="resume")
+        elif self.step % self.schedule.save_every == 0:
+            if self.writer:
+                self._save(kind="resume")
+        else:
+            self._inject_fault(at_checkpoint=False)
+            return
+        self.checkpoints_passed += 1
+        self._inject_fault(at_checkpoint=True)
+
+    def _inject_fault(self, at_checkpoint: bool) -> None:
+        if self.fault is None:
+            return
+        signum, unit, k = self.fault
+        if unit == "step" and self.step == k or \
+                unit == "checkpoint" and at_checkpoint and self.checkpoints_passed == k:
+            os.kill(os.getpid(), signum)
 
     def evaluate(self, logs: dict) -> dict:
         # Seeded by step, so a resumed run scores exactly what an uninterrupted one would.
@@ -196,6 +215,28 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                 lo, hi = self.cfg.output_range
                 tf.summary.image("samples", (samples[:16] - lo) / (hi - lo), max_outputs=16)
         self.tb.flush()
+
+
+FAULT_ENV = "GAN_EDGE_FAULT"
+FAULTS = {"kill": signal.SIGKILL, "interrupt": signal.SIGINT}
+
+
+def injected_fault() -> tuple[int, str, int] | None:
+    """GAN_EDGE_FAULT=ACTION@checkpoint:K or ACTION@step:N: (signal, unit, K), to send this
+    process right after the K-th checkpoint step it passes (a worker that writes nothing counts
+    the same steps) or right after step N: kill = SIGKILL, as a crash or the OOM killer ends a
+    run; interrupt = SIGINT, as Ctrl-C. For tests, which need a fault at a known step rather
+    than at a moment on the clock."""
+    spec = os.environ.get(FAULT_ENV, "").strip()
+    if not spec:
+        return None
+    action, _, where = spec.partition("@")
+    unit, _, k = where.partition(":")
+    if action not in FAULTS or unit not in ("checkpoint", "step") or not k.isdigit() or int(k) < 1:
+        raise GanEdgeError(f"{FAULT_ENV}={spec!r} is not ACTION@checkpoint:K or ACTION@step:N "
+                           f"with ACTION one of {', '.join(FAULTS)} and K, N >= 1; unset it to "
+                           f"train normally")
+    return FAULTS[action], unit, int(k)
 
 
 def _tensorboard_writer(run: RunDir):

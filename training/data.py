@@ -55,6 +55,11 @@ CLASS_NAMES = {  # label i is CLASS_NAMES[dataset][i]
 }
 
 
+class DataNotFound(GanEdgeError):
+    """No source had the data set (offline, no npm or apt): unlike files that fail their
+    checks, nothing wrong was found, only nothing at all."""
+
+
 @dataclass
 class ImageData:
     x_train: np.ndarray  # uint8 [N, 28, 28]
@@ -309,7 +314,7 @@ def load_images(dataset: str, data_dir: str | Path | None = None) -> ImageData:
         found = attempt()
         if found is not None:
             return found
-    raise GanEdgeError(f"no {dataset} data found offline or online; {_FIX[dataset]}")
+    raise DataNotFound(f"no {dataset} data found offline or online; {_FIX[dataset]}")
 
 
 def scale_images(x_uint8, output_range: tuple[float, float]):

@@ -14,18 +14,38 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
 def _tf_config() -> dict | None:
+    """TF_CONFIG, checked: a cluster of task types each listing "host:port" addresses, and this
+    process's task, whose index lies inside its type's list. A one-line error otherwise, before
+    TensorFlow (which would fail with a traceback, or wait for a task that does not exist)."""
     raw = os.environ.get("TF_CONFIG", "").strip()
     if not raw:
         return None
     try:
         config = json.loads(raw)
-        tasks = sum(len(addresses) for addresses in config["cluster"].values())
-        task = config.get("task", {})
-        return {"tasks": tasks, "type": task.get("type"), "index": int(task.get("index", 0)),
-                "has_chief": "chief" in config["cluster"]}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise GanEdgeError('TF_CONFIG is not valid JSON of the form {"cluster": {"worker": '
-                           '["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
+    except ValueError:
+        raise GanEdgeError(f"TF_CONFIG is not valid JSON; {_TF_CONFIG_FORM}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(addresses, list) and addresses
+            and all(isinstance(a, str) and ":" in a for a in addresses)
+            for addresses in cluster.values()):
+        raise GanEdgeError(f"TF_CONFIG's cluster must map task types to lists of \"host:port\" "
+                           f"addresses; {_TF_CONFIG_FORM}")
+    task = config.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise GanEdgeError(f"TF_CONFIG's task must name this process's type, one of "
+                           f"{', '.join(map(str, cluster))}; {_TF_CONFIG_FORM}")
+    index, size = task.get("index", 0), len(cluster[task["type"]])
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+        raise GanEdgeError(f"TF_CONFIG's task index {index!r} is outside its cluster: "
+                           f"{task['type']} has {size} address(es), so the index is 0 to "
+                           f"{size - 1}; fix TF_CONFIG")
+    return {"tasks": sum(len(addresses) for addresses in cluster.values()),
+            "type": task["type"], "index": index, "has_chief": "chief" in cluster}
+
+
+_TF_CONFIG_FORM = ('set it as {"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
+                   '"worker", "index": 0}}')
 
 
 def is_multiworker(name: str) -> bool:

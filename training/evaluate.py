@@ -71,11 +71,18 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
     from training.fast_forward import sampler
     cfg = run.gan_config()
     checkpoint = run.checkpoint(name)
-    if not checkpoint.weights():
-        raise GanEdgeError(f"no generator in {run.checkpoints_dir / name}")
+    if "raw" not in checkpoint.weights():  # the averaged one alone has no row to go in
+        raise GanEdgeError(f"{checkpoint.generator_file()} is missing, so {name} cannot be "
+                           f"scored; pass --checkpoint with another of the run's checkpoints")
     scores = {}
     for weights in checkpoint.weights():
-        generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
+        source = checkpoint.generator_file(weights)
+        try:
+            generator = keras.saving.load_model(source, compile=False)
+        except Exception as e:  # truncated, not a .keras file, another model's
+            raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
+                               f"damaged: pass --checkpoint with another of the run's "
+                               f"checkpoints") from None
         xla = cfg.xla_by_default
         predict = sampler(generator, xla, cfg.reformulate_by_default(xla))
         prefix = "" if weights == "raw" else f"{weights}_"
@@ -87,7 +94,15 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
 def score_onnx(path: Path, n: int, data_dir=None) -> dict:
     from runtime.generator import Generator
     gen = Generator.from_file(path, threads=0)
-    cfg = get_config(gen.arch)
+    try:
+        cfg = get_config(gen.arch)
+    except ValueError as e:  # metadata of another version, or edited
+        raise GanEdgeError(f"{path}: {e} (its gan.arch metadata); score a file that this "
+                           f"version's ganexport wrote") from None
+    if (gen.info.latent_dim, tuple(gen.info.sample_shape)) != (cfg.latent_dim, cfg.sample_shape):
+        raise GanEdgeError(f"{path} says it is {cfg.name}, but takes {gen.info.latent_dim} latents "
+                           f"to {tuple(gen.info.sample_shape)} samples, where {cfg.name} takes "
+                           f"{cfg.latent_dim} to {cfg.sample_shape}; export it again")
     return score_generated(gen.run, cfg, n, data_dir)
 
 

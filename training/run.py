@@ -58,6 +58,9 @@ def _train(run: RunDir, arch: str, cfg: GANConfig, *, epochs, steps, eval_every,
     """train() once the run folder is checked and held."""
     # Read again under the lock: another process may have written it since the check.
     saved = run.prepare(arch, resume, writer)
+    if writer:
+        for left in run.remove_stale_temps():
+            click.echo(f"removed {left}, left by a training process that was killed", err=True)
 
     dist = _start_strategy(strategy, cpu_devices, cfg)  # before anything else touches a device
     from training.data import load_images

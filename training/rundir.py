@@ -31,6 +31,12 @@ from training.quality import best_row, weight_views
 RUNS_ROOT = Path("runs")
 LOCK_FILE = ".lock"
 _CHECKPOINT_NAME = re.compile(r"^(epoch|step)_(\d+)$")
+# What a scored row holds, by kind of score; the results table, the plots and the best-checkpoint
+# rule read these keys (frechet_distance is None where the test split was missing).
+SCORE_KEYS = {"classifier_score": ("classifier_score", "frechet_distance", "classes_covered",
+                                   "kl_to_uniform", "n_samples"),
+              "energy_distance": ("energy_distance", "mean_abs_error", "share_in_domain",
+                                  "n_samples")}
 # The generator files in a checkpoint folder: the trained weights, and the averaged ones.
 GENERATOR_FILES = {"raw": "generator.keras", "ema": "generator_ema.keras"}
 
@@ -58,6 +64,53 @@ class Checkpoint:
     def weights(self) -> list[str]:
         """Which generators this checkpoint holds: "raw", and "ema" if the run averages."""
         return [w for w in GENERATOR_FILES if self.generator_file(w).is_file()]
+
+
+def _row_problem(row) -> str | None:
+    """Why a metrics row (or best.json) cannot be read, or None: every row names its step,
+    epoch and checkpoint; a scored one (and its averaged generator's ema_* scores) holds every
+    number of its kind."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
+        return "no integer step"
+    if not _is_number(row.get("epoch")):
+        return "no epoch"
+    if not isinstance(row.get("checkpoint"), str):
+        return "no checkpoint name"
+    for prefix in ("", "ema_"):
+        for marker, keys in SCORE_KEYS.items():
+            if prefix + marker in row:
+                for key in (prefix + k for k in keys):
+                    if not (_is_number(row.get(key)) or key.endswith("frechet_distance")
+                            and key in row and row[key] is None):
+                        return f"{key} is missing or not a number"
+    return None
+
+
+def _config_problem(config: dict) -> str | None:
+    """What config.json lacks that readers of a run rely on (every version wrote these keys),
+    or None."""
+    schedule = config.get("schedule")
+    data = config.get("data")
+    if not isinstance(config.get("config"), dict):
+        return "no config object"
+    if not isinstance(config.get("seed"), int) or isinstance(config["seed"], bool):
+        return "no integer seed"
+    if not isinstance(schedule, dict) or not all(
+            isinstance(schedule.get(k), int) and schedule[k] > 0
+            for k in ("total_steps", "eval_every_steps")):
+        return "no schedule with total_steps and eval_every_steps"
+    if data is not None and not (isinstance(data, dict)
+                                 and isinstance(data.get("dir"), (str, type(None)))):
+        return "data is neither null nor an object with a dir"
+    if "ema" in config and not (_is_number(config["ema"]) and 0 <= config["ema"] < 1):
+        return "ema is not a number in [0, 1)"
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
@@ -145,6 +198,10 @@ class RunDir:
         if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
             raise GanEdgeError(f"{self.config_file} does not name an arch; fix it or use a new "
                                f"run folder")
+        problem = _config_problem(config)
+        if problem:
+            raise GanEdgeError(f"{self.config_file} is incomplete ({problem}); restore it from a "
+                               f"backup or use a new run folder")
         return config
 
     def write_config(self, config: dict) -> None:
@@ -184,8 +241,9 @@ class RunDir:
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-                    raise ValueError("no integer step")
+                problem = _row_problem(row)
+                if problem:
+                    raise ValueError(problem)
             except ValueError as e:
                 raise GanEdgeError(f"{self.metrics_file} line {number} is corrupt ({e}); fix or "
                                    f"delete that line, or rescore with `python -m "
@@ -229,8 +287,11 @@ class RunDir:
             return None
         try:
             best = json.loads(self.best_file.read_text())
-            if not isinstance(best, dict) or not isinstance(best.get("checkpoint"), str):
-                raise ValueError("no checkpoint name")
+            problem = _row_problem(best)
+            if not problem and not any(marker in best for marker in SCORE_KEYS):
+                problem = "no scores"  # the best row is a scored one by definition
+            if problem:
+                raise ValueError(problem)
         except ValueError as e:
             raise GanEdgeError(f"{self.best_file} is corrupt ({e}); remake it with `python -m "
                                f"training.evaluate --run {self.path} --write`, or pick a "
@@ -306,6 +367,14 @@ class RunDir:
         if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {LOCK_FILE}:
             (self.path / LOCK_FILE).unlink(missing_ok=True)
             self.path.rmdir()
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Remove the temp files and folders that a killed process left in the run folder, its
+        samples, plots and checkpoints; call it holding the lock (checkpoint temp folders are
+        this run's own, so no other process writes them)."""
+        from runtime.files import remove_stale_temps
+        return [p for folder in (self.path, self.path / "samples", self.plots_dir,
+                                 self.checkpoints_dir) for p in remove_stale_temps(folder)]
 
     @contextlib.contextmanager
     def lock(self):

@@ -35,13 +35,16 @@ try {
     }
   }));
   if (!report.error) {  // the walk button animates the grid, and stops on a second click
-    report.walkMoves = await page.evaluate(async () => {
-      const canvas = document.getElementById('grid'), before = canvas.toDataURL();
+    await page.evaluate(() => {
+      window.gridBeforeWalk = document.getElementById('grid').toDataURL();
       document.getElementById('walk').click();
-      await new Promise((ok) => setTimeout(ok, 600));
-      document.getElementById('walk').click();
-      return canvas.toDataURL() !== before;
     });
+    // Decided by the first frame that differs, however long a busy machine takes to draw it;
+    // the timeout only bounds a walk that never moves.
+    report.walkMoves = await page.waitForFunction(
+      () => document.getElementById('grid').toDataURL() !== window.gridBeforeWalk,
+      null, { timeout: 120000 }).then(() => true, () => false);
+    await page.evaluate(() => document.getElementById('walk').click());
   }
   if (request.latents && !report.error) {
     report.samples = await page.evaluate(async ([z, k, labels]) => (await window.ganEdge).run(z, k, labels),
