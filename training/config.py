@@ -187,22 +187,16 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
     # gan-edge's own: class-conditional DCGANs (Mirza and Osindero 2014) with a projection
     # discriminator, a batch-normalised generator fed a label embedding, one-sided label
     # smoothing and the averaged generator; non-saturating loss, Adam 2e-4 b1 .5, batch 64.
-    GANConfig(
-        name="cgan-mnist", article=OWN, dataset="mnist", family="cdcgan",
+    # One recipe, on each image data set.
+    *(GANConfig(
+        name=name, article=OWN, dataset=dataset, family="cdcgan",
         latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
         g_units=(128, 64, 32), d_units=(64, 128), d_dropout=0.0,
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
         real_label=0.9, d_update="joint",
         unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281)),
-    GANConfig(
-        name="cgan-fashion", article=OWN, dataset="fashion_mnist", family="cdcgan",
-        latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
-        g_units=(128, 64, 32), d_units=(64, 128), d_dropout=0.0,
-        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
-        real_label=0.9, d_update="joint",
-        unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281)),
+        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281))
+      for name, dataset in (("cgan-mnist", "mnist"), ("cgan-fashion", "fashion_mnist"))),
 ]}
 
 
