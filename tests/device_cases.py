@@ -52,10 +52,13 @@ def main(out: Path) -> None:
             path = shipped.model_file(entry, precision)
             gen = Generator.from_file(path, "cpu")
             z = np.random.default_rng(0).standard_normal((RAW_N, gen.info.latent_dim))
-            np.save(out / f"{name}.{precision}.raw.npy", gen.run(z.astype(np.float32)))
-            tries = np.concatenate(list(gen.generate(check_keep(KEEP, KEEP_N), 0)))
+            labels = gen.labels_for(RAW_N, 0)  # a conditional model: classes drawn as ganrun draws them
+            np.save(out / f"{name}.{precision}.raw.npy", gen.run(z.astype(np.float32), labels))
+            n_tries = check_keep(KEEP, KEEP_N)
+            tries_labels = gen.labels_for(n_tries, 0)
+            tries = np.concatenate(list(gen.generate(n_tries, 0, labels=tries_labels)))
             np.save(out / f"{name}.{precision}.keep-logits.npy",
-                    Discriminator.beside(gen).logits(tries))
+                    Discriminator.beside(gen).logits(tries, tries_labels))
             for case, (ext, options) in cases(gen.info.sample_shape == (2,)).items():
                 ganrun.main(["--model", name, "--precision", precision, "--seed", "0",
                              "--device", "cpu", "--quiet", *options,
