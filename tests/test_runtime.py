@@ -190,8 +190,12 @@ def test_shipped_models_load_and_agree_with_their_manifests():
     from training.config import REGISTRY
     index = load_index()
     assert index["models"][index["default"]]["dataset"] == "mnist"
-    # every seed system of the articles ships its generator
-    assert sorted(entry["arch"] for entry in index["models"].values()) == sorted(REGISTRY)
+    # every seed system of the articles ships its generator, and so does the conditional default
+    from training.config import OWN
+    shipped = {entry["arch"] for entry in index["models"].values()}
+    assert {name for name, cfg in REGISTRY.items() if cfg.article != OWN} <= shipped
+    assert shipped <= set(REGISTRY)
+    assert index["models"][index["default"]]["conditional"]
     total = 0
     for name, entry in index["models"].items():
         manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
@@ -366,13 +370,16 @@ def test_class_names_of_fashion_mnist_are_accepted():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--class", "12"], "not a class of this mnist model"),
+    (["--class", "12"], "not a class of this model"),
     (["--min-confidence", "1.5"], "a probability in [0, 1]"),
     (["--class", "7", "--walk", "3", "--out", "w.gif"], "do not combine with --walk"),
     (["--class", "7", "--n", "20000"], "at most 10,000"),
     (["--class", "7", "--min-confidence", "1", "--n", "50"], "this model rarely makes them"),
 ])
 def test_bad_class_choices_are_one_line_errors_and_write_nothing(args, fragment, tmp_path):
+    """On an unconditional model, where --class filters by the classifier (a conditional
+    model's --class combines with --walk and needs no bound on --n: tests/test_conditional.py)."""
+    args = ["--model", "mlp-smooth-mnist", *args]
     assert_one_line_error(ganrun(*args, "--out-dir", "each", cwd=tmp_path)
                           if "--walk" not in args else ganrun(*args, cwd=tmp_path), fragment)
     assert list(tmp_path.iterdir()) == []

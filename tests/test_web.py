@@ -56,20 +56,15 @@ def site(export_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dcgan_site(exported_runs, tmp_path_factory):
-    """The DCGAN's page: its int8 file holds DepthToSpace and QDQ nodes (the sub-pixel form of
-    its transposed convolutions), which onnxruntime-web must run as Python's onnxruntime does."""
+    """The DCGAN's page: its int8 file holds the rewritten graph (sub-pixel convolutions,
+    Col2Im) and QDQ nodes, which onnxruntime-web must run as Python's onnxruntime does."""
     return _site(exported_runs["dcgan-mnist"] / "export", tmp_path_factory.mktemp("dcgan") / "site")
 
 
 @pytest.fixture(scope="module")
-def conditional_export(tiny_runs):
+def conditional_export(exported_runs):
     """A tiny conditional generator's export: cgan-mnist, inputs z and label, ten digits."""
-    from export.exporter import export_checkpoint
-    run = tiny_runs["cgan-mnist"]
-    out = run / "web-test-export"
-    export_checkpoint(sorted((run / "checkpoints").iterdir())[-1], out, ("int8", "fp32"),
-                      quality_samples=200, progress=lambda m: None)
-    return out
+    return exported_runs["cgan-mnist"] / "export"
 
 
 @pytest.fixture(scope="module")
