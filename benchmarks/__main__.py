@@ -18,10 +18,10 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.cpu import cpu_name
-from runtime.errors import GanEdgeError
-from runtime.precision import PRECISIONS
+from runtime.core.command import run_cli
+from runtime.core.cpu import cpu_name
+from runtime.core.errors import GanEdgeError
+from runtime.core.precision import PRECISIONS
 
 GOALS = [  # (key in the report's "goals", description, comparison, target)
     ("train_speedup_mlp-mnist", "train step vs article loop, mlp-mnist", ">=", 15.0),
@@ -183,7 +183,7 @@ def _goals(r: dict) -> list[dict]:
 
 
 def _write(report: dict, out_dir: Path) -> dict:
-    from runtime.files import write_text_atomic
+    from runtime.core.files import write_text_atomic
     from benchmarks.report import charts, markdown
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = report.get("name") or f"{report['host']}-{report['date'][:10]}"  # older reports lack it

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import write_text_atomic
 
 # Each variant: the recipe with one choice replaced by its absence (GANConfig fields).
 VARIANTS = {

@@ -24,10 +24,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.cpu import cpu_name
-from runtime.errors import GanEdgeError
-from runtime.precision import PRECISIONS
+from runtime.core.command import run_cli
+from runtime.core.cpu import cpu_name
+from runtime.core.errors import GanEdgeError
+from runtime.core.precision import PRECISIONS
 
 BATCHES = (1, 25, 256, 2048)
 QUICK_BATCHES = (1, 25, 256)
@@ -141,7 +141,7 @@ def markdown(r: dict) -> str:
               type=click.Path(file_okay=False))
 def main(models, quick, out_dir):
     """Measure exported generators on the GPU (onnxruntime's CUDA provider) against the CPU."""
-    from runtime.files import write_text_atomic
+    from runtime.core.files import write_text_atomic
     report = measure(Path(models), quick, log=lambda m: click.echo(m, err=True))
     report.update(date=time.strftime("%Y-%m-%d %H:%M"), models=Path(models).name,
                   command=" ".join(["python -m benchmarks.device", *(["--quick"] if quick else []),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import write_text_atomic
 
 
 def measure(arch: str, decays: list[float], runs_root: Path, eval_samples: int,

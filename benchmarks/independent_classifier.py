@@ -36,9 +36,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import atomic_path, write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import atomic_path, write_text_atomic
 
 MODEL_FILE = Path(__file__).parent / "classifiers" / "mnist-independent.onnx"
 REPORT_FILE = Path(__file__).parent / "results" / "independent-classifier.md"
@@ -96,7 +96,7 @@ def train(epochs: int = EPOCHS, seed: int = SEED, data_dir=None, log=print) -> d
 
     from export.classifier import to_onnx
     from export.exporter import write_metadata
-    from runtime.cpu import cpu_name
+    from runtime.core.cpu import cpu_name
     from training.data import load_images
 
     data = load_images("mnist", data_dir)

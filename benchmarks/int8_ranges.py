@@ -21,9 +21,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.cpu import cpu_name, has_avx512
-from runtime.files import write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.cpu import cpu_name, has_avx512
+from runtime.core.files import write_text_atomic
 
 RANGES = ("minmax", "percentile")
 QUALITY_SAMPLES = 2000  # the export's own

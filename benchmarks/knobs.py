@@ -45,10 +45,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.cpu import cpu_name
-from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.cpu import cpu_name
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import write_text_atomic
 
 KEEPS = (0.5, 0.25)
 # The project's int8 classifier gives probabilities in steps of 1/255 (254/255 at most), so no

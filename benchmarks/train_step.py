@@ -137,8 +137,8 @@ def main(out):
     Markdown report. Stop other training first (minutes)."""
     from pathlib import Path
 
-    from runtime.cpu import cpu_name, has_avx512
-    from runtime.files import write_text_atomic
+    from runtime.core.cpu import cpu_name, has_avx512
+    from runtime.core.files import write_text_atomic
     xla_rows = [measure_xla(arch, steps) for arch, steps in
                 (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 5), ("cgan-mnist", 20))]
     reform_rows = [measure_reformulation("dcgan-mnist", 5, xla=x) for x in (True, False)]

@@ -58,7 +58,7 @@ def pyproject(root: dict) -> str:
         f"ganrun = {json.dumps(project['scripts']['ganrun'])}",
         "",
         "[tool.setuptools]",
-        'packages = ["runtime"]',
+        'packages = ["runtime", "runtime.core"]',
         "",
         "[tool.setuptools.package-data]",
         f"runtime = {toml_list(data)}",

@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
+from runtime.core.command import run_cli
 from runtime.classify import classifier_file
-from runtime.errors import GanEdgeError
-from runtime.files import atomic_path
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import atomic_path
 
 # Measured here: MNIST agrees on 99.95 %; Fashion-MNIST on 99.44 % with 512 calibration images
 # and 99.35 % with 2,048 (MinMax ranges widen with more data). Its accuracy is what users see.

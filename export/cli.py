@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from export.convert import OPSET
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import check_writable_dir
-from runtime.precision import PRECISIONS, parse_precisions
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
+from runtime.core.precision import PRECISIONS, parse_precisions
 
 
 def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, data_dir=None) -> dict:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_RANGES
-from runtime.errors import GanEdgeError
-from runtime.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
-from runtime.precision import PRECISIONS, TARGET
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
+from runtime.core.precision import PRECISIONS, TARGET
 from training.config import GANConfig
 from training.rundir import RunDir
 
@@ -122,7 +122,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
         raise GanEdgeError(f"--precision repeats a precision ({', '.join(precisions)}); name each "
                            f"once")
     from export.discriminator import FILE as DISCRIMINATOR_FILE
-    from runtime.files import check_target
+    from runtime.core.files import check_target
     for name in (*(f"generator.{p}.onnx" for p in precisions), DISCRIMINATOR_FILE,
                  "manifest.json"):
         check_target(out_dir / name)  # before the minutes of work, not in the middle of publishing

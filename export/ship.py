@@ -21,10 +21,10 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import write_text_atomic
-from runtime.precision import parse_precisions
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import write_text_atomic
+from runtime.core.precision import parse_precisions
 from runtime.shipped import MODELS_DIR
 
 # 16 MB: the articles' five (9.9 MB) and gan-edge's two conditional systems, int8 and fp16

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 from runtime.generator import Generator
 from training.config import GANConfig
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import sha256_file, write_text_atomic
-from runtime.precision import parse_precisions
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import sha256_file, write_text_atomic
+from runtime.core.precision import parse_precisions
 
 ORT_WEB = "onnxruntime-web@1.30.0"
 ORT_WEB_INTEGRITY = ("sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRM"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 CLASSIFIERS_DIR = Path(__file__).parent / "classifiers"
 TRIES_PER_SAMPLE = 50      # generate at most this many samples per one kept ...

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.precision import PRECISIONS
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.precision import PRECISIONS
 
 MAX_N = 100_000
 MAX_WALK_N = 400     # tiles per animated frame
@@ -39,8 +39,8 @@ MAX_PIXELS = 1 << 28       # a grid of 256 M pixels is already far more than any
 
 def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) -> str:
     """The output format for `out`, or a one-line error before any work is done."""
-    from runtime.files import check_target
-    from runtime.images import pillow_format
+    from runtime.core.files import check_target
+    from runtime.core.images import pillow_format
     check_target(out)
     if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and (
             out.name == "labels.csv" or SAMPLE_FILE.fullmatch(out.name)):
@@ -208,7 +208,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
                                           classes)
     if labels is None and asked is not None:
         labels = ([gen.info.class_names[k] for k in asked], None)
-    from runtime.files import remove_stale_temps
+    from runtime.core.files import remove_stale_temps
     left = remove_stale_temps(out.parent, target=out.name)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 FILE = "discriminator.int8.onnx"
 MAX_TRIES = 2_000_000  # samples generated for one request, whatever --keep asks

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")

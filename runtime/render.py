@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.files import atomic_path
-from runtime.images import GridCanvas, save_png, to_uint8
+from runtime.core.files import atomic_path
+from runtime.core.images import GridCanvas, save_png, to_uint8
 
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,

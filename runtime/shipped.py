@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime.errors import GanEdgeError
-from runtime.precision import PRECISIONS, TARGET
+from runtime.core.errors import GanEdgeError
+from runtime.core.precision import PRECISIONS, TARGET
 
 MODELS_DIR = Path(__file__).parent / "models"
 

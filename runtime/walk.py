@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from runtime.files import atomic_path
-from runtime.images import GridCanvas, to_uint8
+from runtime.core.files import atomic_path
+from runtime.core.images import GridCanvas, to_uint8
 
 FRAMES_PER_STEP = 12   # frames between two consecutive latents
 FRAME_MS = 80          # display time of one frame

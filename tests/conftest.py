@@ -188,10 +188,10 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
 
 def cli(module: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m module args` in this process, through the wrapper its entry point uses
-    (runtime.cli_util.run_cli: one `error:` line, exit status 2). For cases decided before
+    (runtime.core.command.run_cli: one `error:` line, exit status 2). For cases decided before
     any training starts, where a subprocess would only add a TensorFlow import. Any exception
     that escapes the wrapper is a traceback a user would see: it lands in stderr as one."""
-    from runtime.cli_util import run_cli as wrapper
+    from runtime.core.command import run_cli as wrapper
     command = importlib.import_module(module).main
     out, err = io.StringIO(), io.StringIO()
     code = 0

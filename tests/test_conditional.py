@@ -40,7 +40,7 @@ def _tile(out_dir, i):
 
 def test_class_generates_the_asked_class_directly(conditional_file, tmp_path):
     from runtime.generator import Generator
-    from runtime.images import to_uint8
+    from runtime.core.images import to_uint8
     out_dir, rows = _ganrun(conditional_file, tmp_path, "--n", "6", "--class", "3",
                             "--seed", "4")
     assert [r["class"] for r in rows] == ["3"] * 6 and "confidence" not in rows[0]

@@ -4,7 +4,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 from training.data import KNOWN_SHA256, load_images, parse_idx, scale_images
 
 from conftest import make_digits, write_idx

@@ -65,7 +65,7 @@ def test_the_generated_tables_hold_every_shipped_model_and_registry_entry():
     ("<!-- generated: ganrun-list -->\nno end\n", "without its pair"),
 ])
 def test_a_bad_block_is_one_error(text, fragment):
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     with pytest.raises(GanEdgeError, match=fragment):
         generate.render(text)
 

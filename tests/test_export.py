@@ -168,7 +168,7 @@ def test_onnx_rewrite_below_opset_18_keeps_the_single_channel_conv():
 
 
 def test_manifest_lists_files_with_hashes_and_figures(exports, exported_runs):
-    from runtime.files import sha256_file
+    from runtime.core.files import sha256_file
     run = exported_runs["mlp-mnist"]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["arch"] == "mlp-mnist" and manifest["tools"]["tf2onnx"]
@@ -393,7 +393,7 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
     """python -m export.ship: the files asked for, an index naming the MNIST default, the budget.
     A fresh process, with the DCGAN: its discriminator holds our own dropout layer."""
     from export import ship
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     models = tmp_path / "models"
     shipped = run_cli("-m", "export.ship", "--run", str(exported_runs["dcgan-mnist"]), "--best",
                       "--precision", "int8,fp16", "--models-dir", str(models))
@@ -460,7 +460,7 @@ def test_a_conditional_file_says_so_and_names_its_classes(exports, exported_runs
 
 
 def test_a_conditional_generator_refuses_latents_without_labels(exports, exported_runs):
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     from runtime.generator import Generator
     gen = Generator.from_file(exported_runs["cgan-mnist"] / "export" / "generator.fp32.onnx")
     z = np.zeros((3, gen.info.latent_dim), np.float32)

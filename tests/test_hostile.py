@@ -238,7 +238,7 @@ def test_file_system_refusals_name_the_path(run, tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_nothing(run, tmp_path, monkeypatch):
     """The PNG's bytes go to /dev/full (ENOSPC on write; Linux, as the suite), as on a disk
     that fills up while ganrun writes: one line, and no temp file left beside the grid."""
-    import runtime.images as im
+    import runtime.core.images as im
 
     def full(self, data):
         with open("/dev/full", "wb") as fh:
@@ -516,11 +516,11 @@ def test_an_export_of_fewer_precisions_names_the_files_it_removed(run):
 def _killed_while_writing(folder: Path, kind: str) -> None:
     """A process that dies by SIGKILL in the middle of writing into `folder` the way gan-edge
     writes (an atomic file, or an export's temp folder)."""
-    code = {"file": "from runtime.files import atomic_path\n"
+    code = {"file": "from runtime.core.files import atomic_path\n"
                     f"with atomic_path({str(folder / 'sample_000000.png')!r}) as tmp:\n"
                     "    tmp.write_bytes(b'half a png')\n"
                     "    os.kill(os.getpid(), signal.SIGKILL)\n",
-            "folder": "from runtime.files import temp_folder\n"
+            "folder": "from runtime.core.files import temp_folder\n"
                       f"with temp_folder(Path({str(folder)!r}), '.tmp-export-') as tmp:\n"
                       "    (tmp / 'fp32.onnx').write_bytes(b'half a model')\n"
                       "    os.kill(os.getpid(), signal.SIGKILL)\n"}[kind]
@@ -534,7 +534,7 @@ def _hidden(folder: Path) -> list[str]:
 
 
 def test_temp_files_of_a_killed_ganrun_are_removed_by_the_next_run(run, tmp_path):
-    from runtime.files import atomic_path
+    from runtime.core.files import atomic_path
     each = tmp_path / "each"
     each.mkdir()
     _killed_while_writing(each, "file")

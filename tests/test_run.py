@@ -168,7 +168,7 @@ def test_default_progress_is_plain_lines_where_stderr_is_not_a_terminal(tmp_path
 
 def test_a_malformed_fault_hook_is_one_line(tmp_path, monkeypatch):
     from training.callbacks import injected_fault
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     for spec in ("kill", "kill@checkpoint:0", "explode@step:3", "kill@epoch:2"):
         monkeypatch.setenv("GAN_EDGE_FAULT", spec)
         with pytest.raises(GanEdgeError, match="is not ACTION@checkpoint:K or ACTION@step:N"):
@@ -227,7 +227,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
         tmp_path, tiny_mnist, monkeypatch):
     import tensorflow as tf
 
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     from training.gan import GAN
     original = GAN.train_step
 

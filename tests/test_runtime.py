@@ -81,7 +81,7 @@ def test_bad_walks_are_one_line_errors_and_write_nothing(model, args, fragment, 
 @pytest.mark.parametrize("shape", [(1, 1), (28, 28), (3, 457)])
 def test_png_writer_round_trips_through_pillow(shape, tmp_path):
     """ganrun writes PNGs without Pillow (start-up time); Pillow must read back the pixels."""
-    from runtime.images import save_png
+    from runtime.core.images import save_png
     pixels = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
     save_png(pixels, tmp_path / "a.png", scale=2)
     with Image.open(tmp_path / "a.png") as img:
@@ -104,7 +104,7 @@ def test_keep_returns_the_top_fraction_by_the_discriminator(model, tmp_path):
     import onnxruntime as ort
 
     from runtime.generator import Generator
-    from runtime.images import to_uint8
+    from runtime.core.images import to_uint8
     gen = Generator.from_file(model)
     samples = np.concatenate(list(gen.generate(24, seed=4)))
     session = ort.InferenceSession(str(model.parent / "discriminator.int8.onnx"),
@@ -184,7 +184,7 @@ def test_gan_1d_models_write_a_scatter_or_csv(exported_runs, tmp_path):
 
 
 def test_shipped_models_load_and_agree_with_their_manifests():
-    from runtime.files import sha256_file
+    from runtime.core.files import sha256_file
     from runtime.generator import Generator
     from runtime.shipped import MODELS_DIR, load_index
     from training.config import REGISTRY
@@ -362,7 +362,7 @@ def test_class_choice_returns_only_that_class_and_a_labelled_data_set(tmp_path):
 
 def test_class_names_of_fashion_mnist_are_accepted():
     from runtime.classify import Classifier
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     classifier = Classifier("fashion_mnist")
     assert classifier.parse("sneaker, Bag") == [7, 8] and classifier.parse("0,T-shirt/top") == [0]
     with pytest.raises(GanEdgeError, match="choose from T-shirt/top, Trouser"):
@@ -386,7 +386,7 @@ def test_bad_class_choices_are_one_line_errors_and_write_nothing(args, fragment,
 
 
 def test_auto_precision_prefers_the_devices_file_and_falls_back_to_any():
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     from runtime.shipped import model_file
     both = {"arch": "x", "files": {"int8": "x/generator.int8.onnx", "fp16": "x/generator.fp16.onnx"}}
     int8_only = {"arch": "x", "files": {"int8": "x/generator.int8.onnx"}}

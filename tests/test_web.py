@@ -259,7 +259,7 @@ def test_malformed_class_metadata_shows_a_readable_error(browser_tools, conditio
 def _swap_model(site_dir: Path, tmp_path: Path, replacement: Path, fix_hash: bool) -> Path:
     """A copy of the page whose int8 file is `replacement` (with model.json's hash updated to
     match, or left as it was)."""
-    from runtime.files import sha256_file
+    from runtime.core.files import sha256_file
     copy = tmp_path / "page"
     shutil.copytree(site_dir, copy)
     shutil.copy(replacement, copy / "generator.int8.onnx")

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 from training import checkpoint as ckpt
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 import training.models  # noqa: F401  registers GlobalBatchDropout, for discriminator.keras
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 from training.rundir import GENERATOR_FILES
 
 

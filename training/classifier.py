@@ -19,9 +19,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
-from runtime.files import atomic_path, write_text_atomic
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import atomic_path, write_text_atomic
 
 CLASSIFIER_DIR = Path(__file__).parent / "classifiers"
 FEATURE_LAYER = "features"

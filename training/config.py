@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from runtime.cpu import has_avx512
+from runtime.core.cpu import has_avx512
 
 # The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
 # layer, a Conv2D to one channel, and its stride-2 Conv2DTranspose upsampling layers.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 PARTS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 

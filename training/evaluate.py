@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
 from training.config import GANConfig, get_config
 from training.quality import function_metrics, image_metrics
 from training.rundir import RunDir

@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from runtime.files import atomic_path  # noqa: E402
-from runtime.images import grid, save_png, to_uint8  # noqa: E402
+from runtime.core.files import atomic_path  # noqa: E402
+from runtime.core.images import grid, save_png, to_uint8  # noqa: E402
 from training.config import GANConfig  # noqa: E402
 
 

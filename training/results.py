@@ -20,8 +20,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
 from training.config import REGISTRY
 from training.rundir import RunDir
 

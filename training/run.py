@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from runtime.cli_util import run_cli
-from runtime.errors import GanEdgeError
+from runtime.core.command import run_cli
+from runtime.core.errors import GanEdgeError
 from training.config import EMA_DECAY, REGISTRY, GANConfig, Schedule, get_config
 from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
                                  make_strategy)

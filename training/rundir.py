@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import GanEdgeError
-from runtime.files import check_writable_dir, write_text_atomic
+from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir, write_text_atomic
 from training.config import GANConfig
 from training.quality import best_row, weight_views
 
@@ -372,7 +372,7 @@ class RunDir:
         """Remove the temp files and folders that a killed process left in the run folder, its
         samples, plots and checkpoints; call it holding the lock (checkpoint temp folders are
         this run's own, so no other process writes them)."""
-        from runtime.files import remove_stale_temps
+        from runtime.core.files import remove_stale_temps
         return [p for folder in (self.path, self.path / "samples", self.plots_dir,
                                  self.checkpoints_dir) for p in remove_stale_temps(folder)]
 

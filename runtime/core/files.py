@@ -103,7 +103,7 @@ def check_target(path: Path) -> None:
     """A one-line error unless `path` can become a regular file: it must not be a folder or a
     special file (renaming onto a FIFO or a device would replace it), and its parent must not
     be a file."""
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     if path.exists() and not path.is_file():
         raise GanEdgeError(f"{path} exists and is not a regular file; choose another name")
     for parent in path.parents:
@@ -120,7 +120,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def check_writable_dir(folder: str | Path, option: str) -> None:
     """Create `folder` if needed and prove it writable now, before any long work is done."""
-    from runtime.errors import GanEdgeError
+    from runtime.core.errors import GanEdgeError
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise GanEdgeError(f"{option} {folder} is a file, not a folder; pass a folder")

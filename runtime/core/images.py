@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.files import atomic_path
+from runtime.core.files import atomic_path
 
 
 def to_uint8(samples: np.ndarray, output_range: tuple[float, float]) -> np.ndarray:

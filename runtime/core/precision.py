@@ -1,5 +1,5 @@
 """The precisions an export comes in, and where each one runs best."""
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 PRECISIONS = ("fp32", "int8", "fp16")
 # fp16 is a GPU format: onnxruntime's CPU provider runs it slower than fp32.

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from runtime.errors import GanEdgeError
+from runtime.core.errors import GanEdgeError
 
 
 def run_cli(command: click.Command, args=None) -> None:
