@@ -113,7 +113,7 @@ def _name_nodes_and_pick_output_layer(path: Path) -> list[str]:
 
 
 def int8_weights_only(fp32_path: Path, out_path: Path, min_size: int = 256) -> None:
-    """int8 storage of the MatMul and Conv weights (symmetric, per output channel), turned
+    """int8 storage of the MatMul, Gemm and Conv weights (symmetric, per output channel), turned
     back into float32 by a DequantizeLinear that onnxruntime folds at load: a quarter of the
     file size, float32 compute, and only the weights' rounding as error (no activation
     ranges, so the outputs do not depend on what calibration saw)."""
@@ -123,8 +123,9 @@ def int8_weights_only(fp32_path: Path, out_path: Path, min_size: int = 256) -> N
     graph = model.graph
     axis_of = {}  # initializer name -> its output-channel axis
     for node in graph.node:
-        if node.op_type in ("MatMul", "Conv") and len(node.input) > 1:
-            axis_of[node.input[1]] = 1 if node.op_type == "MatMul" else 0
+        if node.op_type in ("MatMul", "Gemm", "Conv") and len(node.input) > 1:
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            axis_of[node.input[1]] = 0 if node.op_type == "Conv" or trans_b else 1
     for init in list(graph.initializer):
         w = numpy_helper.to_array(init)
         if init.name not in axis_of or w.dtype != np.float32 or w.size < min_size:

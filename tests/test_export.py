@@ -523,14 +523,14 @@ def test_ship_reindex_writes_the_index_the_package_holds(tmp_path):
 @pytest.mark.parametrize("arch", ["cgan-mnist", "mlp-mnist"])
 def test_int8_keeps_the_output_layer_in_float_and_passes_per_label_parity(arch, exports,
                                                                           exported_runs):
-    """The int8 file's output layer (its last Conv or MatMul up to `sample`) reads the 8-bit
+    """The int8 file's output layer (its last Conv, MatMul or Gemm up to `sample`) reads the 8-bit
     output of the layer before, and its weights are stored as int8, but nothing in it is
     quantized again: no QuantizeLinear takes any of its tensors. The file passed the export's
     validation, every label within the mean bound."""
     from export.quantize import output_layer
     graph = onnx.load(str(exported_runs[arch] / "export" / "generator.int8.onnx")).graph
     layer = output_layer(graph)
-    assert layer[-1].op_type in ("Conv", "MatMul") and layer[0].output[0] == "sample"
+    assert layer[-1].op_type in ("Conv", "MatMul", "Gemm") and layer[0].output[0] == "sample"
     made_by = {out: n for n in graph.node for out in n.output}
     tensors = {out for n in layer for out in n.output}
     assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in tensors]
