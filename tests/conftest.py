@@ -222,6 +222,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in last, last
 
 
+def save_graph(graph, path: Path, metadata: dict[str, str]) -> Path:
+    """A hand-made ONNX graph saved as a model file with the given metadata: opset 17 and IR
+    version 8, which every onnxruntime the project supports reads."""
+    import onnx
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
 @contextlib.contextmanager
 def reserved_ports(n: int):
     """n localhost ports, held bound (with SO_REUSEPORT) until the block ends, so that no
