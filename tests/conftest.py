@@ -111,6 +111,18 @@ def real_fashion_mnist():
     return _real_data("fashion_mnist")
 
 
+@pytest.fixture(scope="session")
+def device_wheel(tmp_path_factory) -> Path:
+    """The device wheel, built by device-wheel/build.py as `make wheel` builds it."""
+    out, staging = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("staging") / "stage"
+    built = subprocess.run([sys.executable, str(ROOT / "device-wheel" / "build.py"), "--out",
+                            str(out), "--staging", str(staging)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr  # includes the size budget
+    print(built.stdout.strip())
+    (found,) = out.glob("gan_edge_runtime-*-py3-none-any.whl")
+    return found
+
+
 def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Path:
     from training.run import train
     return train(arch, steps=steps, run_dir=root / arch, data_dir=data_dir, progress=False,
