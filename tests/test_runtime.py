@@ -214,15 +214,15 @@ def test_shipped_files_reproduce_their_manifests_quality_figures():
             ours = score_samples(cfg, generate(gen.run, cfg, claimed["n_samples"], 500))
             where = f"{name} {listed['precision']}"
             if "energy_distance" in claimed:  # gan-1d
-                assert ours["energy_distance"] == pytest.approx(claimed["energy_distance"],
+                assert ours.energy_distance == pytest.approx(claimed["energy_distance"],
                                                                 abs=2e-4), where
                 continue
-            assert ours["classifier_score"] == pytest.approx(claimed["classifier_score"],
+            assert ours.classifier_score == pytest.approx(claimed["classifier_score"],
                                                              abs=0.02), where
-            assert ours["classes_covered"] == claimed["classes_covered"], where
-            assert ours["kl_to_uniform"] == pytest.approx(claimed["kl_to_uniform"], abs=0.005), where
-            if ours["frechet_distance"] is not None:  # None: no test split on this machine
-                assert ours["frechet_distance"] == pytest.approx(claimed["frechet_distance"],
+            assert ours.classes_covered == claimed["classes_covered"], where
+            assert ours.kl_to_uniform == pytest.approx(claimed["kl_to_uniform"], abs=0.005), where
+            if ours.frechet_distance is not None:  # None: no test split on this machine
+                assert ours.frechet_distance == pytest.approx(claimed["frechet_distance"],
                                                                  rel=0.02), where
 
 

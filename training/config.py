@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from runtime.core.cpu import has_avx512
+from runtime.core.samples import kind_of
 
 # The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
 # layer, a Conv2D to one channel, and its stride-2 Conv2DTranspose upsampling layers.
@@ -84,6 +85,11 @@ class GANConfig:
     @property
     def conditional(self) -> bool:
         return self.n_classes > 0
+
+    @property
+    def kind(self) -> str:
+        """runtime.core.samples.IMAGE or POINT."""
+        return kind_of(self.sample_shape)
 
     @property
     def xla_by_default(self) -> bool:
