@@ -78,15 +78,17 @@ def test_config_round_trips_through_json_types():
 def test_the_dcgan_train_step_takes_the_path_measured_fastest_on_each_cpu(monkeypatch, avx512):
     """benchmarks/results/train-step-*.md: on AVX2, XLA and both kinds of reformulated
     layers; on AVX-512, no XLA and only the last conv reformulated (with --xla forced there,
-    both); the MLPs always compile with XLA."""
-    import training.config
-    monkeypatch.setattr(training.config, "has_avx512", lambda: avx512)
+    both); the MLPs always compile with XLA; across replicas nothing does."""
+    import training.acceleration
+    from training.acceleration import LAST_CONV, REFORMULATIONS, Acceleration
+    monkeypatch.setattr(training.acceleration, "has_avx512", lambda: avx512)
     dcgan, mlp = get_config("dcgan-mnist"), get_config("mlp-fashion")
-    assert dcgan.xla_by_default is (not avx512) and mlp.xla_by_default
-    from training.config import LAST_CONV, REFORMULATIONS
-    assert dcgan.reformulate_by_default(dcgan.xla_by_default) == \
-        ((LAST_CONV,) if avx512 else REFORMULATIONS)
-    assert dcgan.reformulate_by_default(True) == REFORMULATIONS
+    assert Acceleration.decide(dcgan) == (Acceleration(False, (LAST_CONV,)) if avx512
+                                          else Acceleration(True, REFORMULATIONS))
+    assert Acceleration.decide(mlp) == Acceleration(True, ())
+    assert Acceleration.decide(dcgan, xla=True) == Acceleration(True, REFORMULATIONS)
+    assert not Acceleration.decide(mlp, replicas=2).xla
     conditional = get_config("cgan-mnist")  # its step, too, is slower with XLA on AVX-512
-    assert conditional.xla_by_default is (not avx512)
-    assert conditional.reformulate_by_default(True) == ()
+    assert Acceleration.decide(conditional) == Acceleration(not avx512, ())
+    assert Acceleration.decide(conditional, xla=True) == Acceleration(True, ())
+

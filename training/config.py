@@ -11,14 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from runtime.core.cpu import has_avx512
-
-# The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
-# layer, a Conv2D to one channel, and its stride-2 Conv2DTranspose upsampling layers.
-LAST_CONV, UPSAMPLING = "last_conv", "upsampling"
-REFORMULATIONS = (LAST_CONV, UPSAMPLING)
-
-
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
 # benchmarks/results/ema-mlp-smooth-mnist.md: the average beats the trained generator at every
 # evaluation from epoch 10 (epoch 50: classifier score 8.61 vs 8.37, Frechet 9.5 vs 17.3);
@@ -86,26 +78,6 @@ class GANConfig:
         return self.n_classes > 0
 
     @property
-    def xla_by_default(self) -> bool:
-        """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
-        makes the MLP steps faster on every CPU measured; the DCGAN's it makes slower on AVX-512
-        CPUs and faster on AVX2 (benchmarks/results/train-step-*.md, `python -m
-        benchmarks.train_step`). The conditional DCGANs follow the DCGAN: their step took 2.5x
-        as long with XLA on an Intel Xeon with AVX-512, timed by hand; `python -m
-        benchmarks.train_step` now measures their row too, not yet in a committed report."""
-        return self.family == "mlp" or not has_avx512()
-
-    def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
-        """Which of the DCGAN generator's slow layers the train step computes another way
-        (training/fast_forward.py; the MLPs have none): both kinds on AVX2, with XLA and
-        without, and on AVX-512 with XLA; on AVX-512 without XLA only the last conv, since
-        oneDNN's own kernels for the transposed convs are fast there
-        (benchmarks/results/train-step-*.md, `python -m benchmarks.train_step`)."""
-        if self.family != "dcgan":
-            return ()
-        return REFORMULATIONS if xla or not has_avx512() else (LAST_CONV,)
-
-    @property
     def last_checkpoint(self) -> str:
         """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""
         return f"epoch_{self.length:03d}" if self.unit == "epoch" else f"step_{self.length:06d}"
@@ -120,6 +92,7 @@ class GANConfig:
 
     def steps_per_epoch(self, train_size: int) -> int:
         return max(1, train_size // self.batch_size)
+
 
 
 @dataclass(frozen=True)
@@ -142,25 +115,22 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(128, 128), d_units=(64, 64), d_dropout=0.4, g_out_activation="sigmoid",
         d_update="joint",
         learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
-        unit="epoch", length=100, eval_every=10, grid=(10, 10), grid_inverted=True,
-        recommended="epoch_040",
-        param_counts=(1_164_289, 40_705)),
+        unit="epoch", length=100, eval_every=10, recommended="epoch_040",
+        grid=(10, 10), grid_inverted=True, param_counts=(1_164_289, 40_705)),
     GANConfig(
         name="mlp-mnist", article="002", dataset="mnist", family="mlp",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
         g_units=(128,), d_units=(128,), g_alpha=0.01, d_alpha=0.01,
         learning_rate=1e-3, beta_1=0.9, d_half_batch=128, g_batch=128, batch_size=128,
-        unit="iteration", length=20_000, eval_every=1_000, grid=(4, 4),
-        recommended="step_020000",
-        param_counts=(114_064, 100_609)),
+        unit="iteration", length=20_000, eval_every=1_000, recommended="step_020000",
+        grid=(4, 4), param_counts=(114_064, 100_609)),
     GANConfig(
         name="mlp-smooth-mnist", article="001", dataset="mnist", family="mlp",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
         g_units=(256, 512, 1024), d_units=(512, 256),
         learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
-        real_label=0.9, unit="epoch", length=50, eval_every=5, grid=(10, 10),
-        recommended="epoch_050",
-        param_counts=(1_486_352, 533_505),
+        real_label=0.9, unit="epoch", length=50, eval_every=5, recommended="epoch_050",
+        grid=(10, 10), param_counts=(1_486_352, 533_505),
         deviations=("the article elides its layers, BATCH_SIZE and TOTAL_EPOCHS: we use the widely "
                     "circulated version of its notebook (G Dense 256/512/1024 LReLU .2, D Dense "
                     "512/256 LReLU .2, batch 256, 50 epochs)",)),
@@ -170,9 +140,8 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(256, 512, 1024), d_units=(1024, 512, 256), d_dropout=0.3,
         g_kernel_init="normal_0.02", d_kernel_init="normal_0.02",
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
-        unit="epoch", length=100, eval_every=1, grid=(10, 10),
-        recommended="epoch_100",
-        param_counts=(1_486_352, 1_460_225),
+        unit="epoch", length=100, eval_every=1, recommended="epoch_100",
+        grid=(10, 10), param_counts=(1_486_352, 1_460_225),
         deviations=("the article builds a tanh layer and then reshapes the layer before it, so its "
                     "generator has no tanh; we apply the tanh it meant (no parameters change)",)),
     GANConfig(
@@ -181,9 +150,8 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(15,), d_units=(25,), hidden_activation="relu",
         g_kernel_init="he_uniform", d_kernel_init="he_uniform", g_out_activation="linear",
         learning_rate=1e-3, beta_1=0.9, d_half_batch=64, g_batch=128, batch_size=128,
-        unit="iteration", length=10_000, eval_every=2_000, grid=(1, 1),
-        recommended="step_010000",
-        param_counts=(122, 101)),
+        unit="iteration", length=10_000, eval_every=2_000, recommended="step_010000",
+        grid=(1, 1), param_counts=(122, 101)),
     # gan-edge's own: class-conditional DCGANs (Mirza and Osindero 2014) with a projection
     # discriminator, a batch-normalised generator fed a label embedding, one-sided label
     # smoothing and the averaged generator; non-saturating loss, Adam 2e-4 b1 .5, batch 64.
@@ -194,8 +162,8 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
         g_units=(128, 64, 32), d_units=(64, 128), d_dropout=0.0,
         learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
         real_label=0.9, d_update="joint",
-        unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10, param_counts=(792_033, 201_281))
+        unit="epoch", length=10, eval_every=1, recommended="epoch_010",
+        grid=(10, 10), n_classes=10, param_counts=(792_033, 201_281))
       for name, dataset in (("cgan-mnist", "mnist"), ("cgan-fashion", "fashion_mnist"))),
 ]}
 
