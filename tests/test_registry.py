@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from training.config import OWN, REGISTRY, GANConfig, get_config
@@ -92,3 +94,17 @@ def test_the_dcgan_train_step_takes_the_path_measured_fastest_on_each_cpu(monkey
     assert Acceleration.decide(conditional) == Acceleration(not avx512, ())
     assert Acceleration.decide(conditional, xla=True) == Acceleration(True, ())
 
+
+def test_the_committed_records_configs_load_under_the_fields_names():
+    """config.json keeps g_units, d_units and batch_size; GANConfig calls them g_widths,
+    d_widths and epoch_batch."""
+    import json
+    records = sorted((Path(__file__).parent.parent / "docs" / "records").glob("*/config.json"))
+    assert records
+    for path in records:
+        saved = json.loads(path.read_text())["config"]
+        cfg = GANConfig.from_dict(saved)
+        assert (cfg.g_widths, cfg.d_widths, cfg.epoch_batch) == \
+            (tuple(saved["g_units"]), tuple(saved["d_units"]), saved["batch_size"])
+        written = json.loads(json.dumps(cfg.to_dict()))
+        assert {k: written.get(k) for k in saved} == saved  # every field, under its name
