@@ -22,13 +22,19 @@ from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
 
-# Each variant: the recipe with one choice replaced by its absence (GANConfig fields).
-VARIANTS = {
-    "recipe": {},
-    "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
-    "no batch normalisation in G": {"g_batchnorm": False},
-    "no one-sided label smoothing": {"real_label": 1.0},
-}
+def variants(arch: str) -> dict[str, dict]:
+    """The recipe, and the recipe with one choice replaced by its absence (GANConfig fields)."""
+    from training.config import get_config
+    d_widths = get_config(arch).d_widths
+    return {
+        "recipe": {},
+        "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
+        "no batch normalisation in G": {"g_batchnorm": False},
+        "no one-sided label smoothing": {"real_label": 1.0},
+        f"no last conv in D ({d_widths[-1]} filters)": {"d_widths": d_widths[:-1]},
+    }
+
+
 COLUMNS = (("classifier_score", "score", "{:.2f}"), ("frechet_distance", "FD", "{:.1f}"),
            ("kl_to_uniform", "KL", "{:.3f}"), ("class_accuracy", "class acc.", "{:.1%}"),
            ("class_accuracy_min", "worst class", "{:.1%}"))
@@ -38,7 +44,7 @@ def measure(arch: str, epochs: int, runs_root: Path, eval_samples: int, log=prin
     from training.rundir import RunDir
     from training.run import train
     rows = {}
-    for name, variant in VARIANTS.items():
+    for name, variant in variants(arch).items():
         log(f"training {arch}, {name}, {epochs} epoch(s)")
         t0 = time.monotonic()
         run = RunDir(train(arch, epochs=epochs, eval_every=epochs, variant=variant,
