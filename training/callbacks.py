@@ -20,8 +20,8 @@ from training.acceleration import Acceleration
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
 from training.evaluate import score_generated, summary
-from training.reformulation import sampler
 from training.plots import save_metric_plots, save_samples
+from training.reformulation import sampler
 from training.rundir import RunDir, checkpoint_name
 
 
