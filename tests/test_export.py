@@ -295,7 +295,7 @@ def test_export_scores_against_the_data_the_run_was_trained_on(exports, exported
     run = exported_runs["mlp-fashion"]
     fp32 = next(f for f in exports["mlp-fashion"]["files"] if f["precision"] == "fp32")
     want = score_onnx(run / "export" / "generator.fp32.onnx", 200, data_dir=tiny_mnist)
-    assert fp32["quality"]["frechet_distance"] == pytest.approx(want["frechet_distance"], rel=1e-5)
+    assert fp32["quality"]["frechet_distance"] == pytest.approx(want.frechet_distance, rel=1e-5)
 
 
 @pytest.mark.slow

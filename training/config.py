@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from runtime.core.samples import kind_of
+
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
 # benchmarks/results/ema-mlp-smooth-mnist.md: the average beats the trained generator at every
 # evaluation from epoch 10 (epoch 50: classifier score 8.61 vs 8.37, Frechet 9.5 vs 17.3);
@@ -77,6 +79,11 @@ class GANConfig:
     @property
     def conditional(self) -> bool:
         return self.n_classes > 0
+
+    @property
+    def kind(self) -> str:
+        """runtime.core.samples.IMAGE or POINT."""
+        return kind_of(self.sample_shape)
 
     @property
     def last_checkpoint(self) -> str:

@@ -16,6 +16,7 @@ import click
 
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import POINT
 from training.acceleration import Acceleration
 from training.config import EMA_DECAY, REGISTRY, GANConfig, Schedule, get_config
 from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
@@ -100,7 +101,7 @@ def _train(run: RunDir, args: TrainArgs, cfg: GANConfig, writer: bool) -> Path:
 
     dist = _start_strategy(args.strategy, args.cpu_devices, cfg)  # before anything touches a device
     from training.data import load_images
-    data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, args.data_dir)
+    data = None if cfg.kind == POINT else load_images(cfg.dataset, args.data_dir)
     x_train = None if data is None else data.x_train
     seed = saved["seed"] if saved else args.seed
     ema = args.ema if args.ema is not None else saved["ema"] if saved else EMA_DECAY
