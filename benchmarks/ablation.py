@@ -26,13 +26,13 @@ from runtime.core.scores import RowScores
 def variants(arch: str) -> dict[str, dict]:
     """The recipe, and the recipe with one choice replaced by its absence (GANConfig fields)."""
     from training.config import get_config
-    d_units = get_config(arch).d_units
+    d_widths = get_config(arch).d_widths
     return {
         "recipe": {},
         "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
         "no batch normalisation in G": {"g_batchnorm": False},
         "no one-sided label smoothing": {"real_label": 1.0},
-        f"no last conv in D ({d_units[-1]} filters)": {"d_units": d_units[:-1]},
+        f"no last conv in D ({d_widths[-1]} filters)": {"d_widths": d_widths[:-1]},
     }
 
 

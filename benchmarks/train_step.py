@@ -13,14 +13,14 @@ import time
 import click
 import numpy as np
 
-from training.config import LAST_CONV, REFORMULATIONS
+from training.acceleration import LAST_CONV, REFORMULATIONS, Acceleration
 
 
-def _project_step(cfg, x_real, xla=None, reformulate=None):
+def _project_step(cfg, x_real, acceleration: Acceleration):
     import tensorflow as tf
 
     from training.gan import build_gan
-    gan = build_gan(cfg, xla=xla, reformulate=reformulate)
+    gan = build_gan(cfg, acceleration=acceleration)
     step_fn = tf.function(gan.train_step, jit_compile=gan.jit_compile)  # what fit() compiles
     real = tf.constant(x_real[: cfg.d_half_batch])
     if cfg.conditional:  # a batch of a conditional system carries its class labels
@@ -95,14 +95,15 @@ def measure(arch: str, steps: int, rounds: int = 3) -> dict:
 
 def measure_xla(arch: str, steps: int, rounds: int = 3) -> dict:
     """Seconds per step of the project's step with and without XLA, alternating rounds: the
-    measurement behind GANConfig.xla_by_default."""
+    measurement behind Acceleration.decide's choice of XLA."""
     from training.config import get_config
     cfg = get_config(arch)
     x_real = _real(cfg)
-    med = _alternate({"xla": _project_step(cfg, x_real, True),
-                      "no_xla": _project_step(cfg, x_real, False)}, steps, rounds)
+    med = _alternate({"xla": _project_step(cfg, x_real, Acceleration.decide(cfg, xla=True)),
+                      "no_xla": _project_step(cfg, x_real, Acceleration.decide(cfg, xla=False))},
+                     steps, rounds)
     return {"arch": arch, "xla_s_per_step": med["xla"], "no_xla_s_per_step": med["no_xla"],
-            "default": "xla" if cfg.xla_by_default else "no_xla"}
+            "default": "xla" if Acceleration.decide(cfg).xla else "no_xla"}
 
 
 # The generator's layers that the train step may compute another way, as the report names them.
@@ -111,17 +112,16 @@ CHOICES = {"both reformulated": REFORMULATIONS, "last conv only": (LAST_CONV,), 
 
 def measure_reformulation(arch: str, steps: int, rounds: int = 3, xla: bool | None = None) -> dict:
     """Seconds per step with both kinds of the generator's slow layers reformulated
-    (training/fast_forward.py), with only its last conv, and with Keras's own layers,
+    (training/reformulation.py), with only its last conv, and with Keras's own layers,
     alternating rounds."""
     from training.config import get_config
     cfg = get_config(arch)
     x_real = _real(cfg)
-    xla = cfg.xla_by_default if xla is None else xla
-    med = _alternate({name: _project_step(cfg, x_real, xla, kinds)
+    chosen = Acceleration.decide(cfg, xla)
+    med = _alternate({name: _project_step(cfg, x_real, Acceleration(chosen.xla, kinds))
                       for name, kinds in CHOICES.items()}, steps, rounds)
-    default = next(name for name, kinds in CHOICES.items()
-                   if kinds == cfg.reformulate_by_default(xla))
-    return {"arch": arch, "xla": xla, "s_per_step": med, "default": default}
+    default = next(name for name, kinds in CHOICES.items() if kinds == chosen.reformulated)
+    return {"arch": arch, "xla": chosen.xla, "s_per_step": med, "default": default}
 
 
 def _ms(seconds: float) -> str:
@@ -132,9 +132,9 @@ def _ms(seconds: float) -> str:
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Report file  [default: benchmarks/results/train-step-<avx2|avx512>.md]")
 def main(out):
-    """XLA or not per system (GANConfig.xla_by_default), and what the DCGAN generator's
-    reformulated layers buy with XLA and without (GANConfig.reformulate_by_default): writes a
-    Markdown report. Stop other training first (minutes)."""
+    """XLA or not per system, and what the DCGAN generator's reformulated layers buy with XLA
+    and without (the measurements behind Acceleration.decide): writes a Markdown report. Stop
+    other training first (minutes)."""
     from pathlib import Path
 
     from runtime.core.cpu import cpu_name, has_avx512
@@ -152,7 +152,7 @@ def main(out):
     for r in xla_rows:
         lines.append(f"| {r['arch']} | {_ms(r['xla_s_per_step'])} | "
                      f"{_ms(r['no_xla_s_per_step'])} | {r['default'].replace('_', ' ')} |")
-    lines += ["", "## The DCGAN generator's slow layers: reformulated (training/fast_forward.py) "
+    lines += ["", "## The DCGAN generator's slow layers: reformulated (training/reformulation.py) "
               "or Keras's own", "",
               f"| arch | XLA | {' | '.join(CHOICES)} | default |", "|---|---|---|---|---|---|"]
     for r in reform_rows:

@@ -190,7 +190,7 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
     import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
     from export import discriminator as disc
     from training.evaluate import eval_labels, generate
-    from training.fast_forward import sampler
+    from training.reformulation import sampler
     source = checkpoint.discriminator_file()
     try:
         model = keras.saving.load_model(source, compile=False)
@@ -200,7 +200,7 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
 
     path = disc.build(model, cfg, tmp, opset)
     write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
-    samples = generate(sampler(generator, False, ()), cfg, n)
+    samples = generate(sampler(generator), cfg, n)
     report = disc.validate(path, model, samples, eval_labels(cfg, n))
     return path, {"file": disc.FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}

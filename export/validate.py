@@ -41,8 +41,8 @@ def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) ->
     """The Keras generator's own scores on the validation latents: what every file is held to.
     `data_dir`: the data set whose test split the Frechet distance uses (None: the standard one)."""
     from training.evaluate import score_generated
-    from training.fast_forward import sampler
-    return score_generated(sampler(keras_generator, False, ()), cfg, n, data_dir)
+    from training.reformulation import sampler
+    return score_generated(sampler(keras_generator), cfg, n, data_dir)
 
 
 def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
@@ -96,8 +96,8 @@ def differences(path: Path, gen: Generator, keras_generator, cfg: GANConfig,
                 seed: int = 0) -> dict[int, np.ndarray]:
     """|file - Keras|, flat, on seeded latents (and labels, every class at batch 64 and up) at
     each of BATCHES (by batch size)."""
-    from training.fast_forward import sampler
-    keras_predict = sampler(keras_generator, False, ())
+    from training.reformulation import sampler
+    keras_predict = sampler(keras_generator)
     rng = np.random.default_rng(seed)
     out = {}
     for batch in BATCHES:
@@ -117,8 +117,8 @@ def differences(path: Path, gen: Generator, keras_generator, cfg: GANConfig,
 def label_differences(gen: Generator, keras_generator, cfg: GANConfig, seed: int = 0,
                       per_label: int = 16) -> dict[int, np.ndarray]:
     """|file - Keras|, flat, for each label on the same `per_label` seeded latents."""
-    from training.fast_forward import sampler
-    keras_predict = sampler(keras_generator, False, ())
+    from training.reformulation import sampler
+    keras_predict = sampler(keras_generator)
     z = np.random.default_rng(seed + 1).standard_normal((per_label, cfg.latent_dim)).astype(
         np.float32)
     out = {}

@@ -221,7 +221,7 @@ def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, expor
 def test_subpixel_rewrite_equals_conv_transpose():
     import keras
 
-    from training.fast_forward import subpixel_conv_transpose, subpixel_kernel
+    from training.reformulation import subpixel_conv_transpose, subpixel_kernel
     keras.utils.set_random_seed(3)
     for c_in, c_out, size in ((3, 5, 7), (128, 128, 14)):
         layer = keras.layers.Conv2DTranspose(c_out, (4, 4), strides=2, padding="same")

@@ -74,15 +74,15 @@ def test_averaged_weights_equal_a_hand_computed_moving_average():
 
 @pytest.mark.parametrize("xla", [False, True])
 def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
-    """fast_forward reformulates the DCGAN's single-channel conv and stride-2 transposed
-    convs (training/fast_forward.py), both or the last conv only: same samples and same
-    gradients as the Keras layers, to float rounding, with and without XLA; so does the sampler
-    that evaluations use."""
+    """reformulated_forward computes the DCGAN's single-channel conv and stride-2 transposed
+    convs another way (training/reformulation.py), both or the last conv only: same samples and
+    same gradients as the Keras layers, to float rounding, with and without XLA; so does the
+    sampler that evaluations use."""
     import tensorflow as tf
 
-    from training.config import LAST_CONV, REFORMULATIONS
-    from training.fast_forward import (fast_forward, is_single_channel_conv,
-                                       is_subpixel_conv_transpose, sampler)
+    from training.acceleration import LAST_CONV, REFORMULATIONS, Acceleration
+    from training.reformulation import (is_single_channel_conv, is_subpixel_conv_transpose,
+                                        reformulated_forward, sampler)
     cfg, gan = _gan("dcgan-mnist")
     g = gan.generator
     kinds = [is_single_channel_conv(la) or is_subpixel_conv_transpose(la) for la in g.layers]
@@ -100,9 +100,9 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
 
     want_x, want_grads = samples_and_grads(lambda z: g(z, training=True))
     for kinds in (REFORMULATIONS, (LAST_CONV,)):
-        np.testing.assert_allclose(sampler(g, xla, kinds)(z).numpy(),
+        np.testing.assert_allclose(sampler(g, Acceleration(xla, kinds))(z).numpy(),
                                    g(z, training=False).numpy(), atol=1e-6)  # what evals score
-        got_x, got_grads = samples_and_grads(fast_forward(g, training=True, kinds=kinds))
+        got_x, got_grads = samples_and_grads(reformulated_forward(g, training=True, kinds=kinds))
         np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-6)
         for got, want, v in zip(got_grads, want_grads, g.trainable_variables, strict=True):
             scale = np.abs(want.numpy()).max()
@@ -110,8 +110,8 @@ def test_the_reformulated_generator_computes_what_the_keras_layers_do(xla):
                                        err_msg=f"{kinds}: {v.path}")
 
     def op_types(kinds):
-        graph = tf.function(fast_forward(g, training=True, kinds=kinds)).get_concrete_function(
-            z).graph
+        forward = reformulated_forward(g, training=True, kinds=kinds)
+        graph = tf.function(forward).get_concrete_function(z).graph
         return {op.type for op in graph.get_operations()}
     assert "DepthToSpace" in op_types(REFORMULATIONS)  # the sub-pixel upsampling
     last_only = op_types((LAST_CONV,))  # the transposed convs stay Keras's own

@@ -348,6 +348,8 @@ RESUME = ["training.run", "--arch", "mlp-mnist", "--resume", "--steps", "8", "--
     ("config.json", ["seed"], {}, RESUME, "config.json is incomplete"),
     ("config.json", [], {"schedule": {"total_steps": "4"}}, RESUME, "config.json is incomplete"),
     ("config.json", [], {"ema": 2}, RESUME, "config.json is incomplete"),
+    ("config.json", [], {"acceleration": {"xla": "yes"}}, ["training.evaluate", "--run", "RUN"],
+     "config.json is corrupt"),
 ])
 def test_run_files_that_lack_keys_are_one_line_errors(run, tmp_path, name, drop, set_, command,
                                                       fragment):

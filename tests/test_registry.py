@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from training.config import OWN, REGISTRY, GANConfig, get_config
@@ -78,15 +80,31 @@ def test_config_round_trips_through_json_types():
 def test_the_dcgan_train_step_takes_the_path_measured_fastest_on_each_cpu(monkeypatch, avx512):
     """benchmarks/results/train-step-*.md: on AVX2, XLA and both kinds of reformulated
     layers; on AVX-512, no XLA and only the last conv reformulated (with --xla forced there,
-    both); the MLPs always compile with XLA."""
-    import training.config
-    monkeypatch.setattr(training.config, "has_avx512", lambda: avx512)
+    both); the MLPs always compile with XLA; across replicas nothing does."""
+    import training.acceleration
+    from training.acceleration import LAST_CONV, REFORMULATIONS, Acceleration
+    monkeypatch.setattr(training.acceleration, "has_avx512", lambda: avx512)
     dcgan, mlp = get_config("dcgan-mnist"), get_config("mlp-fashion")
-    assert dcgan.xla_by_default is (not avx512) and mlp.xla_by_default
-    from training.config import LAST_CONV, REFORMULATIONS
-    assert dcgan.reformulate_by_default(dcgan.xla_by_default) == \
-        ((LAST_CONV,) if avx512 else REFORMULATIONS)
-    assert dcgan.reformulate_by_default(True) == REFORMULATIONS
+    assert Acceleration.decide(dcgan) == (Acceleration(False, (LAST_CONV,)) if avx512
+                                          else Acceleration(True, REFORMULATIONS))
+    assert Acceleration.decide(mlp) == Acceleration(True, ())
+    assert Acceleration.decide(dcgan, xla=True) == Acceleration(True, REFORMULATIONS)
+    assert not Acceleration.decide(mlp, replicas=2).xla
     conditional = get_config("cgan-mnist")  # its step, too, is slower with XLA on AVX-512
-    assert conditional.xla_by_default is (not avx512)
-    assert conditional.reformulate_by_default(True) == ()
+    assert Acceleration.decide(conditional) == Acceleration(not avx512, ())
+    assert Acceleration.decide(conditional, xla=True) == Acceleration(True, ())
+
+
+def test_the_committed_records_configs_load_under_the_fields_names():
+    """config.json keeps g_units, d_units and batch_size; GANConfig calls them g_widths,
+    d_widths and epoch_batch."""
+    import json
+    records = sorted((Path(__file__).parent.parent / "docs" / "records").glob("*/config.json"))
+    assert records
+    for path in records:
+        saved = json.loads(path.read_text())["config"]
+        cfg = GANConfig.from_dict(saved)
+        assert (cfg.g_widths, cfg.d_widths, cfg.epoch_batch) == \
+            (tuple(saved["g_units"]), tuple(saved["d_units"]), saved["batch_size"])
+        written = json.loads(json.dumps(cfg.to_dict()))
+        assert {k: written.get(k) for k in saved} == saved  # every field, under its name

@@ -18,6 +18,9 @@ def test_a_few_steps_write_the_whole_run_directory(tiny_runs):
     config = json.loads((run / "config.json").read_text())
     assert config["arch"] == "mlp-mnist" and config["seed"] == 0
     assert config["data"]["sha256"] and config["schedule"]["total_steps"] == 4
+    from training.acceleration import Acceleration  # evaluations score as the train step ran
+    from training.config import get_config
+    assert config["acceleration"] == Acceleration.decide(get_config("mlp-mnist")).to_dict()
     ckpt = run / "checkpoints" / "step_000004"
     for name in ("generator.keras", "discriminator.keras", "training_state.npz", "state.json"):
         assert (ckpt / name).stat().st_size > 0, name

@@ -18,11 +18,12 @@ from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE
 from runtime.core.scores import RowScores
 from training import checkpoint as ckpt
+from training.acceleration import Acceleration
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
 from training.evaluate import score_generated
-from training.fast_forward import sampler
 from training.plots import save_metric_plots, save_samples
+from training.reformulation import sampler
 from training.rundir import RunDir, checkpoint_name
 
 
@@ -100,10 +101,12 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, *, cfg: GANConfig, run: RunDir, schedule: Schedule, start: int,
                  x_train: np.ndarray | None, y_train: np.ndarray | None, seed: int,
-                 eval_samples: int, data_dir, writer: bool, progress: Progress):
+                 acceleration: Acceleration, eval_samples: int, data_dir, writer: bool,
+                 progress: Progress):
         super().__init__()
         self.cfg, self.run, self.schedule, self.step = cfg, run, schedule, start
         self.x_train, self.y_train, self.seed = x_train, y_train, seed
+        self.acceleration = acceleration  # the train step's, so that scores round alike
         self.eval_samples, self.data_dir = eval_samples, data_dir
         self.writer, self.progress = writer, progress
         # Fixed latents for the sample grid, so successive grids show the same digits evolving;
@@ -174,9 +177,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         return row
 
     def _score(self, generator) -> dict:
-        xla = self.cfg.xla_by_default
-        return score_generated(sampler(generator, xla, self.cfg.reformulate_by_default(xla)),
-                               self.cfg, self.eval_samples, self.data_dir)
+        return score_generated(sampler(generator, self.acceleration), self.cfg,
+                               self.eval_samples, self.data_dir)
 
     def _averaged_generator(self):
         self._averaged = self.model.averaged_generator(into=self._averaged)

@@ -11,14 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from runtime.core.cpu import has_avx512
 from runtime.core.samples import kind_of
-
-# The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
-# layer, a Conv2D to one channel, and its stride-2 Conv2DTranspose upsampling layers.
-LAST_CONV, UPSAMPLING = "last_conv", "upsampling"
-REFORMULATIONS = (LAST_CONV, UPSAMPLING)
-
 
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
 # benchmarks/results/ema-mlp-smooth-mnist.md: the average beats the trained generator at every
@@ -38,9 +31,10 @@ class GANConfig:
     latent_dim: int
     sample_shape: tuple[int, ...]     # one generated sample, e.g. (28, 28, 1)
     output_range: tuple[float, float]  # range of real data and of the generator's output
-    # Layers. For "mlp": hidden Dense widths; for "dcgan": filters of each (transposed) conv.
-    g_units: tuple[int, ...]
-    d_units: tuple[int, ...]
+    # The hidden layers' widths: units of each Dense layer for "mlp", filters (channels) of each
+    # (transposed) conv for "dcgan" and "cdcgan".
+    g_widths: tuple[int, ...]
+    d_widths: tuple[int, ...]
     hidden_activation: str = "leaky_relu"  # "leaky_relu" | "relu"
     g_alpha: float = 0.2              # LeakyReLU negative slope
     d_alpha: float = 0.2
@@ -60,12 +54,12 @@ class GANConfig:
     # "split": one update on the real half, then one on the fake half (articles 001-004's two
     # train_on_batch calls), so the discriminator takes two optimiser steps per step.
     d_update: str = "split"
-    # Schedule, in the article's unit. An "epoch" is `train_size // batch_size` steps, the
+    # Schedule, in the article's unit. An "epoch" is `train_size // epoch_batch` steps, the
     # article's int(X.shape[0] / n_batch).
     unit: str = "epoch"               # "epoch" | "iteration"
     length: int = 100                 # epochs or iterations
     eval_every: int = 10              # in `unit`s
-    batch_size: int = 256             # the article's n_batch, which sets steps per epoch
+    epoch_batch: int = 256            # the article's n_batch: sets steps per epoch, no batch
     recommended: str = ""             # the checkpoint the article recommends or ends on
     grid: tuple[int, int] = (10, 10)  # the article's sample grid
     grid_inverted: bool = False       # article 000 plots with cmap='gray_r'
@@ -92,40 +86,28 @@ class GANConfig:
         return kind_of(self.sample_shape)
 
     @property
-    def xla_by_default(self) -> bool:
-        """Whether the train step is XLA-compiled unless --xla/--no-xla says otherwise. XLA
-        makes the MLP steps faster on every CPU measured; the DCGAN's it makes slower on AVX-512
-        CPUs and faster on AVX2 (benchmarks/results/train-step-*.md, `python -m
-        benchmarks.train_step`). The conditional DCGANs follow the DCGAN: their step took 2.5x
-        as long with XLA on an Intel Xeon with AVX-512, timed by hand; `python -m
-        benchmarks.train_step` now measures their row too, not yet in a committed report."""
-        return self.family == "mlp" or not has_avx512()
-
-    def reformulate_by_default(self, xla: bool) -> tuple[str, ...]:
-        """Which of the DCGAN generator's slow layers the train step computes another way
-        (training/fast_forward.py; the MLPs have none): both kinds on AVX2, with XLA and
-        without, and on AVX-512 with XLA; on AVX-512 without XLA only the last conv, since
-        oneDNN's own kernels for the transposed convs are fast there
-        (benchmarks/results/train-step-*.md, `python -m benchmarks.train_step`)."""
-        if self.family != "dcgan":
-            return ()
-        return REFORMULATIONS if xla or not has_avx512() else (LAST_CONV,)
-
-    @property
     def last_checkpoint(self) -> str:
         """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""
         return f"epoch_{self.length:03d}" if self.unit == "epoch" else f"step_{self.length:06d}"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as config.json holds it (with the field names it has always used)."""
+        return {_FILE_NAMES.get(k, k): v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GANConfig":
+        fields = {_FIELD_NAMES.get(k, k): v for k, v in d.items()}
         tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in fields.items()})
 
     def steps_per_epoch(self, train_size: int) -> int:
-        return max(1, train_size // self.batch_size)
+        return max(1, train_size // self.epoch_batch)
+
+
+# config.json holds three fields under names of its own (the committed run records have them), so
+# that every run's file has one format.
+_FILE_NAMES = {"g_widths": "g_units", "d_widths": "d_units", "epoch_batch": "batch_size"}
+_FIELD_NAMES = {v: k for k, v in _FILE_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -145,51 +127,46 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
     GANConfig(
         name="dcgan-mnist", article="000", dataset="mnist", family="dcgan",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(0.0, 1.0),
-        g_units=(128, 128), d_units=(64, 64), d_dropout=0.4, g_out_activation="sigmoid",
+        g_widths=(128, 128), d_widths=(64, 64), d_dropout=0.4, g_out_activation="sigmoid",
         d_update="joint",
-        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
-        unit="epoch", length=100, eval_every=10, grid=(10, 10), grid_inverted=True,
-        recommended="epoch_040",
-        param_counts=(1_164_289, 40_705)),
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, epoch_batch=256,
+        unit="epoch", length=100, eval_every=10, recommended="epoch_040",
+        grid=(10, 10), grid_inverted=True, param_counts=(1_164_289, 40_705)),
     GANConfig(
         name="mlp-mnist", article="002", dataset="mnist", family="mlp",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
-        g_units=(128,), d_units=(128,), g_alpha=0.01, d_alpha=0.01,
-        learning_rate=1e-3, beta_1=0.9, d_half_batch=128, g_batch=128, batch_size=128,
-        unit="iteration", length=20_000, eval_every=1_000, grid=(4, 4),
-        recommended="step_020000",
-        param_counts=(114_064, 100_609)),
+        g_widths=(128,), d_widths=(128,), g_alpha=0.01, d_alpha=0.01,
+        learning_rate=1e-3, beta_1=0.9, d_half_batch=128, g_batch=128, epoch_batch=128,
+        unit="iteration", length=20_000, eval_every=1_000, recommended="step_020000",
+        grid=(4, 4), param_counts=(114_064, 100_609)),
     GANConfig(
         name="mlp-smooth-mnist", article="001", dataset="mnist", family="mlp",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
-        g_units=(256, 512, 1024), d_units=(512, 256),
-        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, batch_size=256,
-        real_label=0.9, unit="epoch", length=50, eval_every=5, grid=(10, 10),
-        recommended="epoch_050",
-        param_counts=(1_486_352, 533_505),
+        g_widths=(256, 512, 1024), d_widths=(512, 256),
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=128, g_batch=256, epoch_batch=256,
+        real_label=0.9, unit="epoch", length=50, eval_every=5, recommended="epoch_050",
+        grid=(10, 10), param_counts=(1_486_352, 533_505),
         deviations=("the article elides its layers, BATCH_SIZE and TOTAL_EPOCHS: we use the widely "
                     "circulated version of its notebook (G Dense 256/512/1024 LReLU .2, D Dense "
                     "512/256 LReLU .2, batch 256, 50 epochs)",)),
     GANConfig(
         name="mlp-fashion", article="003", dataset="fashion_mnist", family="mlp",
         latent_dim=100, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
-        g_units=(256, 512, 1024), d_units=(1024, 512, 256), d_dropout=0.3,
+        g_widths=(256, 512, 1024), d_widths=(1024, 512, 256), d_dropout=0.3,
         g_kernel_init="normal_0.02", d_kernel_init="normal_0.02",
-        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
-        unit="epoch", length=100, eval_every=1, grid=(10, 10),
-        recommended="epoch_100",
-        param_counts=(1_486_352, 1_460_225),
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, epoch_batch=64,
+        unit="epoch", length=100, eval_every=1, recommended="epoch_100",
+        grid=(10, 10), param_counts=(1_486_352, 1_460_225),
         deviations=("the article builds a tanh layer and then reshapes the layer before it, so its "
                     "generator has no tanh; we apply the tanh it meant (no parameters change)",)),
     GANConfig(
         name="gan-1d", article="004", dataset="x_squared", family="mlp",
         latent_dim=5, sample_shape=(2,), output_range=(-1.0, 1.0),
-        g_units=(15,), d_units=(25,), hidden_activation="relu",
+        g_widths=(15,), d_widths=(25,), hidden_activation="relu",
         g_kernel_init="he_uniform", d_kernel_init="he_uniform", g_out_activation="linear",
-        learning_rate=1e-3, beta_1=0.9, d_half_batch=64, g_batch=128, batch_size=128,
-        unit="iteration", length=10_000, eval_every=2_000, grid=(1, 1),
-        recommended="step_010000",
-        param_counts=(122, 101)),
+        learning_rate=1e-3, beta_1=0.9, d_half_batch=64, g_batch=128, epoch_batch=128,
+        unit="iteration", length=10_000, eval_every=2_000, recommended="step_010000",
+        grid=(1, 1), param_counts=(122, 101)),
     # gan-edge's own: class-conditional DCGANs (Mirza and Osindero 2014) with a projection
     # discriminator, a batch-normalised generator fed a label embedding, one-sided label
     # smoothing and the averaged generator; non-saturating loss, Adam 2e-4 b1 .5, batch 64.
@@ -199,12 +176,12 @@ REGISTRY: dict[str, GANConfig] = {c.name: c for c in [
     *(GANConfig(
         name=name, article=OWN, dataset=dataset, family="cdcgan",
         latent_dim=64, sample_shape=(28, 28, 1), output_range=(-1.0, 1.0),
-        g_units=(128, 64, 32), d_units=d_units, d_dropout=0.0,
-        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, batch_size=64,
+        g_widths=(128, 64, 32), d_widths=d_widths, d_dropout=0.0,
+        learning_rate=2e-4, beta_1=0.5, d_half_batch=64, g_batch=64, epoch_batch=64,
         real_label=0.9, d_update="joint",
-        unit="epoch", length=10, eval_every=1, grid=(10, 10),
-        recommended="epoch_010", n_classes=10, param_counts=(792_033, d_params))
-      for name, dataset, d_units, d_params in (
+        unit="epoch", length=10, eval_every=1, recommended="epoch_010",
+        grid=(10, 10), n_classes=10, param_counts=(792_033, d_params))
+      for name, dataset, d_widths, d_params in (
           ("cgan-mnist", "mnist", (64, 128, 256), 701_889),
           ("cgan-fashion", "fashion_mnist", (64, 128), 201_281))),
 ]}

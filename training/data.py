@@ -263,12 +263,11 @@ def _from_registry(dataset: str, target: Path, fetch, source: str) -> ImageData 
             return None
         try:
             data = _load_idx_dir(src, dataset, source)
-            problem = None if data and data.sha256 == KNOWN_SHA256[dataset] else "not the published files"
+            if not data or data.sha256 != KNOWN_SHA256[dataset]:
+                raise GanEdgeError("not the published files")
         except GanEdgeError as e:
-            problem = str(e)
-        if problem:
             raise GanEdgeError(f"{source} delivered {dataset} files that fail verification "
-                               f"({problem}); nothing was cached. {_FIX[dataset]}")
+                               f"({e}); nothing was cached. {_FIX[dataset]}") from None
         _install(src, target)
     data.source = source
     return data

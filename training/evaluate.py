@@ -71,8 +71,10 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> RowScores
     of `data_dir` (default: the run's)."""
     import keras
 
-    from training.fast_forward import sampler
+    from training.acceleration import Acceleration
+    from training.reformulation import sampler
     cfg = run.gan_config()
+    acceleration = Acceleration.of_run(run)  # as the run's training scored
     checkpoint = run.checkpoint(name)
     if "raw" not in checkpoint.weights():  # the averaged one alone has no row to go in
         raise GanEdgeError(f"{checkpoint.generator_file()} is missing, so {name} cannot be "
@@ -86,8 +88,7 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> RowScores
             raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
                                f"damaged: pass --checkpoint with another of the run's "
                                f"checkpoints") from None
-        xla = cfg.xla_by_default
-        predict = sampler(generator, xla, cfg.reformulate_by_default(xla))
+        predict = sampler(generator, acceleration)
         scores[weights] = score_generated(predict, cfg, n, data_dir or run.data_dir())
     return RowScores(scores["raw"], scores.get("ema"))
 

@@ -11,7 +11,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from training.fast_forward import fast_forward
+from training.acceleration import Acceleration
+from training.reformulation import reformulated_forward
 
 
 class GAN(keras.Model):
@@ -35,8 +36,8 @@ class GAN(keras.Model):
         # update every replica holds the same generator, so the first replica's average is it.
         self.ema_decay = ema_decay
         # generator(z, training=True), with the layers of `reformulate` computed another way
-        # (training/fast_forward.py), the others as Keras has them
-        self._forward = fast_forward(generator, training=True, kinds=reformulate)
+        # (training/reformulation.py), the others as Keras has them
+        self._forward = reformulated_forward(generator, training=True, kinds=reformulate)
         self.ema_weights = [
             keras.Variable(v.numpy(), trainable=False, aggregation="only_first_replica",
                            name=f"ema_{i}")
@@ -194,29 +195,26 @@ def _tensors(*values):
     return [tf.convert_to_tensor(v) for v in values]
 
 
-def build_gan(cfg, seed: int = 0, strategy=None, xla: bool | None = None, ema: float = 0.0,
-              reformulate: tuple[str, ...] | None = None) -> GAN:
+def build_gan(cfg, seed: int = 0, strategy=None, ema: float = 0.0,
+              acceleration: Acceleration | None = None) -> GAN:
     """Both networks as the article builds them, compiled with its optimiser and loss, with
     every variable created under `strategy`'s scope (the default strategy when None); `ema` > 0
-    also keeps an averaged generator with that decay. `xla` None: cfg.xla_by_default.
-    `reformulate`: which of the generator's slow layers the train step computes another way
-    (training/fast_forward.py); None: those that cfg.reformulate_by_default says are faster."""
-    xla = cfg.xla_by_default if xla is None else xla
+    also keeps an averaged generator with that decay. `acceleration`: XLA or not, and which of
+    the generator's slow layers the train step reformulates; None: Acceleration.decide's
+    default for `strategy`'s replicas."""
     from training.models import build_discriminator, build_generator
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if reformulate is None:
-        reformulate = cfg.reformulate_by_default(xla and replicas == 1)
+    if acceleration is None:
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        acceleration = Acceleration.decide(cfg, replicas=replicas)
     with scope:
         gan = GAN(build_generator(cfg), build_discriminator(cfg), cfg.latent_dim, cfg.g_batch,
                   real_label=cfg.real_label, seed=seed, d_update=cfg.d_update, ema_decay=ema,
-                  reformulate=reformulate, n_classes=cfg.n_classes)
-        # XLA: see GANConfig.xla_by_default for when it is faster.
-        # Not across replicas: XLA refuses one function over variables on several devices.
+                  reformulate=acceleration.reformulated, n_classes=cfg.n_classes)
         gan.compile(d_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
                     g_optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
                     loss_fn=keras.losses.BinaryCrossentropy(reduction=None),
-                    jit_compile=xla and replicas == 1)
+                    jit_compile=acceleration.xla)
         # Slots now, under the scope: created lazily inside a replica's step they would not
         # be mirrored; built now, a checkpoint can also be restored into them before fit.
         gan.d_optimizer.build(gan.discriminator.trainable_variables)

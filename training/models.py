@@ -48,7 +48,7 @@ def _activation(cfg: GANConfig, alpha: float):
 def _mlp_generator(cfg: GANConfig) -> keras.Sequential:
     model = keras.Sequential(name="generator")
     model.add(keras.Input((cfg.latent_dim,), name="z"))
-    for units in cfg.g_units:
+    for units in cfg.g_widths:
         model.add(layers.Dense(units, kernel_initializer=_init(cfg.g_kernel_init)))
         model.add(_activation(cfg, cfg.g_alpha))
     n_out = 1
@@ -61,18 +61,30 @@ def _mlp_generator(cfg: GANConfig) -> keras.Sequential:
     return model
 
 
-def _mlp_discriminator(cfg: GANConfig) -> keras.Sequential:
+def _sequential_discriminator(cfg: GANConfig, hidden, before=(), after=()) -> keras.Sequential:
+    """The articles' discriminators: the `before` layers, then per width of cfg.d_widths a
+    `hidden(width)` layer, its activation and (with cfg.d_dropout) dropout, then the `after`
+    layers and Dense(1, sigmoid)."""
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input(cfg.sample_shape))
-    if len(cfg.sample_shape) > 1:
-        model.add(layers.Flatten())
-    for units in cfg.d_units:
-        model.add(layers.Dense(units, kernel_initializer=_init(cfg.d_kernel_init)))
+    for layer in before:
+        model.add(layer)
+    for width in cfg.d_widths:
+        model.add(hidden(width))
         model.add(_activation(cfg, cfg.d_alpha))
         if cfg.d_dropout:
             model.add(GlobalBatchDropout(cfg.d_dropout))
+    for layer in after:
+        model.add(layer)
     model.add(layers.Dense(1, activation="sigmoid", kernel_initializer=_init(cfg.d_kernel_init)))
     return model
+
+
+def _mlp_discriminator(cfg: GANConfig) -> keras.Sequential:
+    flatten = [layers.Flatten()] if len(cfg.sample_shape) > 1 else []
+    return _sequential_discriminator(
+        cfg, lambda units: layers.Dense(units, kernel_initializer=_init(cfg.d_kernel_init)),
+        before=flatten)
 
 
 def _dcgan_generator(cfg: GANConfig) -> keras.Sequential:
@@ -80,10 +92,10 @@ def _dcgan_generator(cfg: GANConfig) -> keras.Sequential:
     # -> Conv 7x7 [N,28,28,1] in [0,1] (article 000).
     model = keras.Sequential(name="generator")
     model.add(keras.Input((cfg.latent_dim,), name="z"))
-    model.add(layers.Dense(7 * 7 * cfg.g_units[0]))
+    model.add(layers.Dense(7 * 7 * cfg.g_widths[0]))
     model.add(layers.LeakyReLU(negative_slope=cfg.g_alpha))
-    model.add(layers.Reshape((7, 7, cfg.g_units[0])))
-    for filters in cfg.g_units:
+    model.add(layers.Reshape((7, 7, cfg.g_widths[0])))
+    for filters in cfg.g_widths:
         model.add(layers.Conv2DTranspose(filters, (4, 4), strides=(2, 2), padding="same"))
         model.add(layers.LeakyReLU(negative_slope=cfg.g_alpha))
     model.add(layers.Conv2D(cfg.sample_shape[-1], (7, 7), padding="same",
@@ -93,15 +105,9 @@ def _dcgan_generator(cfg: GANConfig) -> keras.Sequential:
 
 def _dcgan_discriminator(cfg: GANConfig) -> keras.Sequential:
     # [N,28,28,1] -> Conv s2 [N,14,14,64] -> Conv s2 [N,7,7,64] -> Dense 1 (article 000).
-    model = keras.Sequential(name="discriminator")
-    model.add(keras.Input(cfg.sample_shape))
-    for filters in cfg.d_units:
-        model.add(layers.Conv2D(filters, (3, 3), strides=(2, 2), padding="same"))
-        model.add(layers.LeakyReLU(negative_slope=cfg.d_alpha))
-        model.add(GlobalBatchDropout(cfg.d_dropout))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(1, activation="sigmoid"))
-    return model
+    return _sequential_discriminator(
+        cfg, lambda filters: layers.Conv2D(filters, (3, 3), strides=(2, 2), padding="same"),
+        after=[layers.Flatten()])
 
 
 def _cdcgan_generator(cfg: GANConfig) -> keras.Model:
@@ -112,7 +118,7 @@ def _cdcgan_generator(cfg: GANConfig) -> keras.Model:
     label = keras.Input((), dtype="int32", name="label")
     embedded = layers.Embedding(cfg.n_classes, cfg.label_embedding, name="label_embedding")(label)
     h = layers.Concatenate()([z, embedded])
-    g0, *up = cfg.g_units
+    g0, *up = cfg.g_widths
 
     def norm_relu(x):
         if cfg.g_batchnorm:
@@ -162,7 +168,7 @@ def _cdcgan_discriminator(cfg: GANConfig) -> keras.Model:
     if cfg.d_conditioning == "concat":  # the label as n_classes one-hot input channels
         onehot = layers.Reshape((1, 1, cfg.n_classes))(keras.ops.one_hot(label, cfg.n_classes))
         h = layers.Concatenate()([h, keras.ops.ones_like(x) * onehot])  # [N,28,28,1+n]
-    for filters in cfg.d_units:
+    for filters in cfg.d_widths:
         h = layers.Conv2D(filters, 4, strides=2, padding="same")(h)
         h = layers.LeakyReLU(negative_slope=cfg.d_alpha)(h)
         if cfg.d_dropout:

@@ -90,8 +90,8 @@ def _config_problem(config: dict) -> str | None:
     if data is not None and not (isinstance(data, dict)
                                  and isinstance(data.get("dir"), (str, type(None)))):
         return "data is neither null nor an object with a dir"
-    if "ema" in config and not (_is_number(config["ema"]) and 0 <= config["ema"] < 1):
-        return "ema is not a number in [0, 1)"
+    if not (_is_number(config.get("ema")) and 0 <= config["ema"] < 1):
+        return "no ema, a number in [0, 1)"
     return None
 
 

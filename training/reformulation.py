@@ -8,8 +8,8 @@ TensorFlow's CPU kernels are slow for two layer shapes of article 000's generato
 - Conv2DTranspose 4x4 with stride 2: here a 2x2 convolution to 4*C_out channels (one group per
   output phase) and a depth-to-space, the sub-pixel form. The export uses the same form for int8,
   since onnxruntime's CPU provider has no int8 ConvTranspose.
-`fast_forward` applies both (or the ones named: training/config.py's LAST_CONV and UPSAMPLING)
-with the layers' own variables, in the train step and when thousands of samples are scored, so
+`reformulated_forward` applies both (or the ones named: training/acceleration.py's LAST_CONV and
+UPSAMPLING) with the layers' own variables, in the train step and when thousands of samples are scored, so
 the models, their checkpoints and their export are unchanged; only rounding differs. The gain in
 training is measured in benchmarks/results/train-step-*.md (`python -m benchmarks.train_step`).
 """
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.config import LAST_CONV, REFORMULATIONS, UPSAMPLING
+from training.acceleration import LAST_CONV, REFORMULATIONS, UPSAMPLING, Acceleration
 
 
 def is_subpixel_conv_transpose(layer) -> bool:
@@ -133,7 +133,7 @@ def _reformulates(generator, kinds: tuple[str, ...]) -> bool:
     return any(_reformulation(layer) in kinds for layer in generator.layers)
 
 
-def fast_forward(generator: keras.Sequential, training: bool, kinds: tuple[str, ...]):
+def reformulated_forward(generator: keras.Sequential, training: bool, kinds: tuple[str, ...]):
     """generator(z, training=training), with the layers of `kinds` reformulated; the
     generator itself when it has none of them (the MLPs) or `kinds` is empty."""
     if not _reformulates(generator, kinds):
@@ -151,15 +151,17 @@ def chain(steps):
     return forward
 
 
-def sampler(generator: keras.Sequential, xla: bool, kinds: tuple[str, ...]):
-    """generator(z, training=False) for scoring thousands of samples: with the layers of `kinds`
-    reformulated and compiled (with XLA if `xla`) where there is something to reformulate, else
-    the plain eager call. For the DCGAN's 10,000 evaluation samples with XLA, about twice as fast
-    as the eager call on an AVX2 CPU; on AVX-512 without XLA, the last layer alone takes about
-    0.7 of the time of both (an Intel Xeon with AMX). Both timed by hand, not benchmarks of the
-    repo."""
+def sampler(generator: keras.Sequential, acceleration: Acceleration | None = None):
+    """generator(z, training=False) for scoring thousands of samples: with the layers that
+    `acceleration` names reformulated and compiled (with XLA if it says so) where there is
+    something to reformulate, else (and with `acceleration` None) the plain eager call. For the
+    DCGAN's 10,000 evaluation samples with XLA, about twice as fast as the eager call on an AVX2
+    CPU; on AVX-512 without XLA, the last layer alone takes about 0.7 of the time of both (an
+    Intel Xeon with AMX). Both timed by hand, not benchmarks of the repo."""
     if len(generator.inputs) > 1:  # a conditional generator: (z, labels), nothing to reformulate
         return lambda z, labels: generator([z, labels], training=False)
+    kinds = acceleration.reformulated if acceleration else ()
     if not _reformulates(generator, kinds):
         return lambda z: generator(z, training=False)
-    return tf.function(fast_forward(generator, training=False, kinds=kinds), jit_compile=xla)
+    return tf.function(reformulated_forward(generator, training=False, kinds=kinds),
+                       jit_compile=acceleration.xla)
