@@ -29,18 +29,14 @@ CALIBRATION = 512
 
 
 def to_onnx(model, opset: int = 17):
+    """An onnx.ModelProto of an MNIST-shaped classifier: input image [N, 28, 28, 1] in [0, 1],
+    output probs [N, 10]."""
     import tensorflow as tf
-    import tf2onnx
-    spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="image")]
 
-    @tf.function(input_signature=spec)
-    def serve(image):
-        return {"probs": tf.identity(model(image, training=False), name="probs")}
-
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    return proto
+    from export.convert import function_to_onnx
+    return function_to_onnx(lambda image: model(image, training=False),
+                            [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="image")], "probs",
+                            opset)
 
 
 def export_classifier(dataset: str, data_dir=None, log=print) -> dict:

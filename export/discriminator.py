@@ -49,24 +49,18 @@ def to_onnx(discriminator, cfg: GANConfig, opset: int = 17):
     """An onnx.ModelProto with input sample [N, *sample_shape] (and label int64 [N] for a
     conditional model) and output logit [N, 1]."""
     import tensorflow as tf
-    import tf2onnx
+
+    from export.convert import function_to_onnx
     forward = logit_fn(discriminator)
-    spec = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
+    inputs = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
     if cfg.conditional:
-        spec.append(tf.TensorSpec((None,), tf.int64, name="label"))
+        inputs.append(tf.TensorSpec((None,), tf.int64, name="label"))
 
-        @tf.function(input_signature=spec)
-        def serve(sample, label):
-            return {"logit": tf.identity(forward(sample, tf.cast(label, tf.int32)), name="logit")}
+        def call(sample, label):
+            return forward(sample, tf.cast(label, tf.int32))
     else:
-        @tf.function(input_signature=spec)
-        def serve(sample):
-            return {"logit": tf.identity(forward(sample), name="logit")}
-
-    model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    for value in (*model.graph.input, *model.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    return model
+        call = forward
+    return function_to_onnx(call, inputs, "logit", opset)
 
 
 def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
