@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from export.convert import OPSET
+from runtime.core.artifacts import MANIFEST_FILE, generator_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir
@@ -25,9 +26,9 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         raise GanEdgeError(f"{path} does not exist")
     gen = Generator.from_file(path)
     if checkpoint is None:
-        manifest = path.parent / "manifest.json"
+        manifest = path.parent / MANIFEST_FILE
         if not manifest.is_file():
-            raise GanEdgeError(f"no manifest.json beside {path} to find its checkpoint; pass "
+            raise GanEdgeError(f"no {MANIFEST_FILE} beside {path} to find its checkpoint; pass "
                                f"--checkpoint-dir")
         # Relative to the manifest's folder (absolute in manifests of older versions).
         try:
@@ -106,7 +107,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
                                  progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir,
                                  weights=weights)
-    click.echo(str(out / "manifest.json"))
+    click.echo(str(out / MANIFEST_FILE))
     click.echo(f"  {manifest['checkpoint_name']}, {manifest['weights']} weights", err=True)
     for f in manifest["files"]:
         q = f["quality"]
@@ -117,7 +118,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
                    f"mean {f['parity']['mean_abs']:.2g}; {score}", err=True)
     if web_dir is not None:
         from export.web import build_site
-        files = {p: out / f"generator.{p}.onnx" for p in web_precisions}
+        files = {p: out / generator_file(p) for p in web_precisions}
         site = build_site(files, Path(web_dir), manifest["arch"])
         click.echo(f"  web page: {Path(web_dir) / 'index.html'} "
                    f"({site['folder_bytes'] / 1e6:.1f} MB; serve it with python -m http.server "

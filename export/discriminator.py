@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from export.validate import ValidationError
+from runtime.core.artifacts import DISCRIMINATOR_FILE
 from training.config import GANConfig
 
-FILE = "discriminator.int8.onnx"  # the runtime looks for this name beside the generator
 KEEP_FRACTION = 0.5     # validation: of what choosing the half (--keep 0.5) by Keras's logits
 MIN_GAIN_KEPT = 0.9     # gains in mean Keras logit, choosing by int8 must keep at least 90 %
 MIN_SPREAD = 0.02       # ... judged only where the logits spread over 2 % of their scale
@@ -70,7 +70,7 @@ def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
     import onnx
 
     from export.quantize import int8_weights_only
-    fp32, out = tmp / "discriminator.fp32.onnx", tmp / FILE
+    fp32, out = tmp / "discriminator.fp32.onnx", tmp / DISCRIMINATOR_FILE
     onnx.save(to_onnx(discriminator, cfg, opset), str(fp32))
     int8_weights_only(fp32, out)
     return out

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_RANGES
+from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
+                                     generator_file)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
 from runtime.core.precision import PRECISIONS, TARGET
@@ -121,10 +123,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     if len(set(precisions)) != len(precisions):
         raise GanEdgeError(f"--precision repeats a precision ({', '.join(precisions)}); name each "
                            f"once")
-    from export.discriminator import FILE as DISCRIMINATOR_FILE
     from runtime.core.files import check_target
-    for name in (*(f"generator.{p}.onnx" for p in precisions), DISCRIMINATOR_FILE,
-                 "manifest.json"):
+    for name in (*map(generator_file, precisions), DISCRIMINATOR_FILE, MANIFEST_FILE):
         check_target(out_dir / name)  # before the minutes of work, not in the middle of publishing
     out_dir.mkdir(parents=True, exist_ok=True)
     for left in remove_stale_temps(out_dir):
@@ -142,7 +142,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 report = validate(path, generator, cfg, precision, quality_samples,
                                   reference=reference, data_dir=data_dir)
                 built.append(path)
-                entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
+                entries.append({"file": generator_file(precision), "precision": precision,
                                 "target": TARGET[precision],
                                 "bytes": path.stat().st_size, "sha256": sha256_file(path),
                                 **({"int8_ranges": INT8_RANGES} if precision == "int8" else {}),
@@ -152,9 +152,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                                                    opset, quality_samples)
             # All passed: publish by renames (each atomic; the targets were checked above), the
             # manifest last, and only then drop files of an earlier export that this one lacks.
-            published = {entry["file"] for entry in entries} | {d_entry["file"], "manifest.json"}
-            stale = [p for p in (*out_dir.glob("generator.*.onnx"),
-                                 *out_dir.glob("discriminator.*.onnx"))
+            published = {entry["file"] for entry in entries} | {d_entry["file"], MANIFEST_FILE}
+            stale = [p for pattern in EXPORTED_PATTERNS for p in out_dir.glob(pattern)
                      if p.is_file() and p.name not in published]
             for path, entry in zip(built, entries):
                 os.replace(path, out_dir / entry["file"])
@@ -172,7 +171,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
                 "opset": opset, "tools": _versions(), "files": entries,
                 "discriminator": d_entry}
-    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     for path in stale:
         path.unlink()
         progress(f"removed {path}: an earlier export's file, which this export's manifest does "
@@ -201,7 +200,7 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
     write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
     samples = generate(sampler(generator, False, ()), cfg, n)
     report = disc.validate(path, model, samples, eval_labels(cfg, n))
-    return path, {"file": disc.FILE, "precision": "int8", "bytes": path.stat().st_size,
+    return path, {"file": DISCRIMINATOR_FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from runtime.core.artifacts import MANIFEST_FILE, SHIPPED_INDEX_FILE
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
@@ -38,7 +39,7 @@ def build_index(folder: Path) -> tuple[dict, int]:
     from training.config import get_config
     from training.quality import is_better
     models = {}
-    for manifest_file in sorted(folder.glob("[!.]*/manifest.json")):  # not .NAME.new
+    for manifest_file in sorted(folder.glob(f"[!.]*/{MANIFEST_FILE}")):  # not .NAME.new
         m = json.loads(manifest_file.read_text())
         cfg = get_config(m["arch"])
         scores = {k: v for k, v in m["metrics"].items()
@@ -87,9 +88,9 @@ def _drop(models_dir: Path, name: str, precisions) -> None:
     (runs live on one machine; shipped models in the package). The manifest is rewritten
     first: stopped in between, a stray file is left, never a manifest naming a missing one."""
     folder = models_dir / name
-    if not (folder / "manifest.json").is_file():
+    if not (folder / MANIFEST_FILE).is_file():
         raise GanEdgeError(f"no shipped model {name!r} in {models_dir} (see ganrun --list)")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
     have = [f["precision"] for f in manifest["files"]]
     missing = [p for p in precisions if p not in have]
     if missing:
@@ -98,8 +99,8 @@ def _drop(models_dir: Path, name: str, precisions) -> None:
     if not kept:
         raise GanEdgeError(f"{name} would have no generator file left; keep one of "
                            f"{', '.join(have)}")
-    write_text_atomic(folder / "manifest.json", json.dumps({**manifest, "files": kept},
-                                                           indent=2) + "\n")
+    write_text_atomic(folder / MANIFEST_FILE, json.dumps({**manifest, "files": kept},
+                                                         indent=2) + "\n")
     for f in manifest["files"]:
         if f["precision"] in precisions:
             (folder / f["file"]).unlink(missing_ok=True)
@@ -169,8 +170,9 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
             precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
         _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
     index, total = build_index(Path(models_dir))
-    write_text_atomic(Path(models_dir) / "index.json", json.dumps(index, indent=2) + "\n")
-    click.echo(f"{Path(models_dir) / 'index.json'}: {', '.join(index['models'])}; default "
+    index_file = Path(models_dir) / SHIPPED_INDEX_FILE
+    write_text_atomic(index_file, json.dumps(index, indent=2) + "\n")
+    click.echo(f"{index_file}: {', '.join(index['models'])}; default "
                f"{index['default']}; {total / 1e6:.1f} MB of the {BUDGET_BYTES / 1e6:.0f} MB "
                f"budget")
 

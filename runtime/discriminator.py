@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.core.artifacts import DISCRIMINATOR_FILE
 from runtime.core.errors import GanEdgeError
 
-FILE = "discriminator.int8.onnx"
 MAX_TRIES = 2_000_000  # samples generated for one request, whatever --keep asks
 
 
@@ -35,7 +35,7 @@ class Discriminator:
     @classmethod
     def beside(cls, gen) -> "Discriminator":
         """The discriminator exported with generator `gen`, or a one-line error."""
-        path = gen.path.parent / FILE
+        path = gen.path.parent / DISCRIMINATOR_FILE
         if not path.is_file():
             raise GanEdgeError(f"--keep needs the discriminator exported with the model, "
                                f"{path.name} beside {gen.path.name}; export it again with this "

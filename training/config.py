@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from runtime.core.artifacts import format_checkpoint
 from runtime.core.cpu import has_avx512
 
 # The DCGAN generator's layers that training/fast_forward.py can compute another way: its last
@@ -108,7 +109,7 @@ class GANConfig:
     @property
     def last_checkpoint(self) -> str:
         """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""
-        return f"epoch_{self.length:03d}" if self.unit == "epoch" else f"step_{self.length:06d}"
+        return format_checkpoint(self.unit, self.length)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
