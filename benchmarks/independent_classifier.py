@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -187,4 +186,4 @@ def main(epochs, seed, data_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -47,12 +46,22 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
                     data_dir=data_dir or run.data_dir())
 
 
+def checkpoint_options(command):
+    """--epoch, --step, --best: which checkpoint of the run to export (RunDir.find_checkpoint)."""
+    for option in reversed((
+            click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs)."),
+            click.option("--step", type=int,
+                         help="Export checkpoints/step_NNNNNN (iteration schedules)."),
+            click.option("--best", is_flag=True,
+                         help="Export the checkpoint the quality metrics rank best."))):
+        command = option(command)
+    return command
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
               help="Run folder [default: the newest under runs/].")
-@click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs).")
-@click.option("--step", type=int, help="Export checkpoints/step_NNNNNN (iteration schedules).")
-@click.option("--best", is_flag=True, help="Export the checkpoint the quality metrics rank best.")
+@checkpoint_options
 @click.option("--precision", default=",".join(PRECISIONS), show_default=True,
               help="Comma-separated: fp32, int8 (CPU), fp16 (GPU).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
@@ -87,8 +96,6 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
                                data_dir)
         click.echo(json.dumps(report, indent=2))
         return
-    if (epoch is not None) + (step is not None) + best > 1:
-        raise GanEdgeError("pass at most one of --epoch, --step, --best")
     precisions = parse_precisions(precision)
     from training.rundir import RunDir
     run = RunDir(run_dir) if run_dir else RunDir.newest()
@@ -126,7 +133,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
 
 
 def entry() -> None:
-    run_cli(main, sys.argv[1:])
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -93,8 +93,6 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     """Export, validate and publish; return the manifest. `weights`: "raw", "ema" (the averaged
     generator) or "auto" (the one the best-checkpoint rule prefers at this checkpoint). Quality
     is scored against the test split of `data_dir`, by default the run's own data set."""
-    import keras
-
     from export.validate import ValidationError, reference_quality, validate
     checkpoint_dir = Path(checkpoint_dir)
     run = RunDir.of_checkpoint(checkpoint_dir)
@@ -108,11 +106,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                            f"{', '.join(checkpoint.weights()) or 'none'}); the averaged one exists "
                            f"only in runs trained with --ema above 0")
     source = checkpoint.generator_file(weights)
-    try:
-        generator = keras.saving.load_model(source, compile=False)
-    except Exception as e:
-        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
-                           f"corrupt: pick another with --epoch/--step") from None
+    generator = _load_keras(source)
     if generator.count_params() != cfg.param_counts[0] and cfg.param_counts[0]:
         raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
                            f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
@@ -183,25 +177,28 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
                          n: int) -> tuple[Path, dict]:
     """The checkpoint's discriminator as int8 (for ganrun --keep), validated on n samples of
     the exported generator; returns its temp path and its manifest entry."""
-    import keras
-
     import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
     from export import discriminator as disc
     from training.evaluate import eval_labels, generate
     from training.fast_forward import sampler
     source = checkpoint.discriminator_file()
-    try:
-        model = keras.saving.load_model(source, compile=False)
-    except Exception as e:
-        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
-                           f"corrupt: pick another with --epoch/--step") from None
-
+    model = _load_keras(source)
     path = disc.build(model, cfg, tmp, opset)
     write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
     samples = generate(sampler(generator, False, ()), cfg, n)
     report = disc.validate(path, model, samples, eval_labels(cfg, n))
     return path, {"file": DISCRIMINATOR_FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}
+
+
+def _load_keras(source: Path):
+    """A checkpoint's Keras model, or a one-line error that says to pick another checkpoint."""
+    import keras
+    try:
+        return keras.saving.load_model(source, compile=False)
+    except Exception as e:
+        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
+                           f"corrupt: pick another with --epoch/--step") from None
 
 
 def _versions() -> dict:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import click
 
+from export.cli import checkpoint_options
 from runtime.core.artifacts import MANIFEST_FILE, SHIPPED_INDEX_FILE
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
@@ -135,9 +135,7 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="The run whose generator to ship.")
-@click.option("--epoch", type=int, help="Its checkpoint after N epochs.")
-@click.option("--step", type=int, help="Its checkpoint at step N.")
-@click.option("--best", is_flag=True, help="Its checkpoint the quality metrics rank best.")
+@checkpoint_options
 @click.option("--name", help="The shipped name [default: the run's arch].")
 @click.option("--precision", help="Files to ship, comma-separated: int8, fp16, fp32 "
               "[default: int8,fp16 for image models, int8 for gan-1d].")
@@ -158,8 +156,6 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
     elif not reindex:
         if not run_dir:
             raise GanEdgeError("pass --run DIR (or --reindex)")
-        if (epoch is not None) + (step is not None) + best > 1:
-            raise GanEdgeError("pass at most one of --epoch, --step, --best")
         from training.rundir import RunDir
         run = RunDir(run_dir)
         cfg = run.gan_config()
@@ -178,4 +174,4 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -340,6 +340,8 @@ class RunDir:
     def find_checkpoint(self, epoch: int | None = None, step: int | None = None,
                         best: bool = False) -> Checkpoint:
         """An evaluation checkpoint by epoch, step or the best-checkpoint rule; else the newest."""
+        if (epoch is not None) + (step is not None) + best > 1:
+            raise GanEdgeError("pass at most one of --epoch, --step, --best")
         done = self.eval_checkpoints()
         if not done:
             raise GanEdgeError(f"{self.path} has no evaluation checkpoints yet")
