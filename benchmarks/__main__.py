@@ -6,7 +6,6 @@ no figure here is asserted in tests.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -154,7 +153,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
             samples = np.concatenate([s.run(z[i:i + 500]) for i in range(0, n, 500)])
             q = score_samples(cfg, samples)
             report["files"][p] = {"bytes": files[p].stat().st_size,
-                                  **{k: v for k, v in q.items() if k != "class_histogram"}}
+                                  **{k: v for k, v in q.to_row().items() if k != "class_histogram"}}
     report["machine"]["load_average_at_end"] = os.getloadavg()[0]
     report["goals"] = _goals(report)
     return _write(report, out_dir)
@@ -167,7 +166,7 @@ def _goals(r: dict) -> list[dict]:
     values["int8_speedup_b256"] = g["onnx_int8"][256] / g["onnx_fp32"][256]
     values["fp32_over_keras_b256"] = g["onnx_fp32"][256] / g["keras_call"][256]
     values["int8_over_keras_b256"] = g["onnx_int8"][256] / g["keras_call"][256]
-    if "classifier_score" in f["int8"]:
+    if "classifier_score" in f["int8"]:  # an image generator
         values["int8_quality_delta"] = abs(f["int8"]["classifier_score"]
                                            - f["fp32"]["classifier_score"])
     values["ganrun_wall_s"] = c["ganrun"]["wall_s_median"]
@@ -184,14 +183,12 @@ def _goals(r: dict) -> list[dict]:
 
 
 def _write(report: dict, out_dir: Path) -> dict:
-    from runtime.core.files import write_text_atomic
-    from benchmarks.report import charts, markdown
+    from benchmarks.report import charts, markdown, write_report
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = report.get("name") or f"{report['host']}-{report['date'][:10]}"  # older reports lack it
     report["charts"] = charts(report, out_dir, stem)
-    write_text_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out_dir / f"{stem}.md", markdown(report))
-    report["paths"] = [str(out_dir / f"{stem}.json"), str(out_dir / f"{stem}.md")]
+    md = write_report(out_dir, stem, report, markdown(report))
+    report["paths"] = [str(md.with_suffix(".json")), str(md)]
     return report
 
 

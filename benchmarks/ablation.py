@@ -10,7 +10,6 @@ judged against its absence in every run). Writes benchmarks/results/ablation-<ar
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -18,27 +17,34 @@ from pathlib import Path
 
 import click
 
+from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import write_text_atomic
+from runtime.core.scores import RowScores
 
-# Each variant: the recipe with one choice replaced by its absence (GANConfig fields).
-VARIANTS = {
-    "recipe": {},
-    "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
-    "no batch normalisation in G": {"g_batchnorm": False},
-    "no one-sided label smoothing": {"real_label": 1.0},
-}
-COLUMNS = (("classifier_score", "score", "{:.2f}"), ("frechet_distance", "FD", "{:.1f}"),
-           ("kl_to_uniform", "KL", "{:.3f}"), ("class_accuracy", "class acc.", "{:.1%}"),
-           ("class_accuracy_min", "worst class", "{:.1%}"))
+
+def variants(arch: str) -> dict[str, dict]:
+    """The recipe, and the recipe with one choice replaced by its absence (GANConfig fields)."""
+    from training.config import get_config
+    d_units = get_config(arch).d_units
+    return {
+        "recipe": {},
+        "concatenated one-hot labels in D, no projection": {"d_conditioning": "concat"},
+        "no batch normalisation in G": {"g_batchnorm": False},
+        "no one-sided label smoothing": {"real_label": 1.0},
+        f"no last conv in D ({d_units[-1]} filters)": {"d_units": d_units[:-1]},
+    }
+
+
+COLUMNS = {"classifier_score": "score", "frechet_distance": "FD", "kl_to_uniform": "KL",
+           "class_accuracy": "class acc.", "class_accuracy_min": "worst class"}
 
 
 def measure(arch: str, epochs: int, runs_root: Path, eval_samples: int, log=print) -> dict:
     from training.rundir import RunDir
     from training.run import train
     rows = {}
-    for name, variant in VARIANTS.items():
+    for name, variant in variants(arch).items():
         log(f"training {arch}, {name}, {epochs} epoch(s)")
         t0 = time.monotonic()
         run = RunDir(train(arch, epochs=epochs, eval_every=epochs, variant=variant,
@@ -52,26 +58,20 @@ def measure(arch: str, epochs: int, runs_root: Path, eval_samples: int, log=prin
             "rows": rows}
 
 
-def _cells(metrics: dict, prefix: str) -> list[str]:
-    return [fmt.format(metrics[prefix + key]) if metrics.get(prefix + key) is not None else "n/a"
-            for key, _, fmt in COLUMNS]
-
-
 def markdown(r: dict) -> str:
-    heads = [label for _, label, _ in COLUMNS]
+    heads = list(COLUMNS.values())
     lines = [f"# Ablation of `{r['arch']}`'s recipe", "",
              f"Made by `{r['command']}`: each row trains {r['epochs']} epoch(s) from the same "
              f"seed, the recipe with one choice turned off; scores on {r['eval_samples']:,} "
              f"samples (labels 0-9 in turn) by the project's evaluator. Minutes: wall time of "
              f"the row's training on the machine that made this report, shared with other work, "
              f"so compare them only roughly.", "",
-             "| variant | generator | " + " | ".join(heads) + " | minutes |",
-             "|---|---|" + "---|" * len(heads) + "---|"]
+             *table_head("variant", "generator", *heads, "minutes")]
     for name, row in r["rows"].items():
-        m = row["metrics"]
-        for weights, prefix in (("trained", ""), ("averaged", "ema_")):
-            if prefix + "classifier_score" in m:
-                lines.append(f"| {name} | {weights} | " + " | ".join(_cells(m, prefix))
+        scores = RowScores.read(row["metrics"])
+        for weights, s in (("trained", scores.trained), ("averaged", scores.averaged)):
+            if s is not None:
+                lines.append(f"| {name} | {weights} | " + " | ".join(map(s.text, COLUMNS))
                              + f" | {row['minutes'] if weights == 'trained' else ''} |")
     return "\n".join(lines) + "\n"
 
@@ -94,10 +94,7 @@ def main(arch, epochs, eval_samples, out_dir):
     with tempfile.TemporaryDirectory() as tmp:
         report = measure(arch, epochs, Path(tmp), eval_samples,
                          log=lambda m: click.echo(m, err=True))
-    out = Path(out_dir)
-    write_text_atomic(out / f"ablation-{arch}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / f"ablation-{arch}.md", markdown(report))
-    click.echo(str(out / f"ablation-{arch}.md"))
+    click.echo(str(write_report(Path(out_dir), f"ablation-{arch}", report, markdown(report))))
 
 
 if __name__ == "__main__":

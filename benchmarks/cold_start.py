@@ -68,13 +68,13 @@ def summarize(runs: list[tuple[float, float]]) -> dict:
 
 
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "runtime", "training", "export")
+PIP = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
 
 
-def install_wheel(root: Path, tmp: Path) -> Path:
-    """Build a wheel of the checkout at `root` (from a copy, so the build writes nothing into
-    it), install it without dependencies into a fresh venv that sees this interpreter's
-    packages, and return that venv's bin folder."""
-    src, venv = tmp / "src", tmp / "venv"
+def build_wheel(root: Path, tmp: Path) -> Path:
+    """The gan-edge wheel of the checkout at `root`, built in `tmp` from a copy, so that the
+    build writes nothing into the checkout (tests/test_install.py installs it too)."""
+    src = tmp / "src"
     for name in SOURCES:
         if (root / name).is_dir():
             shutil.copytree(root / name, src / name,
@@ -82,15 +82,20 @@ def install_wheel(root: Path, tmp: Path) -> Path:
         else:
             src.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, src / name)
-    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", str(src), "-w", str(tmp / "dist")], check=True)
+    subprocess.run([*PIP, "wheel", "--no-deps", str(src), "-w", str(tmp / "dist")], check=True)
+    return next((tmp / "dist").glob("gan_edge-*.whl"))
+
+
+def install_wheel(root: Path, tmp: Path) -> Path:
+    """Build a wheel of the checkout at `root`, install it without dependencies into a fresh
+    venv that sees this interpreter's packages, and return that venv's bin folder."""
+    wheel, venv = build_wheel(root, tmp), tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; "
                            "print(sysconfig.get_paths()['purelib'])"], check=True,
                           capture_output=True, text=True).stdout.strip()
     Path(site, "gan_edge_benchmark_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    wheel = next((tmp / "dist").glob("gan_edge-*.whl"))
-    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps",
+    subprocess.run([*PIP, "--python", str(venv / "bin" / "python"), "install", "--no-deps",
                     "--no-index", str(wheel)], check=True)
     return venv / "bin"
 

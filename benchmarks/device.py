@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from benchmarks.report import machine_text, table_head, write_report
 from runtime.core.artifacts import generator_file
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
@@ -100,8 +101,8 @@ def measure(models: Path, quick: bool, log) -> dict:
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# gan-edge on a GPU: {r['gpu']}, {r['date']}", "",
-             f"Host: {m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}, "
-             f"onnxruntime {r['onnxruntime']}. Generator: `{r['arch']}` from `{r['models']}`. "
+             f"Host: {machine_text(m)}, onnxruntime {r['onnxruntime']}. "
+             f"Generator: `{r['arch']}` from `{r['models']}`. "
              f"CPU rows use this host's {m['cpus']} cores; the `cuda` rows run on the GPU "
              f"(provider actually used: "
              + ", ".join(f"{n}: {p}" for n, p in r["providers"].items()) + ").", "",
@@ -109,14 +110,12 @@ def markdown(r: dict) -> str:
              "## In-process: images per second", ""]
     speed = r["images_per_s"]
     batches = list(next(iter(speed.values())))
-    lines += ["| file, device | " + " | ".join(f"batch {b}" for b in batches) + " |",
-              "|---|" + "---|" * len(batches)]
+    lines += table_head("file, device", *(f"batch {b}" for b in batches))
     for name, per in speed.items():
         lines.append(f"| {name} | " + " | ".join(f"{per[b]:,.0f}" for b in batches) + " |")
     if "fp32 cuda" in speed:
         lines += ["", "Ratios at each batch (higher: the first is faster):", "",
-                  "| ratio | " + " | ".join(f"batch {b}" for b in batches) + " |",
-                  "|---|" + "---|" * len(batches)]
+                  *table_head("ratio", *(f"batch {b}" for b in batches))]
         for a, b in (("fp32 cuda", "fp32 cpu"), ("fp16 cuda", "fp32 cuda"),
                      ("fp16 cuda", "int8 cpu")):
             if a in speed and b in speed:
@@ -142,7 +141,6 @@ def markdown(r: dict) -> str:
               type=click.Path(file_okay=False))
 def main(models, quick, out_dir):
     """Measure exported generators on the GPU (onnxruntime's CUDA provider) against the CPU."""
-    from runtime.core.files import write_text_atomic
     report = measure(Path(models), quick, log=lambda m: click.echo(m, err=True))
     report.update(date=time.strftime("%Y-%m-%d %H:%M"), models=Path(models).name,
                   command=" ".join(["python -m benchmarks.device", *(["--quick"] if quick else []),
@@ -151,12 +149,8 @@ def main(models, quick, out_dir):
                            "platform": platform.platform(), "python": platform.python_version()})
     report = json.loads(json.dumps(report))  # batch keys become strings, as in the .json
     slug = re.sub(r"[^a-z0-9]+", "-", report["gpu"].split(",")[0].lower()).strip("-") or "none"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"gpu-{slug}-{report['date'][:10]}"
-    write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / f"{stem}.md", markdown(report))
-    click.echo(out / f"{stem}.md")
+    click.echo(str(write_report(Path(out_dir), f"gpu-{slug}-{report['date'][:10]}", report,
+                                markdown(report))))
 
 
 if __name__ == "__main__":

@@ -9,16 +9,17 @@ benchmarks/results/ema-<arch>.json and .md; EMA_DECAY in training/config.py cite
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import click
 
+from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import write_text_atomic
+from runtime.core.samples import IMAGE
+from runtime.core.scores import RowScores
 
 
 def measure(arch: str, decays: list[float], runs_root: Path, eval_samples: int,
@@ -37,28 +38,20 @@ def measure(arch: str, decays: list[float], runs_root: Path, eval_samples: int,
             "rows": per_decay}
 
 
-def _score(row: dict, prefix: str) -> str:
-    if f"{prefix}energy_distance" in row:
-        return f"{row[prefix + 'energy_distance']:.4f}"
-    fd = row[prefix + "frechet_distance"]
-    return (f"{row[prefix + 'classifier_score']:.2f} / {'n/a' if fd is None else f'{fd:.1f}'} / "
-            f"{row[prefix + 'kl_to_uniform']:.3f}")
-
-
 def markdown(r: dict) -> str:
     decays = [str(d) for d in r["decays"]]
     first = r["rows"][decays[0]]
-    image = "classifier_score" in first[0]
+    image = RowScores.read(first[0]).trained.kind == IMAGE
     what = "classifier score / Frechet distance / KL to uniform" if image else "energy distance"
     lines = [f"# Averaged generator (EMA) on `{r['arch']}`", "",
              f"Made by `{r['command']}`. Each cell: {what}, on {r['eval_samples']:,} samples. "
              f"The trained generator is the same in every run (same seed; the average does not "
              f"feed back into training).", "",
-             "| checkpoint | trained | " + " | ".join(f"averaged, decay {d}" for d in decays) + " |",
-             "|---|---|" + "---|" * len(decays)]
+             *table_head("checkpoint", "trained", *(f"averaged, decay {d}" for d in decays))]
     for i, row in enumerate(first):
-        cells = [_score(r["rows"][d][i], "ema_") for d in decays]
-        lines.append(f"| {row['checkpoint']} | {_score(row, '')} | " + " | ".join(cells) + " |")
+        cells = [RowScores.read(r["rows"][d][i]).averaged.brief() for d in decays]
+        lines.append(f"| {row['checkpoint']} | {RowScores.read(row).trained.brief()} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -83,10 +76,7 @@ def main(arch, decays, eval_samples, out_dir):
     with tempfile.TemporaryDirectory() as tmp:
         report = measure(arch, values, Path(tmp), eval_samples,
                          log=lambda m: click.echo(m, err=True))
-    out = Path(out_dir)
-    write_text_atomic(out / f"ema-{arch}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / f"ema-{arch}.md", markdown(report))
-    click.echo(str(out / f"ema-{arch}.md"))
+    click.echo(str(write_report(Path(out_dir), f"ema-{arch}", report, markdown(report))))
 
 
 if __name__ == "__main__":

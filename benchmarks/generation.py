@@ -11,21 +11,19 @@ import numpy as np
 
 
 def generator_flops(generator) -> int:
-    """Multiply-adds x 2 for one sample through Dense, Conv2D and Conv2DTranspose layers."""
+    """Multiply-adds x 2 for one sample through Dense, Conv2D and Conv2DTranspose layers: a
+    Dense layer uses each kernel weight once; a convolution uses its whole kernel (kh x kw x
+    C_in x C_out) once per pixel of its output, a transposed one once per pixel of its input."""
     import keras
     flops = 0
     for layer in generator.layers:
+        weights = int(np.prod(layer.kernel.shape)) if hasattr(layer, "kernel") else 0
         if isinstance(layer, keras.layers.Dense):
-            flops += 2 * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            # every input pixel scatters a kh x kw x C_out patch from C_in channels
-            h, w, c_in = layer.input.shape[1:]
-            kh, kw, c_out, _ = layer.kernel.shape
-            flops += 2 * h * w * c_in * kh * kw * c_out
-        elif isinstance(layer, keras.layers.Conv2D):
-            h, w, c_out = layer.output.shape[1:]
-            kh, kw, c_in, _ = layer.kernel.shape
-            flops += 2 * h * w * c_out * kh * kw * c_in
+            flops += 2 * weights
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            pixels = layer.input if isinstance(layer, keras.layers.Conv2DTranspose) else layer.output
+            h, w = pixels.shape[1:3]
+            flops += 2 * h * w * weights
     return flops
 
 

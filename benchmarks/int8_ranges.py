@@ -11,7 +11,6 @@ against the Keras generator's own. Writes benchmarks/results/int8-ranges-<arch>.
 """
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import tempfile
@@ -21,9 +20,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name, has_avx512
-from runtime.core.files import write_text_atomic
+from runtime.core.samples import POINT
+from runtime.core.scores import Scores, figure
 
 RANGES = ("minmax", "percentile")
 QUALITY_SAMPLES = 2000  # the export's own
@@ -42,7 +43,7 @@ def measure_checkpoint(run, checkpoint, log=print) -> dict:
     generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
     lo, hi = cfg.output_range
     keras_quality = reference_quality(generator, cfg, QUALITY_SAMPLES, data_dir)
-    row = {"checkpoint": checkpoint.name, "weights": weights, "keras": _scores(keras_quality)}
+    row = {"checkpoint": checkpoint.name, "weights": weights, "keras": _figures(keras_quality)}
     for ranges in RANGES:
         log(f"{checkpoint.name}: int8 with {ranges} ranges")
         with tempfile.TemporaryDirectory() as tmp:
@@ -55,22 +56,25 @@ def measure_checkpoint(run, checkpoint, log=print) -> dict:
             diffs = np.concatenate(list(differences(path, gen, generator, cfg).values())) / (hi - lo)
             quality = score_samples(cfg, generate(gen.run, cfg, QUALITY_SAMPLES, 500), data_dir)
         row[ranges] = {"worst": float(diffs.max()), "p99_9": float(np.quantile(diffs, 0.999)),
-                       "mean": float(diffs.mean()), **_scores(quality)}
+                       "mean": float(diffs.mean()), **_figures(quality)}
     return row
 
 
-def _scores(quality: dict) -> dict:
-    if "energy_distance" in quality:
-        return {"energy_distance": quality["energy_distance"]}
-    return {"classifier_score": quality["classifier_score"],
-            "frechet_distance": quality["frechet_distance"]}
+def _figures(scores: Scores) -> dict:
+    """The figures the report keeps: the energy distance, or the classifier score and Frechet
+    distance."""
+    keys = ("energy_distance",) if scores.kind == POINT else ("classifier_score",
+                                                             "frechet_distance")
+    return {k: getattr(scores, k) for k in keys}
 
 
-def _quality_cell(scores: dict) -> str:
-    if "energy_distance" in scores:
-        return f"{scores['energy_distance']:.4f}"
-    fd = scores["frechet_distance"]
-    return f"{scores['classifier_score']:.3f} / {'n/a' if fd is None else f'{fd:.2f}'}"
+def _quality_cell(figures: dict) -> str:
+    """The figures a row keeps, a digit finer than elsewhere: the two calibrations differ by
+    hundredths."""
+    if "energy_distance" in figures:
+        return figure("energy_distance", figures["energy_distance"])
+    fd = figures["frechet_distance"]
+    return f"{figures['classifier_score']:.3f} / {'n/a' if fd is None else f'{fd:.2f}'}"
 
 
 def markdown(r: dict) -> str:
@@ -84,8 +88,8 @@ def markdown(r: dict) -> str:
              "range is everything calibration saw; percentile: its 0.001 % most extreme values "
              "dropped (what the export uses). The int8 kernels are the CPU's, so the figures "
              "hold for this machine.", "",
-             "| checkpoint | Keras | ranges | worst | 99.9th percentile | mean | int8 quality |",
-             "|---|---|---|---|---|---|---|"]
+             *table_head("checkpoint", "Keras", "ranges", "worst", "99.9th percentile", "mean",
+                         "int8 quality")]
     for row in r["rows"]:
         for ranges in RANGES:
             m = row[ranges]
@@ -117,10 +121,7 @@ def main(run_dir, names, out_dir):
     report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": machine,
               "command": f"python -m benchmarks.int8_ranges --run RUN_DIR --checkpoints {names}",
               "rows": rows}
-    out = Path(out_dir)
-    write_text_atomic(out / f"int8-ranges-{arch}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / f"int8-ranges-{arch}.md", markdown(report))
-    click.echo(str(out / f"int8-ranges-{arch}.md"))
+    click.echo(str(write_report(Path(out_dir), f"int8-ranges-{arch}", report, markdown(report))))
 
 
 if __name__ == "__main__":

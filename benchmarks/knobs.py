@@ -45,10 +45,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import write_text_atomic
+from runtime.core.samples import IMAGE
+from runtime.core.scores import N_CLASSES, read_scores
 
 KEEPS = (0.5, 0.25)
 # The project's int8 classifier gives probabilities in steps of 1/255 (254/255 at most), so no
@@ -109,7 +111,7 @@ def class_precision(judged: np.ndarray, chosen: np.ndarray) -> dict:
     per class, the share of class-k samples it puts in k; their mean over the classes that
     have samples (each class asked for equally often), and the worst."""
     per_class = [float(np.mean(judged[chosen == k] == k)) if np.any(chosen == k) else None
-                 for k in range(10)]
+                 for k in range(N_CLASSES)]
     present = [p for p in per_class if p is not None]
     return {"class_precision": float(np.mean(present)), "class_precision_min": min(present),
             "class_precision_per_class": per_class}
@@ -147,7 +149,7 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
                 start = time.perf_counter()
                 samples, chosen = draw(n)
                 seconds.append(time.perf_counter() - start)
-            scores = score_samples(cfg, samples)
+            scores = score_samples(cfg, samples).to_row()
             row = {"knob": knob, "samples_per_s": n / min(seconds),
                    **{k: v for k, v in scores.items() if k != "class_histogram"}}
             if entry["dataset"] == "mnist" and _judges_class(gen, knob):
@@ -202,6 +204,15 @@ def class_default(report: dict) -> dict | None:
     return {"model": name, "goal": CLASS_GOAL, "min_confidence": reached[0] if reached else None}
 
 
+def class_default_text(pick: dict, what: str) -> str:
+    """The sentence that says which confidence floor `ganrun --class` applies on an
+    unconditional model (class_default's `pick`), `what` naming the --class precision."""
+    floor = "none of those measured does" if pick["min_confidence"] is None else \
+        f"`--min-confidence {pick['min_confidence']:g}`, unless given another"
+    return (f"`ganrun --class` on an unconditional model applies the smallest confidence floor "
+            f"at which this {what} reaches {pick['goal']:.0%} on `{pick['model']}`: {floor}.")
+
+
 def markdown(r: dict) -> str:
     lines = ["# ganrun's knobs on the shipped models", "",
              f"{r['n_samples']:,} samples per cell (seed {r['seed']}), int8 files on the CPU. "
@@ -215,26 +226,20 @@ def markdown(r: dict) -> str:
              "over the ten classes, and the worst class. On an unconditional model the plain "
              "row is `--class` with no confidence floor; a conditional model generates the "
              "class.", ""]
-    pick = r.get("class_default")
-    if pick is not None:
-        floor = "none reaches it" if pick["min_confidence"] is None else \
-            f"`--min-confidence {pick['min_confidence']:g}`"
-        lines += [f"`ganrun --class` on an unconditional model applies the smallest confidence "
-                  f"floor at which this precision reaches {pick['goal']:.0%} on "
-                  f"{pick['model']}: {floor} (an explicit `--min-confidence` replaces it).", ""]
+    if r.get("class_default") is not None:
+        lines += [class_default_text(r["class_default"], "precision"), ""]
     for name, m in r["models"].items():
         weights = ", averaged" if m["weights"] == "ema" else ""
         lines += [f"## {name} ({m['checkpoint']}{weights}){' (default)' if m['default'] else ''}",
                   "", f"Made by `{m['command']}` on {m['date']} ({m['machine']}). Samples per "
                   f"second: the fastest of {m.get('repeats', REPEATS)} draws.", "",
-                  "| knob | classifier score | Frechet distance | classes | KL to uniform | "
-                  "samples/s | `--class` precision (worst class) |", "|---|---|---|---|---|---|---|"]
+                  *table_head("knob", "classifier score", "Frechet distance", "classes",
+                              "KL to uniform", "samples/s", "`--class` precision (worst class)")]
         for row in m["rows"]:
-            fd = row["frechet_distance"]
-            lines.append(f"| {row['knob']} | {row['classifier_score']:.2f} | "
-                         f"{'n/a' if fd is None else f'{fd:.1f}'} | {row['classes_covered']}/10 | "
-                         f"{row['kl_to_uniform']:.3f} | {row['samples_per_s']:,.0f} | "
-                         f"{precision_cell(row)} |")
+            s = read_scores(row)
+            lines.append(f"| {row['knob']} | " + " | ".join(map(s.text, (
+                "classifier_score", "frechet_distance", "classes_covered", "kl_to_uniform")))
+                + f" | {row['samples_per_s']:,.0f} | {precision_cell(row)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -263,6 +268,7 @@ def precision_cell(row: dict) -> str:
 def main(names, n, repeats, out_dir):
     """Score every sample knob of ganrun on the shipped models, with its speed."""
     from runtime import shipped
+    from training.config import get_config
     index = shipped.load_index()
     command = "python -m benchmarks.knobs" + "".join(f" --model {m}" for m in names) + \
         (f" --n {n}" if n != 10_000 else "") + (f" --repeats {repeats}" if repeats != REPEATS else "")
@@ -274,16 +280,14 @@ def main(names, n, repeats, out_dir):
         raise GanEdgeError(f"{out / 'knobs.json'} was drawn with {old['n_samples']:,} samples "
                            f"per cell, not {n:,}: pass --n {old['n_samples']}, or measure every "
                            f"model (no --model)")
-    names = list(names) or [k for k, m in index["models"].items() if m["dataset"] != "x_squared"]
+    names = list(names) or [k for k, m in index["models"].items()
+                            if get_config(m["arch"]).kind == IMAGE]
     for name in names:
-        entry = shipped.model_entry(name)
-        if entry["dataset"] == "x_squared":
+        if get_config(shipped.model_entry(name)["arch"]).kind != IMAGE:
             raise GanEdgeError(f"{name} is a gan-1d model: its knobs are not scored here")
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     report = merged(old, measure(names, n, command, log, repeats), n, index, log)
-    write_text_atomic(out / "knobs.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / "knobs.md", markdown(report))
-    click.echo(str(out / "knobs.md"))
+    click.echo(str(write_report(out, "knobs", report, markdown(report))))
 
 
 if __name__ == "__main__":

@@ -28,20 +28,21 @@ from pathlib import Path
 
 import click
 
+from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import write_text_atomic
+from runtime.core.scores import N_CLASSES, figure, read_scores, weight_views
 
 RESULTS = Path(__file__).parent / "results"
 TESTS = {">=": operator.ge, "<=": operator.le}
-DCGAN_GOAL = (("classifier_score", ">=", 9.0), ("classes_covered", ">=", 10),
+DCGAN_GOAL = (("classifier_score", ">=", 9.0), ("classes_covered", ">=", N_CLASSES),
               ("kl_to_uniform", "<=", 0.05))
 DEFAULT_GOAL = (("classifier_score", ">=", 9.0), ("frechet_distance", "<=", 10.0))
-FASHION_GOAL = (("classes_covered", ">=", 10),)
+FASHION_GOAL = (("classes_covered", ">=", N_CLASSES),)
 INT8_BYTES = ("int8_bytes", "<=", 1_000_000)
 CONDITIONAL_GOALS = {
     "cgan-mnist": (("classifier_score", ">=", 9.7), ("frechet_distance", "<=", 2.5),
-                   ("classes_covered", ">=", 10), ("kl_to_uniform", "<=", 0.005),
+                   ("classes_covered", ">=", N_CLASSES), ("kl_to_uniform", "<=", 0.005),
                    ("class_accuracy", ">=", 0.99), ("class_accuracy_min", ">=", 0.98), INT8_BYTES),
     "cgan-fashion": (("frechet_distance", "<=", 2.0), ("class_accuracy", ">=", 0.95), INT8_BYTES),
 }
@@ -64,7 +65,6 @@ def judge(scores: dict | None, goal) -> dict:
 
 def _dcgan_rows(run_dir: Path | None) -> list[dict]:
     from training.config import get_config
-    from training.quality import weight_views
     from training.rundir import RunDir
     cfg = get_config("dcgan-mnist")
     if run_dir is None:
@@ -74,7 +74,7 @@ def _dcgan_rows(run_dir: Path | None) -> list[dict]:
     if run.arch != cfg.name:
         raise GanEdgeError(f"{run_dir} is a run of {run.arch}, not dcgan-mnist; pass the DCGAN's "
                            f"run folder")
-    scored = {r["checkpoint"]: r for r in run.read_metrics() if "classifier_score" in r}
+    scored = {r["checkpoint"]: r for r in run.read_metrics() if read_scores(r) is not None}
     reached = (f"its last scored checkpoint is {list(scored)[-1]}" if scored
                else "nothing scored yet")
     views = {v["weights"]: v for v in weight_views(scored[cfg.recommended])} \
@@ -161,17 +161,13 @@ def _figures(figures: dict) -> str:
         if value is None:
             parts.append(f"{LABELS.get(key, key)} n/a")
         elif key == "classes_covered":
-            parts.append(f"{value}/10 classes")
+            parts.append(f"{figure(key, value)} classes")
         elif key == "real_frechet_distance":
-            parts[-1] += f" (real training images: {value:.1f})"
-        elif key.startswith("class_accuracy"):
-            parts.append(f"{LABELS[key]} {value:.1%}")
+            parts[-1] += f" (real training images: {figure('frechet_distance', value)})"
         elif key == "int8_bytes":
             parts.append(f"{LABELS[key]} {value / 1e6:.2f} MB")
         else:
-            parts.append(f"{LABELS[key]} {value:.3f}" if key == "kl_to_uniform"
-                         else f"{LABELS[key]} {value:.2f}" if key == "classifier_score"
-                         else f"{LABELS[key]} {value:.1f}")
+            parts.append(f"{LABELS[key]} {figure(key, value)}")
     return ", ".join(parts)
 
 
@@ -180,8 +176,7 @@ def markdown(report: dict) -> str:
              f"Made by `{report['command']}`, which collects figures measured elsewhere (see "
              f"its docstring); each row names where its figures come from.", ""]
     for goal in report["goals"]:
-        lines += [f"## {goal['goal']}", "", "| generator | figures | met | source |",
-                  "|---|---|---|---|"]
+        lines += [f"## {goal['goal']}", "", *table_head("generator", "figures", "met", "source")]
         for row in goal["rows"]:
             met = {True: "**yes**", False: "no", None: "not measured"}[row["met"]]
             lines.append(f"| {row['what']} | {_figures(row['figures']) or '-'} | {met} "
@@ -201,10 +196,7 @@ def main(dcgan_run, out_dir):
     knobs_file = RESULTS / "knobs.json"
     knobs = json.loads(knobs_file.read_text()) if knobs_file.is_file() else None
     report = collect(Path(dcgan_run) if dcgan_run else None, load_index(), knobs)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "quality-goals.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / "quality-goals.md", markdown(report))
+    write_report(Path(out_dir), "quality-goals", report, markdown(report))
     click.echo(markdown(report))
 
 

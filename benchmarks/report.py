@@ -1,7 +1,29 @@
-"""The benchmark report as Markdown and PNG charts."""
+"""The benchmark report as Markdown and PNG charts, and what every benchmark's report shares:
+its machine line, its table heads, and writing it as .json and .md."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+
+def write_report(out_dir: Path, stem: str, report: dict, text: str) -> Path:
+    """out_dir/STEM.json (the figures) and out_dir/STEM.md (`text`, made from them), each
+    written whole or not at all; returns the .md."""
+    from runtime.core.files import write_text_atomic
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out_dir / f"{stem}.md", text)
+    return out_dir / f"{stem}.md"
+
+
+def machine_text(m: dict) -> str:
+    """The machine a report was measured on, from its "machine" figures."""
+    return f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}"
+
+
+def table_head(*columns: str) -> list[str]:
+    """A Markdown table's first two lines."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
 def _fmt(v, digits=3):
@@ -13,9 +35,8 @@ def _fmt(v, digits=3):
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# gan-edge benchmarks: {r['host']}, {r['date']}", "",
-             f"Machine: {m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}."
-             f" Mode: {'quick' if r['quick'] else 'full'}. Generator: `{r['arch']}`, "
-             f"{r['model_source']}.", "",
+             f"Machine: {machine_text(m)}. Mode: {'quick' if r['quick'] else 'full'}. "
+             f"Generator: `{r['arch']}`, {r['model_source']}.", "",
              *([f"Load average (1 min) {m['load_average_at_start']:.1f} at the start and "
                 f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work "
                 f"shared the machine; the contenders alternate, so the ratios hold better than "
@@ -35,8 +56,7 @@ def markdown(r: dict) -> str:
     lines += ["", "## Generation in-process: images per second (share of fp32 peak)", "",
               f"FLOPs per image: {g['flops_per_image'] / 1e6:.1f} M. Peak: "
               f"{g['peak_gflops']:.1f} GFLOP/s ({g['peak_note']}). {g['note']}", "",
-              "| contender | " + " | ".join(f"batch {b}" for b in batches) + " |",
-              "|---|" + "---|" * len(batches)]
+              *table_head("contender", *(f"batch {b}" for b in batches))]
     for name, per in g["images_per_s"].items():
         cells = [f"{per[b]:,.0f} ({g['fraction_of_peak'][name][b]:.0%})" for b in batches]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -30,8 +30,13 @@ import click
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
+from runtime.core.samples import IMAGE, POINT
+from runtime.core.scores import N_CLASSES, ImageScores, read_scores
 
 ROOT = Path(__file__).resolve().parent.parent
+# benchmarks/ is a folder of the repository, not of the installed package: the knob report's
+# own sentences come from it.
+sys.path.insert(0, str(ROOT))
 RECORDS = ROOT / "docs" / "records"
 REPORTS = ROOT / "benchmarks" / "results"
 KNOBS = REPORTS / "knobs.json"
@@ -44,13 +49,9 @@ def documents() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def _fd(value) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-def _image_scores(s: dict) -> list[str]:
-    return [f"{s['classifier_score']:.2f}", _fd(s.get("frechet_distance")),
-            f"{s['classes_covered']}/10", f"{s['kl_to_uniform']:.3f}"]
+def _image_cells(s: ImageScores) -> list[str]:
+    return [s.text(k) for k in ("classifier_score", "frechet_distance", "classes_covered",
+                                "kl_to_uniform")]
 
 
 def shipped_results() -> str:
@@ -60,35 +61,36 @@ def shipped_results() -> str:
     from runtime.core.artifacts import MANIFEST_FILE
     from runtime.shipped import MODELS_DIR, load_index
     from training.classifier import classifier_info
+    from training.config import get_config
     index = load_index()
     lines = ["| model | data | checkpoint | classifier score | Frechet distance | classes | "
              "KL to uniform | class accuracy (worst class) | int8 file: score / FD |",
              "|---|---|---|---|---|---|---|---|---|"]
-    datasets = [d for d in dict.fromkeys(m["dataset"] for m in index["models"].values())
-                if d != "x_squared"]
+    datasets = [d for d in dict.fromkeys(m["dataset"] for m in index["models"].values()
+                                         if get_config(m["arch"]).kind == IMAGE)]
     for dataset in datasets:
         info = classifier_info(dataset)
         # A real image "asked" to be of its label: the class accuracy is the evaluator's own
         # test accuracy, the ceiling of what a conditional generator can score.
         lines.append(f"| real data: test split | {dataset} | - | "
-                     + " | ".join(_image_scores(info["baseline_real"]))
+                     + " | ".join(_image_cells(read_scores(info["baseline_real"])))
                      + f" | {info['test_accuracy']:.1%} | - |")
     for name, m in index["models"].items():
         manifest = json.loads((MODELS_DIR / name / MANIFEST_FILE).read_text())
-        int8 = next((f["quality"] for f in manifest["files"] if f["precision"] == "int8"), None)
+        int8 = next((read_scores(f["quality"]) for f in manifest["files"]
+                     if f["precision"] == "int8"), None)
         checkpoint = m["checkpoint"] + (", averaged" if m["weights"] == "ema" else "")
         label = f"`{name}`" + (" (default)" if name == index["default"] else "")
-        s = m["scores"]
-        if "energy_distance" in s:
-            cells = [f"energy distance {s['energy_distance']:.4f}",
-                     f"mean abs error {s['mean_abs_error']:.4f}",
-                     f"{s['share_in_domain']:.0%} in domain", "-", "-"]
-            shipped = "-" if int8 is None else f"energy distance {int8['energy_distance']:.4f}"
+        s = read_scores(m["scores"])
+        if s.kind == POINT:
+            cells = [s.headline(), f"mean abs error {s.text('mean_abs_error')}",
+                     f"{s.text('share_in_domain')} in domain", "-", "-"]
+            shipped = "-" if int8 is None else int8.headline()
         else:
-            cells = [*_image_scores(s), "-" if "class_accuracy" not in s else
-                     f"{s['class_accuracy']:.1%} ({s['class_accuracy_min']:.1%})"]
+            cells = [*_image_cells(s), "-" if s.class_accuracy is None else
+                     f"{s.text('class_accuracy')} ({s.text('class_accuracy_min')})"]
             shipped = "-" if int8 is None else \
-                f"{int8['classifier_score']:.2f} / {_fd(int8.get('frechet_distance'))}"
+                f"{int8.text('classifier_score')} / {int8.text('frechet_distance')}"
         lines.append(f"| {label} | {m['dataset']} | {checkpoint} | " + " | ".join(cells)
                      + f" | {shipped} |")
     return "\n".join(lines) + "\n"
@@ -150,6 +152,7 @@ def data_sha256() -> str:
 
 def knobs() -> str:
     """The knob report's quality figures, a column per model: score / FD / KL to uniform."""
+    from benchmarks.knobs import class_default_text
     report = json.loads(KNOBS.read_text())
     models = report["models"]
     # The order of the section with the most knobs (an older section may lack some)
@@ -165,23 +168,19 @@ def knobs() -> str:
             if row is None:
                 cells.append("-")
                 continue
-            cell = (f"{row['classifier_score']:.2f} / {_fd(row['frechet_distance'])} / "
-                    f"{row['kl_to_uniform']:.3f}")
-            if row["classes_covered"] < 10:
-                cell += f" ({row['classes_covered']}/10 classes)"
+            s = read_scores(row)
+            cell = s.brief()
+            if s.classes_covered < N_CLASSES:
+                cell += f" ({s.text('classes_covered')} classes)"
             if "class_precision" in row:
                 cell += f"; `--class` {row['class_precision']:.1%}"
             cells.append(cell)
         lines.append(f"| {knob} | " + " | ".join(cells) + " |")
-    pick = report.get("class_default")
-    if pick is not None:
-        floor = "none of those measured does" if pick["min_confidence"] is None else \
-            f"`--min-confidence {pick['min_confidence']:g}`, unless given another"
-        lines += ["", f"`--class` x %: of the samples `ganrun --class k` chooses with that knob, "
-                  f"the share that a second classifier, which ganrun does not use, also puts in "
-                  f"k (mean over the ten classes). On an unconditional model `ganrun --class` "
-                  f"applies the smallest floor at which this reaches {pick['goal']:.0%} on "
-                  f"`{pick['model']}`: {floor}."]
+    if report.get("class_default") is not None:
+        lines += ["", "`--class` x %: of the samples `ganrun --class k` chooses with that knob, "
+                  "the share that a second classifier, which ganrun does not use, also puts in "
+                  "k (mean over the ten classes). "
+                  + class_default_text(report["class_default"], "share")]
     return "\n".join(lines) + "\n"
 
 
@@ -257,10 +256,11 @@ def gallery_arguments(entry: dict) -> list[str]:
     """ganrun's arguments (besides --model, --seed 0) for a shipped model's gallery picture:
     gan-1d's scatter of 500 points, a conditional model's grid with one row per class, else 25
     samples."""
-    if entry["dataset"] == "x_squared":
+    from training.config import get_config
+    if get_config(entry["arch"]).kind == POINT:
         return ["--n", "500"]
     if entry.get("conditional"):
-        return ["--n", "100", "--cols", "10", "--class", "all"]
+        return ["--n", "100", "--cols", str(N_CLASSES), "--class", "all"]
     return ["--n", "25"]
 
 

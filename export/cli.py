@@ -12,6 +12,7 @@ from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir
 from runtime.core.precision import PRECISIONS, parse_precisions
+from runtime.core.scores import read_scores
 
 
 def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, data_dir=None) -> dict:
@@ -117,9 +118,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     click.echo(str(out / MANIFEST_FILE))
     click.echo(f"  {manifest['checkpoint_name']}, {manifest['weights']} weights", err=True)
     for f in manifest["files"]:
-        q = f["quality"]
-        score = (f"classifier score {q['classifier_score']:.2f}" if "classifier_score" in q
-                 else f"energy distance {q['energy_distance']:.4f}")
+        score = read_scores(f["quality"]).headline()
         worst = max(v for k, v in f["parity"].items() if k.startswith("max_abs_batch_"))
         click.echo(f"  {f['file']}: {f['bytes'] / 1e6:.2f} MB, |diff| vs Keras: max {worst:.2g}, "
                    f"mean {f['parity']['mean_abs']:.2g}; {score}", err=True)

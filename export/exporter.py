@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 
 from export.convert import OPSET
-from export.quantize import INT8_RANGES
+from export.quantize import INT8_FLOAT_NODES, INT8_RANGES
 from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
                                      generator_file)
 from runtime.core.errors import GanEdgeError
@@ -139,7 +139,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 entries.append({"file": generator_file(precision), "precision": precision,
                                 "target": TARGET[precision],
                                 "bytes": path.stat().st_size, "sha256": sha256_file(path),
-                                **({"int8_ranges": INT8_RANGES} if precision == "int8" else {}),
+                                **({"int8_ranges": INT8_RANGES, "int8_float_nodes": INT8_FLOAT_NODES}
+                                   if precision == "int8" else {}),
                                 **report})
             progress("discriminator: converting to int8 and validating its ranking against Keras")
             d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp),

@@ -10,6 +10,10 @@ import numpy as np
 
 
 INT8_RANGES = "percentile"  # how exports set activation ranges; see quantize_int8
+# What int8 files leave out of activation quantization (see float_output_layer): manifests say
+# it, since files made before the rule quantize their output layer as well.
+INT8_FLOAT_NODES = "output-layer"
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
 class _BatchReader:
@@ -26,10 +30,15 @@ class _BatchReader:
 
 def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration: int = 512,
                   inputs: dict[str, np.ndarray] | None = None, ranges: str = INT8_RANGES,
-                  n_classes: int = 0) -> None:
+                  n_classes: int = 0, float_output_layer: bool = True) -> None:
     """Static int8 of a generator, calibrated on seeded z ~ N(0, I) as it sees them in use (and,
     for a conditional one, `n_classes` labels in turn); or, with `inputs` (input name ->
     array), of any model, calibrated on those arrays.
+
+    A generator's output layer (`output_layer`) computes in float, from the 8-bit output of
+    the layer before, with its weights stored as int8 (`int8_weights_only`): see
+    `_name_nodes_and_pick_output_layer` for why (`float_output_layer=False`: quantized like
+    the others, only to compare).
 
     `ranges`: how each activation's 8-bit range is set from what calibration saw. "percentile"
     drops its 0.001 % most extreme values, so the other 99.999 % get a finer step: on the
@@ -44,11 +53,14 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
         # reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2 only, like these) compute
         # u8 x s8 products with a saturating 16-bit add; full-range weights overflow it, which
         # measured here as errors of 2.3 on gan-1d's outputs instead of 0.07.
-        if inputs is None:
+        float_nodes = None
+        if inputs is None:  # a generator
             z = np.random.default_rng(0).standard_normal((calibration, latent_dim))
             inputs = {"z": z.astype(np.float32)}
             if n_classes:
                 inputs["label"] = np.arange(calibration, dtype=np.int64) % n_classes
+            if float_output_layer:
+                float_nodes = _name_nodes_and_pick_output_layer(prepared)
         method = {"percentile": CalibrationMethod.Percentile,
                   "minmax": CalibrationMethod.MinMax}[ranges]
         # The percentile calibrator prints its settings to stdout, which is the CLIs' output.
@@ -56,11 +68,52 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
             quantize_static(str(prepared), str(out_path), _BatchReader(inputs),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                            calibrate_method=method)
+                            calibrate_method=method, nodes_to_exclude=float_nodes)
+    if float_nodes:
+        int8_weights_only(out_path, out_path)  # the float layer's weights: stored as int8 still
+
+
+def output_layer(graph) -> list:
+    """The nodes of a generator's output layer, output first: from the graph's output back to
+    its last Conv, ConvTranspose, MatMul or Gemm (with the bias Add, the rewrite's Col2Im, the
+    tanh or sigmoid and reshapes between), along the inputs that are not constants."""
+    constants = {t.name for t in graph.initializer}
+    made_by = {out: node for node in graph.node for out in node.output}
+    node, layer = made_by.get(graph.output[0].name), []
+    while node is not None:
+        layer.append(node)
+        if node.op_type in WEIGHTED_OPS:
+            return layer
+        node = next((made_by[i] for i in node.input if i and i not in constants and i in made_by),
+                    None)
+    raise ValueError("the graph's output comes from no Conv, ConvTranspose, MatMul or Gemm")
+
+
+def _name_nodes_and_pick_output_layer(path: Path) -> list[str]:
+    """Give every node of the model at `path` a unique name (tf2onnx and export/rewrite.py leave
+    some empty, and the quantizer excludes nodes by name), save it, and return the names of its
+    output layer.
+
+    The output layer computes in float because its pre-activation's 8-bit range is set by the
+    pixels that tanh saturates, far out on its flat tails, so the step is coarse and lands in
+    full on the pixels in between, where tanh's slope is near 1: on cgan-fashion the pre-tanh
+    values are 11 in size on average and reach 71 (docs/export.md; figures in
+    benchmarks/results/int8-layers-*.md, `python -m benchmarks.int8_layers`)."""
+    import onnx
+    model = onnx.load(str(path))
+    taken = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in taken:
+            node.name = f"{node.op_type}_{i}"
+        while node.name in taken:
+            node.name += "_"
+        taken.add(node.name)
+    onnx.save(model, str(path))
+    return [node.name for node in output_layer(model.graph)]
 
 
 def int8_weights_only(fp32_path: Path, out_path: Path, min_size: int = 256) -> None:
-    """int8 storage of the MatMul and Conv weights (symmetric, per output channel), turned
+    """int8 storage of the MatMul, Gemm and Conv weights (symmetric, per output channel), turned
     back into float32 by a DequantizeLinear that onnxruntime folds at load: a quarter of the
     file size, float32 compute, and only the weights' rounding as error (no activation
     ranges, so the outputs do not depend on what calibration saw)."""
@@ -70,8 +123,9 @@ def int8_weights_only(fp32_path: Path, out_path: Path, min_size: int = 256) -> N
     graph = model.graph
     axis_of = {}  # initializer name -> its output-channel axis
     for node in graph.node:
-        if node.op_type in ("MatMul", "Conv") and len(node.input) > 1:
-            axis_of[node.input[1]] = 1 if node.op_type == "MatMul" else 0
+        if node.op_type in ("MatMul", "Gemm", "Conv") and len(node.input) > 1:
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            axis_of[node.input[1]] = 0 if node.op_type == "Conv" or trans_b else 1
     for init in list(graph.initializer):
         w = numpy_helper.to_array(init)
         if init.name not in axis_of or w.dtype != np.float32 or w.size < min_size:

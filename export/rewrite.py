@@ -2,7 +2,12 @@
 
 Each computes the same sums as the layer it replaces, in another order (so fp32 differs from
 the original by rounding only), and each is there because a kernel is slow, measured with
-`python -m benchmarks` (the DCGAN, batch 256):
+`python -m benchmarks` (the DCGAN, batch 256), or because a step of rounding is one too many:
+- A per-channel Mul and Add of constants after a Conv, ConvTranspose or MatMul (a batch
+  normalisation in inference form, as tf2onnx writes it): folded into that layer's weights and
+  bias. Left as they are, each is one more tensor rounded to 8 bits in the int8 file (or to 16
+  in fp16), and the Mul's scale, which differs by channel, multiplies the rounding error of the
+  layer's output channel by channel.
 - ConvTranspose 4x4 with stride 2 (the DCGAN's upsampling): onnxruntime computes it as a GEMM
   and a scatter of each image, and has no int8 kernel for it. Here: the sub-pixel form, a 2x2
   Conv to 4x the channels (one group per output phase) with its activation, then the phases
@@ -23,9 +28,14 @@ COL2IM_OPSET = 18  # the first opset with Col2Im
 _ACTIVATIONS = ("LeakyRelu", "Relu")  # elementwise: commute with DepthToSpace and the crop
 
 
-def rewrite(model):
-    """Rewrite `model` (an onnx.ModelProto, NCHW as tf2onnx writes it) in place; return it."""
+def rewrite(model, fold: bool = True):
+    """Rewrite `model` (an onnx.ModelProto, NCHW as tf2onnx writes it) in place; return it.
+    `fold`: fold per-channel scales and shifts into the layers before them (off only to
+    compare, as `python -m benchmarks.int8_layers` does)."""
     graph = _Graph(model)
+    for node in list(graph.nodes) if fold else ():
+        if node.op_type in _OUT_AXIS:
+            _fold_affine(node, graph)
     for node in list(graph.nodes):
         if _is_upsampling(node, graph):
             _subpixel(node, graph)
@@ -36,6 +46,67 @@ def rewrite(model):
                 _taps_col2im(node, graph, sizes[node.input[0]])
     graph.save()
     return model
+
+
+# The layers a per-channel scale and shift fold into, and their weights' output-channel axis.
+_OUT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
+
+
+def _channel_constant(node, tensor: str, graph: "_Graph", op: str, channels: int, matmul: bool):
+    """The 1-D per-channel constant of `node` (an `op` with `tensor` and a constant as inputs)
+    if it broadcasts along the channel axis only (NCHW: [C, 1, 1] or [1, C, 1, 1]; a MatMul's
+    output: [C] or [1, C]); else None."""
+    if node.op_type != op or len(node.input) != 2 or tensor not in node.input:
+        return None
+    c = graph.array(node.input[1] if node.input[0] == tensor else node.input[0])
+    if c is None or c.dtype != np.float32 or c.size != channels:
+        return None
+    aligned = c.ndim >= 1 and c.shape[-1] == channels if matmul else (
+        c.ndim >= 3 and c.shape[-3] == channels)
+    return c.reshape(channels) if aligned else None
+
+
+def _sole_consumer(tensor: str, graph: "_Graph"):
+    users = graph.consumers(tensor)
+    return users[0] if len(users) == 1 and tensor not in _outputs(graph) else None
+
+
+def _fold_affine(node, graph: "_Graph") -> None:
+    """Fold the per-channel Mul, then Add, of constants that follow `node` (a Conv,
+    ConvTranspose or MatMul with constant weights) into its weights and bias: the same sums
+    to rounding. A MatMul has no bias, so its Add stays, after the MatMul."""
+    w = graph.array(node.input[1]) if len(node.input) > 1 else None
+    matmul = node.op_type == "MatMul"
+    if w is None or w.dtype != np.float32 or w.ndim != (2 if matmul else 4):
+        return
+    if len(node.input) > 2 and node.input[2] and graph.array(node.input[2]) is None:
+        return
+    if node.op_type == "ConvTranspose" and _attrs(node).get("group", 1) != 1:
+        return  # its weights hold C_out / group channels: left alone
+    axis = _OUT_AXIS[node.op_type]
+    channels = w.shape[axis]
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    bias = graph.array(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    mul = _sole_consumer(node.output[0], graph)
+    scale = mul and _channel_constant(mul, node.output[0], graph, "Mul", channels, matmul)
+    if scale is None:
+        return
+    node.input[1] = graph.const(w * scale.reshape(shape), "folded_w")
+    if bias is not None:
+        bias = bias * scale
+    node.output[0] = mul.output[0]
+    graph.nodes.remove(mul)
+    add = _sole_consumer(node.output[0], graph)
+    shift = add and _channel_constant(add, node.output[0], graph, "Add", channels, matmul)
+    if shift is not None and not matmul:
+        bias = shift if bias is None else bias + shift
+        node.output[0] = add.output[0]
+        graph.nodes.remove(add)
+    if bias is not None:
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = graph.const(bias.astype(np.float32), "folded_b")
 
 
 def _image_sizes(model) -> dict[str, tuple[int, int]]:

@@ -26,6 +26,8 @@ from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
 from runtime.core.precision import parse_precisions
+from runtime.core.samples import POINT
+from runtime.core.scores import read_scores
 from runtime.shipped import MODELS_DIR
 
 # 16 MB: the articles' five (9.9 MB) and gan-edge's two conditional systems, int8 and fp16
@@ -37,20 +39,16 @@ def build_index(folder: Path) -> tuple[dict, int]:
     """index.json's content from the shipped manifests, and the bytes all shipped files take
     (checked against the budget)."""
     from training.config import get_config
-    from training.quality import is_better
     models = {}
     for manifest_file in sorted(folder.glob(f"[!.]*/{MANIFEST_FILE}")):  # not .NAME.new
         m = json.loads(manifest_file.read_text())
         cfg = get_config(m["arch"])
-        scores = {k: v for k, v in m["metrics"].items()
-                  if k in ("n_samples", "classifier_score", "frechet_distance", "classes_covered",
-                           "kl_to_uniform", "confident_share", "class_accuracy",
-                           "class_accuracy_min",
-                           "energy_distance", "mean_abs_error", "share_in_domain")}
+        scores = read_scores(m["metrics"])  # None: exported before it was scored
         models[manifest_file.parent.name] = {
             "arch": m["arch"], "article": cfg.article, "dataset": cfg.dataset,
             "checkpoint": m["checkpoint_name"], "epoch": m["epoch"],
-            "weights": m.get("weights", "raw"), "scores": scores,
+            "weights": m.get("weights", "raw"),
+            "scores": {} if scores is None else scores.to_row(lists=False),
             "files": {f["precision"]: f"{manifest_file.parent.name}/{f['file']}"
                       for f in m["files"]},
             "conditional": cfg.conditional}
@@ -58,11 +56,11 @@ def build_index(folder: Path) -> tuple[dict, int]:
             models[manifest_file.parent.name]["discriminator"] = \
                 f"{manifest_file.parent.name}/{m['discriminator']['file']}"
     mnist = {name: m for name, m in models.items() if m["dataset"] == "mnist"}
-    default = None
+    default, best = None, None
     for name, m in mnist.items():
-        if "classifier_score" in m["scores"] and (
-                default is None or is_better(m["scores"], mnist[default]["scores"])):
-            default = name
+        scores = read_scores(m["scores"])
+        if scores is not None and scores.better_than(best):
+            default, best = name, scores
     if default is None:
         raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
     total = sum(_onnx_bytes(folder / name) for name in models)
@@ -163,7 +161,7 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
         if precision:
             precisions = parse_precisions(precision)
         else:
-            precisions = ("int8",) if cfg.dataset == "x_squared" else ("int8", "fp16")
+            precisions = ("int8",) if cfg.kind == POINT else ("int8", "fp16")
         _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
     index, total = build_index(Path(models_dir))
     index_file = Path(models_dir) / SHIPPED_INDEX_FILE

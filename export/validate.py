@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import POINT
+from runtime.core.scores import Scores
 from runtime.generator import Generator
 from training.config import GANConfig
 
@@ -35,7 +37,7 @@ class ValidationError(GanEdgeError):
     pass
 
 
-def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) -> dict:
+def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) -> Scores:
     """The Keras generator's own scores on the validation latents: what every file is held to.
     `data_dir`: the data set whose test split the Frechet distance uses (None: the standard one)."""
     from training.evaluate import score_generated
@@ -44,7 +46,7 @@ def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) ->
 
 
 def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
-             quality_samples: int = 2000, seed: int = 0, reference: dict | None = None,
+             quality_samples: int = 2000, seed: int = 0, reference: Scores | None = None,
              data_dir=None) -> dict:
     """Return the parity and quality figures of `path`, or raise ValidationError.
     `reference`: reference_quality() of the same generator and sample count, when a caller
@@ -130,26 +132,23 @@ def label_differences(gen: Generator, keras_generator, cfg: GANConfig, seed: int
 def _quality(path, gen, cfg, n, ref, data_dir) -> dict:
     from training.evaluate import score_generated
     ours = score_generated(gen.run, cfg, n, data_dir)
-    if "energy_distance" in ours:
-        delta = ours["energy_distance"] - ref["energy_distance"]
+    if ours.kind == POINT:
+        delta = ours.energy_distance - ref.energy_distance
         if not delta <= ENERGY_DELTA:
-            raise ValidationError(f"{path}: energy distance {ours['energy_distance']:.4f} is "
+            raise ValidationError(f"{path}: energy distance {ours.energy_distance:.4f} is "
                                   f"{delta:.4f} worse than fp32's, above {ENERGY_DELTA}")
-        return {**ours, "fp32_energy_distance": ref["energy_distance"]}
-    delta = abs(ours["classifier_score"] - ref["classifier_score"])
-    if not delta <= SCORE_DELTA or ours["classes_covered"] != ref["classes_covered"]:
+        return {**ours.to_row(), "fp32_energy_distance": ref.energy_distance}
+    delta = abs(ours.classifier_score - ref.classifier_score)
+    if not delta <= SCORE_DELTA or ours.classes_covered != ref.classes_covered:
         raise ValidationError(
-            f"{path}: quality moved from fp32's (classifier score {ref['classifier_score']:.3f} "
-            f"-> {ours['classifier_score']:.3f}, classes {ref['classes_covered']} -> "
-            f"{ours['classes_covered']}); bound: score within {SCORE_DELTA}, classes unchanged")
-    if "class_accuracy" in ours:
-        drop = ref["class_accuracy"] - ours["class_accuracy"]
+            f"{path}: quality moved from fp32's (classifier score {ref.classifier_score:.3f} "
+            f"-> {ours.classifier_score:.3f}, classes {ref.classes_covered} -> "
+            f"{ours.classes_covered}); bound: score within {SCORE_DELTA}, classes unchanged")
+    if ours.class_accuracy is not None:
+        drop = ref.class_accuracy - ours.class_accuracy
         if not drop <= ACCURACY_DELTA:
             raise ValidationError(
-                f"{path}: per-class accuracy fell from fp32's {ref['class_accuracy']:.2%} to "
-                f"{ours['class_accuracy']:.2%}; bound: within {ACCURACY_DELTA:.0%}")
-    kept = ("n_samples", "classifier_score", "frechet_distance", "classes_covered",
-            "kl_to_uniform", "confident_share", "class_accuracy", "class_accuracy_min")
-    return {**{k: ours[k] for k in kept if k in ours},
-            "fp32_classifier_score": ref["classifier_score"],
-            **({"fp32_class_accuracy": ref["class_accuracy"]} if "class_accuracy" in ref else {})}
+                f"{path}: per-class accuracy fell from fp32's {ref.class_accuracy:.2%} to "
+                f"{ours.class_accuracy:.2%}; bound: within {ACCURACY_DELTA:.0%}")
+    return {**ours.to_row(lists=False), "fp32_classifier_score": ref.classifier_score,
+            **({} if ref.class_accuracy is None else {"fp32_class_accuracy": ref.class_accuracy})}

@@ -34,6 +34,7 @@ from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import sha256_file, write_text_atomic
 from runtime.core.precision import parse_precisions
+from runtime.core.samples import POINT
 
 ORT_WEB = "onnxruntime-web@1.30.0"
 ORT_WEB_INTEGRITY = ("sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRM"
@@ -85,7 +86,7 @@ def sibling_files(model: Path, precisions) -> dict[str, Path]:
     generator.<precision>.onnx files of the same export (same source checkpoint)."""
     from runtime.generator import Generator
     first = Generator.from_file(model)
-    if first.info.sample_shape == (2,):
+    if first.info.kind == POINT:
         raise GanEdgeError("the web page draws image grids; gan-1d models are not supported")
     files = {first.info.precision: model}
     for precision in precisions:

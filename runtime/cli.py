@@ -10,6 +10,7 @@ from runtime.core.artifacts import LABELS_FILE, is_out_dir_file, sample_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
+from runtime.core.samples import POINT
 
 MAX_N = 100_000
 MAX_WALK_N = 400     # tiles per animated frame
@@ -183,7 +184,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     choosing = min_confidence is not None or (class_spec is not None and not gen.conditional)
     _check_choice(choosing, class_spec, keep, walk, n)
     out = Path(out)
-    fmt = _check_out(out, gen.info.sample_shape == (2,), walk, out_dir)
+    fmt = _check_out(out, gen.info.kind == POINT, walk, out_dir)
     _check_grid_size(n, cols, gen.info.sample_shape)
     classes = None
     if gen.conditional and class_spec is not None:
@@ -222,7 +223,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     else:
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
                labels, asked)
-    written = set() if gen.info.sample_shape == (2,) else \
+    written = set() if gen.info.kind == POINT else \
         {sample_file(i) for i in range(n)} | ({LABELS_FILE} if labels else set())
     for path in earlier:  # --replace: the earlier run's files that the new ones did not replace
         if path.name not in written:
@@ -251,7 +252,7 @@ def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):
     import numpy as np
 
     from runtime.classify import Classifier, chosen_samples
-    if gen.info.sample_shape == (2,):
+    if gen.info.kind == POINT:
         raise GanEdgeError("--class and --min-confidence are for image models; gan-1d has no "
                            "classes")
     dataset = gen.info.metadata.get("gan.dataset") or dataset

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import kind_of
 from runtime.session import CPU, open_session
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
@@ -33,6 +34,11 @@ class ModelInfo:
     @property
     def conditional(self) -> bool:
         return bool(self.class_names)
+
+    @property
+    def kind(self) -> str:
+        """runtime.core.samples.IMAGE or POINT."""
+        return kind_of(self.sample_shape)
 
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":

@@ -8,6 +8,7 @@ import numpy as np
 from runtime.core.artifacts import LABELS_FILE, sample_file
 from runtime.core.files import atomic_path
 from runtime.core.images import GridCanvas, save_png, to_uint8
+from runtime.core.samples import POINT
 
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
@@ -19,7 +20,7 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
     or None where no classifier judged them); with `out_dir` they go to labels.csv (file,
     class[, confidence]), which makes the folder a labelled data set."""
     batches = gen.generate(n, seed, batch, asked) if chosen is None else [chosen]
-    if gen.info.sample_shape == (2,):
+    if gen.info.kind == POINT:
         points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
     canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)

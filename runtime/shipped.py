@@ -14,6 +14,8 @@ from pathlib import Path
 from runtime.core.artifacts import SHIPPED_INDEX_FILE
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS, TARGET
+from runtime.core.samples import IMAGE
+from runtime.core.scores import read_scores
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -72,15 +74,12 @@ def listing() -> list[str]:
     index = load_index()
     rows = [("name", "article", "checkpoint", "scores", "files")]
     for name, m in index["models"].items():
-        s = m["scores"]
-        if "energy_distance" in s:
-            scores = f"energy distance {s['energy_distance']:.4f}"
-        else:
-            fd = "n/a" if s.get("frechet_distance") is None else f"{s['frechet_distance']:.1f}"
-            scores = (f"classifier score {s['classifier_score']:.2f}, FD {fd}, "
-                      f"{s['classes_covered']}/10 classes")
-            if "class_accuracy" in s:  # a conditional model: how often it makes the asked class
-                scores += f", class accuracy {s['class_accuracy']:.1%}"
+        s = read_scores(m["scores"])
+        scores = s.headline()
+        if s.kind == IMAGE:
+            scores += f", FD {s.text('frechet_distance')}, {s.text('classes_covered')} classes"
+            if s.class_accuracy is not None:  # a conditional model: how often it makes the class
+                scores += f", class accuracy {s.text('class_accuracy')}"
         files = {**m["files"], **({"discriminator": m["discriminator"]} if "discriminator" in m
                                   else {})}
         sizes = ", ".join(f"{p} {_size((MODELS_DIR / f).stat().st_size)}"

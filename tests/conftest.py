@@ -111,6 +111,18 @@ def real_fashion_mnist():
     return _real_data("fashion_mnist")
 
 
+@pytest.fixture(scope="session")
+def device_wheel(tmp_path_factory) -> Path:
+    """The device wheel, built by device-wheel/build.py as `make wheel` builds it."""
+    out, staging = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("staging") / "stage"
+    built = subprocess.run([sys.executable, str(ROOT / "device-wheel" / "build.py"), "--out",
+                            str(out), "--staging", str(staging)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr  # includes the size budget
+    print(built.stdout.strip())
+    (found,) = out.glob("gan_edge_runtime-*-py3-none-any.whl")
+    return found
+
+
 def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Path:
     from training.run import train
     return train(arch, steps=steps, run_dir=root / arch, data_dir=data_dir, progress=False,
@@ -220,6 +232,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert last.startswith("error: "), err
     for fragment in fragments:
         assert fragment in last, last
+
+
+def save_graph(graph, path: Path, metadata: dict[str, str]) -> Path:
+    """A hand-made ONNX graph saved as a model file with the given metadata: opset 17 and IR
+    version 8, which every onnxruntime the project supports reads."""
+    import onnx
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
 
 
 @contextlib.contextmanager

@@ -31,19 +31,15 @@ def _copy_set(src, dst):
     return dst
 
 
-def test_truncated_file_is_an_error_naming_the_file(tiny_mnist, tmp_path):
+@pytest.mark.parametrize("name, keep, fragment", [
+    ("t10k-images-idx3-ubyte", slice(None, -100), "t10k-images-idx3-ubyte is truncated"),
+    ("train-labels-idx1-ubyte.gz", slice(None, 20), "train-labels-idx1-ubyte.gz"),  # bad gzip
+])
+def test_a_cut_file_is_an_error_naming_the_file(tiny_mnist, tmp_path, name, keep, fragment):
     _copy_set(tiny_mnist, tmp_path)
-    f = tmp_path / "t10k-images-idx3-ubyte"
-    f.write_bytes(f.read_bytes()[:-100])
-    with pytest.raises(GanEdgeError, match="t10k-images-idx3-ubyte is truncated"):
-        load_images("mnist", tmp_path)
-
-
-def test_corrupt_gzip_is_an_error(tiny_mnist, tmp_path):
-    _copy_set(tiny_mnist, tmp_path)
-    f = tmp_path / "train-labels-idx1-ubyte.gz"
-    f.write_bytes(f.read_bytes()[:20])
-    with pytest.raises(GanEdgeError, match="train-labels-idx1-ubyte.gz"):
+    f = tmp_path / name
+    f.write_bytes(f.read_bytes()[keep])
+    with pytest.raises(GanEdgeError, match=fragment):
         load_images("mnist", tmp_path)
 
 

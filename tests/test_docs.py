@@ -198,7 +198,7 @@ def test_a_record_reads_as_a_run_with_the_pick_the_rule_makes(record):
     """docs/records/<arch>: a run's config.json, metrics.jsonl and best.json, no weights. The
     results commands read it as a run folder; its best.json is the rule's pick of its rows;
     it names no path of the machine that wrote it."""
-    from training.quality import best_row
+    from runtime.core.scores import best_row
     from training.rundir import RunDir
     run = RunDir(record)
     rows = run.read_metrics()

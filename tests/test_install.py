@@ -1,16 +1,19 @@
-"""What the README promises a device: `pip install 'gan-edge[cpu]'` into a bare environment, then
-`ganrun` from any folder, with the shipped models inside the package and no TensorFlow."""
-import shutil
+"""What the README and docs/device.md promise a device: a wheel installed into a bare venv
+(gan-edge with its [cpu] extra from PyPI, or the device wheel offline from dependencies
+downloaded beforehand) runs `ganrun` from any folder, with the shipped models inside the
+package and no TensorFlow, and draws what this checkout draws."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+import arm64
+from conftest import ROOT, missing
 
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "runtime", "training", "export")
 HEAVY_DISTRIBUTIONS = {  # pip names; test_runtime.HEAVY lists module names
     "tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "matplotlib"}
+WHEELS = {"gan-edge", "gan-edge-runtime"}
 
 
 def _run(*args, **kw):
@@ -18,43 +21,65 @@ def _run(*args, **kw):
                           **kw)
 
 
-@pytest.mark.network
-@pytest.mark.slow
-def test_the_wheel_with_the_cpu_extra_installs_and_generates_on_its_own(tmp_path):
-    # Build from a copy of the tracked sources, so the build writes nothing into the checkout.
-    src = tmp_path / "src"
-    for name in SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            src.mkdir(exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
-    built = _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", src, "-w",
-                 tmp_path / "dist")
-    assert built.returncode == 0, built.stderr[-2000:]
-    wheel = next((tmp_path / "dist").glob("gan_edge-*.whl"))
-
-    device = tmp_path / "device"
-    assert _run(sys.executable, "-m", "venv", device).returncode == 0
-    installed = _run(device / "bin" / "pip", "install", "-q", f"{wheel}[cpu]")
+def _install(wheel: Path, venv: Path, *options: str) -> Path:
+    """A bare venv at `venv` with `wheel[cpu]` installed by the venv's own pip (`options`: where
+    from); returns its bin folder."""
+    assert _run(sys.executable, "-m", "venv", venv).returncode == 0
+    installed = _run(venv / "bin" / "pip", "install", "-q", *options, f"{wheel}[cpu]")
     assert installed.returncode == 0, installed.stderr[-2000:]
-    listed = _run(device / "bin" / "python", "-m", "pip", "list", "--format=freeze").stdout
+    return venv / "bin"
+
+
+def _assert_generates_alone(bin_dir: Path, tmp_path: Path, distribution: str,
+                            not_importable: tuple[str, ...] = ()) -> None:
+    """The venv holds `distribution` and the runtime's dependencies, neither the other wheel
+    nor anything heavy; from a folder outside the checkout its `runtime` is the installed one,
+    `not_importable` packages do not import, `ganrun --list` marks a default, and `ganrun --n
+    25` draws, byte for byte, the PNG this checkout's ganrun draws."""
+    listed = _run(bin_dir / "python", "-m", "pip", "list", "--format=freeze").stdout
     names = {line.split("==")[0].lower() for line in listed.split()}
-    assert {"gan-edge", "onnxruntime", "numpy", "pillow", "click"} <= names
-    assert not names & HEAVY_DISTRIBUTIONS, names & HEAVY_DISTRIBUTIONS
+    assert {distribution, "onnxruntime", "numpy", "pillow", "click"} <= names
+    unwanted = HEAVY_DISTRIBUTIONS | (WHEELS - {distribution})
+    assert not names & unwanted, names & unwanted
 
     elsewhere = tmp_path / "elsewhere"  # not the checkout: the installed package must suffice
     elsewhere.mkdir()
-    where = _run(device / "bin" / "python", "-c", "import runtime; print(runtime.__file__)",
+    where = _run(bin_dir / "python", "-c", "import runtime; print(runtime.__file__)",
                  cwd=elsewhere)
-    assert where.stdout.startswith(str(device)), where.stdout + where.stderr
-    result = _run(device / "bin" / "ganrun", "--n", "25", "--out", "grid.png", cwd=elsewhere)
+    assert where.stdout.startswith(str(bin_dir.parent)), where.stdout + where.stderr
+    for package in not_importable:
+        imported = _run(bin_dir / "python", "-c", f"import {package}", cwd=elsewhere)
+        assert imported.returncode != 0, f"{package} is importable from {distribution}"
+    result = _run(bin_dir / "ganrun", "--n", "25", "--out", "grid.png", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    listing = _run(device / "bin" / "ganrun", "--list", cwd=elsewhere)
+    listing = _run(bin_dir / "ganrun", "--list", cwd=elsewhere)
     assert listing.returncode == 0 and "(default)" in listing.stdout, listing.stderr
-    # The same PNG, byte for byte, as this checkout's ganrun draws.
     reference = _run(sys.executable, "-m", "runtime.cli", "--n", "25", "--out",
                      tmp_path / "reference.png", cwd=ROOT)
     assert reference.returncode == 0, reference.stderr
     assert (elsewhere / "grid.png").read_bytes() == (tmp_path / "reference.png").read_bytes()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_the_wheel_with_the_cpu_extra_installs_and_generates_on_its_own(tmp_path):
+    from benchmarks.cold_start import build_wheel
+    wheel = build_wheel(ROOT, tmp_path / "build")
+    _assert_generates_alone(_install(wheel, tmp_path / "device"), tmp_path, "gan-edge")
+
+
+def test_the_offline_route_installs_into_a_bare_venv_and_generates(device_wheel, tmp_path):
+    # On a connected machine: the dependencies for the target (here the same platform).
+    deps = tmp_path / "deps"
+    fetched = _run(sys.executable, "-m", "pip", "download", "-q", "-d", deps,
+                   f"{device_wheel}[cpu]")
+    if fetched.returncode != 0:
+        if not arm64._reachable("https://pypi.org/simple/"):
+            missing("PyPI cannot be reached to download the dependencies")
+        pytest.fail(fetched.stderr[-2000:])
+    # On the device: no index; --isolated ignores any pip config that would point it at other
+    # wheels.
+    bin_dir = _install(device_wheel, tmp_path / "device", "--isolated", "--no-index",
+                       "--find-links", str(deps))
+    _assert_generates_alone(bin_dir, tmp_path, "gan-edge-runtime",
+                            not_importable=("training", "export"))

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
+from runtime.core.scores import read_scores
 from training.quality import (class_accuracy, class_coverage, classifier_score, confident_share,
-                              energy_distance, frechet_distance, function_metrics, is_better)
+                              energy_distance, frechet_distance, function_metrics)
 
 
 def one_hot(labels, n=10):
@@ -88,7 +89,7 @@ def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
     best = run.write_best(run.read_metrics())
     assert best["checkpoint"] == "epoch_003"
     assert json.loads((tmp_path / "best.json").read_text())["step"] == 3
-    assert is_better(_row(6, 8.7, 10, 1.0), best)
+    assert read_scores(_row(6, 8.7, 10, 1.0)).better_than(read_scores(best))
 
 
 @pytest.mark.network
@@ -148,8 +149,8 @@ def test_without_a_test_split_the_frechet_distance_is_left_out_and_ranks_nothing
     m = image_metrics(probs, np.zeros((100, 4)), None)
     assert m["frechet_distance"] is None and m["classifier_score"] == pytest.approx(10)
     # A score tie without distances keeps the earlier checkpoint; a higher score still wins.
-    assert not is_better(_row(2, 8.7, 10, None), _row(1, 8.7, 10, None))
-    assert is_better(_row(2, 8.8, 10, None), _row(1, 8.7, 10, None))
+    assert not read_scores(_row(2, 8.7, 10, None)).better_than(read_scores(_row(1, 8.7, 10, None)))
+    assert read_scores(_row(2, 8.8, 10, None)).better_than(read_scores(_row(1, 8.7, 10, None)))
 
 
 def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs, tmp_path):
@@ -243,14 +244,14 @@ def test_evaluate_scores_one_onnx_file_or_one_checkpoint(exported_runs, tiny_mni
     """--onnx scores an exported file as export validation does (same latents, same data);
     --checkpoint scores that checkpoint alone, without writing anything."""
     from conftest import cli, snapshot
-    from training.evaluate import score_onnx, summary
+    from training.evaluate import score_onnx
     run = exported_runs["mlp-mnist"]
     before = snapshot(run)
     onnx_file = run / "export" / "generator.fp32.onnx"
     result = cli("training.evaluate", "--onnx", str(onnx_file), "--n", "200", "--data-dir",
                  str(tiny_mnist))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{onnx_file}: {summary(score_onnx(onnx_file, 200, tiny_mnist))}\n"
+    assert result.stdout == f"{onnx_file}: {score_onnx(onnx_file, 200, tiny_mnist).format()}\n"
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     fp32 = next(f for f in manifest["files"] if f["precision"] == "fp32")["quality"]
     assert f"score {fp32['classifier_score']:.2f}" in result.stdout  # export scored 200 too

@@ -135,6 +135,25 @@ def canvas_tiles(drawn: dict, h: int, w: int) -> np.ndarray:
                      for i in range(n)])
 
 
+def assert_samples_match_python(report: dict, path: Path, z: np.ndarray, precision: str,
+                                backend: str = "wasm", labels: np.ndarray | None = None) -> None:
+    """The page's test-hook samples for latents `z` (and `labels`) against Python's
+    onnxruntime on the same file: fp32 within 1e-5 on WebAssembly, 1e-4 on WebGPU (another
+    device's float sums); int8 within the export's own bounds for int8 (as fractions of the
+    output range)."""
+    from export.validate import MAX_ABS, MEAN_ABS, TAIL
+    from runtime.generator import Generator
+    info = Generator.from_file(path).info
+    got = np.asarray(report["samples"], np.float32).reshape(len(z), *info.sample_shape)
+    diff = np.abs(got - python_samples(path, z, labels))
+    lo, hi = info.output_range
+    if precision == "fp32":
+        assert diff.max() <= (1e-5 if backend == "wasm" else 1e-4), diff.max()
+    else:
+        assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
+        assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+
+
 def grey_levels(samples: np.ndarray, output_range: tuple[float, float]) -> np.ndarray:
     """Samples [n, h, w, 1] as the page's grey levels (its output range onto 0..255)."""
     lo, hi = output_range
@@ -162,9 +181,7 @@ def test_page_loads_without_console_errors_and_draws_the_grid(browser_tools, sit
 def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve, tmp_path, arch,
                                                   backend, precision):
     """Fixed latents through the page's test hook against Python's onnxruntime on the same
-    file: fp32 within 1e-5 on WebAssembly, 1e-4 on WebGPU (another device's float sums); int8
-    within the export's own bounds for int8 (as fractions of the output range)."""
-    from export.validate import MAX_ABS, MEAN_ABS, TAIL
+    file (assert_samples_match_python says how near)."""
     from runtime.generator import Generator
     site = request.getfixturevalue("dcgan_site" if arch == "dcgan-mnist" else "site")
     info = Generator.from_file(site / f"generator.{precision}.onnx").info
@@ -175,15 +192,8 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve,
     if backend == "webgpu" and "error" in report and "webgpu" in report["error"].lower():
         missing(f"this Chromium offers no WebGPU adapter: {report['error']}")
     assert report["consoleErrors"] == [] and "error" not in report, report
-    got = np.asarray(report["samples"], np.float32).reshape(7, *info.sample_shape)
-    want = python_samples(site / f"generator.{precision}.onnx", z)
-    diff = np.abs(got - want)
-    lo, hi = info.output_range
-    if precision == "fp32":
-        assert diff.max() <= (1e-5 if backend == "wasm" else 1e-4), diff.max()
-    else:
-        assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
-        assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+    assert_samples_match_python(report, site / f"generator.{precision}.onnx", z, precision,
+                                backend)
 
 
 def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site, serve,
@@ -228,7 +238,6 @@ def test_conditional_int8_page_feeds_labels_to_its_generator(browser_tools, cond
     through the test hook give Python onnxruntime's samples of the same file within the export's
     int8 bounds. (A tiny run's labels move its int8 samples too little for these bounds to tell
     labels apart: the fp32 test above shows that the page's labels reach the generator.)"""
-    from export.validate import MAX_ABS, MEAN_ABS, TAIL
     from runtime.generator import Generator
     path = conditional_site / "generator.int8.onnx"
     info = Generator.from_file(path).info
@@ -237,12 +246,7 @@ def test_conditional_int8_page_feeds_labels_to_its_generator(browser_tools, cond
     report = open_page(serve(conditional_site) + "index.html", z, tmp_path, labels=labels)
     assert report["consoleErrors"] == [] and "error" not in report, report
     assert (report["backend"], report["precision"]) == ("WebAssembly", "int8")
-    got = np.asarray(report["samples"], np.float32).reshape(10, *info.sample_shape)
-    want = python_samples(path, z, labels)
-    diff = np.abs(got - want)
-    lo, hi = info.output_range
-    assert np.quantile(diff, TAIL["int8"]) <= MAX_ABS["int8"] * (hi - lo)
-    assert diff.mean() <= MEAN_ABS["int8"] * (hi - lo)
+    assert_samples_match_python(report, path, z, "int8", labels=labels)
 
 
 def test_malformed_class_metadata_shows_a_readable_error(browser_tools, conditional_site, serve,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from runtime.core.samples import POINT
 from training.config import GANConfig
 
 
@@ -16,7 +17,7 @@ def real_batches(cfg: GANConfig, x_train: np.ndarray | None, seed: int,
     from a stateless RNG keyed by (seed, step). Each element is one global batch: under a
     strategy, tf.distribute splits it along the first axis between the replicas."""
     half = cfg.d_half_batch
-    if cfg.dataset == "x_squared":
+    if cfg.kind == POINT:
         def batch(step):
             x = tf.random.stateless_uniform((half,), seed=[seed, step]) - 0.5
             return tf.stack([x, x * x], axis=1)

@@ -15,10 +15,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import IMAGE
+from runtime.core.scores import RowScores
 from training import checkpoint as ckpt
 from training.config import GANConfig, Schedule
 from training.data import scale_images, x_squared_samples
-from training.evaluate import score_generated, summary
+from training.evaluate import score_generated
 from training.fast_forward import sampler
 from training.plots import save_metric_plots, save_samples
 from training.rundir import RunDir, checkpoint_name
@@ -146,14 +148,14 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         gan, generator = self.model, self.model.generator
         acc_real = float(np.mean(gan.discriminate(real, labels).numpy() > 0.5))
         acc_fake = float(np.mean(gan.discriminate(gan.sample(z, labels), labels).numpy() <= 0.5))
-        quality = self._score(generator)
-        averaged = self._averaged_generator()
-        if averaged is not None:  # the same latents, so the two columns compare
-            quality.update({f"ema_{k}": v for k, v in self._score(averaged).items()})
+        trained = self._score(generator)
+        averaged = self._averaged_generator()  # scored on the same latents, so the two compare
+        quality = RowScores(trained, None if averaged is None else self._score(averaged))
         name = self._name()
         row = {"step": self.step, "epoch": round(self.step / self.schedule.steps_per_epoch, 4),
                "checkpoint": name, **logs,
-               "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality, "time": time.time()}
+               "d_acc_real": acc_real, "d_acc_fake": acc_fake, **quality.to_row(),
+               "time": time.time()}
         # The row before the checkpoint: a kill between the two leaves a row beyond the last
         # checkpoint, which --resume drops and recomputes; the other order would lose the row.
         rows = self.run.append_metrics(row)
@@ -166,7 +168,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         self.progress.say(f"[{name}] d_loss {row.get('d_loss', float('nan')):.3f} "
                           f"g_loss {row.get('g_loss', float('nan')):.3f} "
                           f"D acc real {acc_real:.0%} fake {acc_fake:.0%} | "
-                          + summary(quality)
+                          + quality.format()
                           + (f" | best so far ({best['weights']})" if best and best["step"] == self.step
                              else ""))
         return row
@@ -211,7 +213,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
             for k, v in row.items():
                 if isinstance(v, float) and k != "time":
                     tf.summary.scalar(k, v)
-            if self.cfg.dataset != "x_squared":
+            if self.cfg.kind == IMAGE:
                 lo, hi = self.cfg.output_range
                 tf.summary.image("samples", (samples[:16] - lo) / (hi - lo), max_outputs=16)
         self.tb.flush()

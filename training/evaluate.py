@@ -15,6 +15,8 @@ import numpy as np
 
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import POINT
+from runtime.core.scores import ImageScores, PointScores, RowScores, Scores
 from training.config import GANConfig, get_config
 from training.quality import function_metrics, image_metrics
 from training.rundir import RunDir
@@ -34,19 +36,20 @@ def eval_labels(cfg: GANConfig, n: int) -> np.ndarray | None:
 
 
 def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None,
-                  labels: np.ndarray | None = None) -> dict:
+                  labels: np.ndarray | None = None) -> Scores:
     """Quality metrics of generated samples (in the generator's output range); with the
     `labels` they were asked for, also the per-class accuracy."""
-    if cfg.dataset == "x_squared":
+    if cfg.kind == POINT:
         from training.data import x_squared_samples
         real = x_squared_samples(np.random.default_rng(EVAL_SEED + 1), len(samples))
-        return function_metrics(samples, real)
+        return PointScores(**function_metrics(samples, real))
     from training.classifier import load_classifier
     classifier = load_classifier(cfg.dataset)
     lo, hi = cfg.output_range
     probs, feats = classifier.predict((samples - lo) / (hi - lo))
-    return image_metrics(probs, feats, classifier.reference_features(cfg.dataset, data_dir),
-                         labels)
+    return ImageScores(**image_metrics(probs, feats,
+                                       classifier.reference_features(cfg.dataset, data_dir),
+                                       labels))
 
 
 def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
@@ -58,14 +61,14 @@ def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
         for i in range(0, n, batch)])
 
 
-def score_generated(predict, cfg: GANConfig, n: int, data_dir=None) -> dict:
+def score_generated(predict, cfg: GANConfig, n: int, data_dir=None) -> Scores:
     """generate() then score_samples(), with the labels the samples were asked for."""
     return score_samples(cfg, generate(predict, cfg, n), data_dir, eval_labels(cfg, n))
 
 
-def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
-    """Scores of one checkpoint's generator (and of its averaged one as ema_*), against the
-    test split of `data_dir` (default: the run's)."""
+def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> RowScores:
+    """Scores of one checkpoint's generator (and of its averaged one), against the test split
+    of `data_dir` (default: the run's)."""
     import keras
 
     from training.fast_forward import sampler
@@ -85,13 +88,11 @@ def score_checkpoint(run: RunDir, name: str, n: int, data_dir=None) -> dict:
                                f"checkpoints") from None
         xla = cfg.xla_by_default
         predict = sampler(generator, xla, cfg.reformulate_by_default(xla))
-        prefix = "" if weights == "raw" else f"{weights}_"
-        scores.update({prefix + k: v for k, v in
-                       score_generated(predict, cfg, n, data_dir or run.data_dir()).items()})
-    return scores
+        scores[weights] = score_generated(predict, cfg, n, data_dir or run.data_dir())
+    return RowScores(scores["raw"], scores.get("ema"))
 
 
-def score_onnx(path: Path, n: int, data_dir=None) -> dict:
+def score_onnx(path: Path, n: int, data_dir=None) -> Scores:
     from runtime.generator import Generator
     gen = Generator.from_file(path, threads=0)
     try:
@@ -104,25 +105,6 @@ def score_onnx(path: Path, n: int, data_dir=None) -> dict:
                            f"to {tuple(gen.info.sample_shape)} samples, where {cfg.name} takes "
                            f"{cfg.latent_dim} to {cfg.sample_shape}; export it again")
     return score_generated(gen.run, cfg, n, data_dir)
-
-
-def summary(m: dict) -> str:
-    """One line of scores; with an averaged generator's ema_* scores, both."""
-    line = _scores(m)
-    ema = {k[4:]: v for k, v in m.items() if k.startswith("ema_")}
-    return line + (f" | averaged: {_scores(ema)}" if ema else "")
-
-
-def _scores(m: dict) -> str:
-    if "energy_distance" in m:
-        return (f"energy {m['energy_distance']:.4f}  |y-x^2| {m['mean_abs_error']:.4f}  "
-                f"in domain {m['share_in_domain']:.1%}  (n={m['n_samples']})")
-    fd = "n/a" if m["frechet_distance"] is None else f"{m['frechet_distance']:.1f}"
-    accuracy = ("" if "class_accuracy" not in m else
-                f"class accuracy {m['class_accuracy']:.1%} (min {m['class_accuracy_min']:.1%})  ")
-    return (f"score {m['classifier_score']:.2f}  FD {fd}  "
-            f"classes {m['classes_covered']}/10  KL {m['kl_to_uniform']:.3f}  "
-            f"confident {m['confident_share']:.1%}  {accuracy}(n={m['n_samples']})")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,7 +121,7 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
     """Score generators with the objective quality metrics (classifier score, Frechet distance,
     class coverage, confident share; energy distance for gan-1d)."""
     if onnx_file:
-        click.echo(f"{onnx_file}: " + summary(score_onnx(Path(onnx_file), n, data_dir)))
+        click.echo(f"{onnx_file}: " + score_onnx(Path(onnx_file), n, data_dir).format())
         return
     if not run_dir:
         raise GanEdgeError("pass --run DIR or --onnx FILE")
@@ -153,14 +135,14 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
     rows = run.read_metrics()
     checkpoints = {c.name: c for c in run.eval_checkpoints()}
     for name in names or known:
-        metrics = score_checkpoint(run, name, n, data_dir)
-        click.echo(f"{name}: " + summary(metrics))
+        scores = score_checkpoint(run, name, n, data_dir)
+        click.echo(f"{name}: " + scores.format())
         row = next((r for r in rows if r.get("checkpoint") == name), None)
         if row is None:  # a run whose metrics.jsonl lost this row (or the whole file)
             c = checkpoints[name]
             row = {"step": c.step, "epoch": c.epoch, "checkpoint": name}
             rows = sorted([*rows, row], key=lambda r: r["step"])
-        row.update(metrics)
+        row.update(scores.to_row())
     if write:
         run.write_metrics(rows)
         best = run.write_best(rows)

@@ -12,12 +12,18 @@ import numpy as np  # noqa: E402
 
 from runtime.core.files import atomic_path  # noqa: E402
 from runtime.core.images import grid, save_png, to_uint8  # noqa: E402
+from runtime.core.samples import IMAGE, POINT  # noqa: E402
+from runtime.core.scores import AVERAGED, N_CLASSES, RowScores, read_scores  # noqa: E402
 from training.config import GANConfig  # noqa: E402
+
+SCORE_CHARTS = {IMAGE: (("classifier_score", f"classifier score (max {N_CLASSES})"),
+                        ("frechet_distance", "Frechet distance to test split")),
+                POINT: (("energy_distance", "energy distance to real samples"),)}
 
 
 def save_samples(cfg: GANConfig, samples: np.ndarray, path: Path, real: np.ndarray | None = None):
     """The article's picture: a rows x cols grid of images, or real vs generated points."""
-    if cfg.dataset == "x_squared":
+    if cfg.kind == POINT:
         return save_scatter(samples, real, path)
     rows, cols = cfg.grid
     pixels = to_uint8(samples[: rows * cols], cfg.output_range)
@@ -42,26 +48,36 @@ def save_metric_plots(rows: list[dict], plots_dir: Path) -> None:
         return
     plots_dir.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in rows]
-    charts = [("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
-              ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy")]
-    if "classifier_score" in rows[-1]:
-        charts += [("classifier_score", ("classifier_score", "ema_classifier_score"),
-                    "classifier score (max 10)"),
-                   ("frechet_distance", ("frechet_distance", "ema_frechet_distance"),
-                    "Frechet distance to test split")]
-    if "energy_distance" in rows[-1]:
-        charts += [("energy_distance", ("energy_distance", "ema_energy_distance"),
-                    "energy distance to real samples")]
-    for name, keys, ylabel in charts:
+    charts = [(name, {k: [r.get(k) for r in rows] for k in keys if any(k in r for r in rows)},
+               ylabel)
+              for name, keys, ylabel in (
+                  ("losses", ("d_loss", "g_loss"), "mean loss since last evaluation"),
+                  ("d_accuracy", ("d_acc_real", "d_acc_fake"), "discriminator accuracy"))]
+    last = read_scores(rows[-1])
+    for key, ylabel in () if last is None else SCORE_CHARTS[last.kind]:
+        trained, averaged = _by_generator(rows, key)
+        # Named as metrics.jsonl names them; the averaged line where the run averages.
+        charts.append((key, {key: trained, **({AVERAGED + key: averaged} if averaged else {})},
+                       ylabel))
+    for name, lines, ylabel in charts:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for key in (k for k in keys if any(k in r for r in rows)):  # ema_*: runs that average
-            values = [r.get(key) for r in rows]  # None (not measured) plots as a gap
+        for label, values in lines.items():  # None (not measured) plots as a gap
             ax.plot(steps, [float("nan") if v is None else v for v in values], marker="o", ms=3,
-                    label=key)
+                    label=label)
         ax.set(xlabel="step", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
         save_figure(fig, plots_dir / f"{name}.png")
+
+
+def _by_generator(rows: list[dict], key: str) -> tuple[list, list | None]:
+    """One figure per row, of the trained generator and of the averaged one (None where no
+    row has an averaged generator); None where a row does not have it."""
+    scores = [RowScores.read(r) for r in rows]
+    trained = [None if s is None else getattr(s.trained, key) for s in scores]
+    averaged = [None if s is None or s.averaged is None else getattr(s.averaged, key)
+                for s in scores]
+    return trained, averaged if any(s is not None and s.averaged for s in scores) else None
 
 
 def save_quality_by_epoch(runs: dict[str, list[dict]], title: str, path: Path,
@@ -70,18 +86,18 @@ def save_quality_by_epoch(runs: dict[str, list[dict]], title: str, path: Path,
     generator side by side; `runs` maps a label to a run's rows (one run: the label is not
     shown; several: one colour each, the averaged generator dashed); `marks`: vertical lines
     at named epochs (e.g. the article's pick)."""
-    charts = (("classifier_score", "classifier score (max 10)"),
+    charts = (("classifier_score", f"classifier score (max {N_CLASSES})"),
               ("frechet_distance", "Frechet distance to the test split (log)"),
-              ("classes_covered", "classes covered (of 10)"))
+              ("classes_covered", f"classes covered (of {N_CLASSES})"))
     all_epochs = [r["epoch"] for rows in runs.values() for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, label) in zip(axes, charts):
         plotted = False
         for i, (run_label, rows) in enumerate(runs.items()):
             epochs = [r["epoch"] for r in rows]
-            for prefix, name, style in (("", "trained", "-"), ("ema_", "averaged", "--")):
-                values = [r.get(prefix + key) for r in rows]
-                if not any(v is not None for v in values):
+            for values, name, style in zip(_by_generator(rows, key), ("trained", "averaged"),
+                                           ("-", "--")):
+                if not any(v is not None for v in values or ()):
                     continue
                 if len(runs) == 1:  # colours tell trained from averaged
                     line = dict(label=name, marker="o", ms=2.5)

@@ -2,13 +2,13 @@
 
 Image GANs are scored in the feature space of a frozen classifier (training/classifier.py), as
 TF-GAN's MNIST example does; the 1-D GAN of article 004 is scored against its known function.
+training.evaluate turns these figures into Scores (runtime/core/scores.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 EPS = 1e-12
-N_CLASSES = 10  # MNIST's digits, Fashion-MNIST's garments
 
 
 def classifier_score(probs: np.ndarray) -> float:
@@ -80,41 +80,3 @@ def function_metrics(fake: np.ndarray, real: np.ndarray) -> dict:
     return {"n_samples": int(len(fake)), "mean_abs_error": float(np.mean(np.abs(y - x * x))),
             "share_in_domain": float(np.mean(np.abs(x) <= 0.5)),
             "energy_distance": energy_distance(fake[:2000], real[:2000])}
-
-
-def is_better(a: dict, b: dict | None) -> bool:
-    """The best-checkpoint rule: all classes covered first, then the higher classifier score,
-    ties to the lower Frechet distance. For gan-1d: the lower energy distance."""
-    if b is None:
-        return True
-    if "energy_distance" in a:
-        return a["energy_distance"] < b["energy_distance"]
-    full_a, full_b = a["classes_covered"] == N_CLASSES, b["classes_covered"] == N_CLASSES
-    if full_a != full_b:
-        return full_a
-    if round(a["classifier_score"], 3) != round(b["classifier_score"], 3):
-        return a["classifier_score"] > b["classifier_score"]
-    if a["frechet_distance"] is None or b["frechet_distance"] is None:
-        return False  # no tie-break without the test split: the earlier checkpoint stays
-    return a["frechet_distance"] < b["frechet_distance"]
-
-
-def weight_views(row: dict) -> list[dict]:
-    """A metrics row as seen for each generator it scored: the trained weights ("raw") and,
-    where the run keeps one, the averaged ("ema", whose scores the row holds as ema_*)."""
-    views = [{**row, "weights": "raw"}]
-    ema = {k[4:]: v for k, v in row.items() if k.startswith("ema_")}
-    if ema:
-        views.append({**row, **ema, "weights": "ema"})
-    return views
-
-
-def best_row(rows: list[dict]) -> dict | None:
-    """The scored row, as the view of the raw or averaged generator, that the best-checkpoint
-    rule prefers; None when nothing is scored."""
-    best = None
-    for row in rows:
-        for view in weight_views(row):
-            if ("classifier_score" in view or "energy_distance" in view) and is_better(view, best):
-                best = view
-    return best

@@ -23,21 +23,24 @@ import numpy as np
 from runtime.core.artifacts import parse_checkpoint
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import IMAGE, POINT
+from runtime.core.scores import RowScores, figure, read_scores
 from training.config import REGISTRY
 from training.rundir import RunDir
 
 
 def _cells(row: dict | None) -> list[str]:
-    if row is None:
+    """A row's checkpoint and scores; "not measured yet" where it is missing or not scored."""
+    s = None if row is None else read_scores(row)
+    if s is None:
         return ["not measured yet"] + [""] * 5
     name = row["checkpoint"] + (", averaged" if row.get("weights") == "ema" else "")
-    if "energy_distance" in row:
-        return [name, f"energy {row['energy_distance']:.4f}",
-                f"abs err {row['mean_abs_error']:.4f}", f"{row['share_in_domain']:.0%} in domain",
-                "", str(row["n_samples"])]
-    fd = row["frechet_distance"]
-    return [name, f"{row['classifier_score']:.2f}", "n/a" if fd is None else f"{fd:.1f}",
-            f"{row['classes_covered']}/10", f"{row['kl_to_uniform']:.3f}", str(row["n_samples"])]
+    if s.kind == POINT:
+        return [name, f"energy {s.text('energy_distance')}",
+                f"abs err {s.text('mean_abs_error')}", f"{s.text('share_in_domain')} in domain",
+                "", str(s.n_samples)]
+    return [name, *(s.text(k) for k in ("classifier_score", "frechet_distance",
+                                         "classes_covered", "kl_to_uniform")), str(s.n_samples)]
 
 
 def _config_of(run: RunDir):
@@ -73,8 +76,6 @@ def table(run_dirs: list[Path]) -> str:
             picks.append((f"end of schedule ({cfg.last_checkpoint})",
                           rows.get(cfg.last_checkpoint)))
         for label, row in (*picks, ("best", best)):
-            if row is not None and "classifier_score" not in row and "energy_distance" not in row:
-                row = None  # trained, but not scored yet
             lines.append(f"| {arch}, {label} | " + " | ".join(_cells(row)) + " |")
     return "\n".join(lines)
 
@@ -82,12 +83,13 @@ def table(run_dirs: list[Path]) -> str:
 WINDOW = 10  # evaluations per window in `claim`: enough to show how much epochs differ
 
 
-def _spread(rows: list[dict], key: str, fmt: str) -> str:
-    """'median (min to max)' of one metric over rows; '-' when the rows lack it."""
-    values = [r[key] for r in rows if r.get(key) is not None]
+def _spread(scores: list, key: str) -> str:
+    """'median (min to max)' of one figure over Scores (None: not measured); '-' when none has
+    it."""
+    values = [getattr(s, key) for s in scores if s is not None and getattr(s, key) is not None]
     if not values:
         return "-"
-    lo, mid, hi = (format(v, fmt) for v in (min(values), float(np.median(values)), max(values)))
+    lo, mid, hi = (figure(key, v) for v in (min(values), float(np.median(values)), max(values)))
     return mid if len(values) == 1 else f"{mid} ({lo} to {hi})"
 
 
@@ -102,7 +104,7 @@ def claim(run_dir: Path) -> str:
     if cfg.unit != "epoch" or cfg.recommended == cfg.last_checkpoint:
         raise GanEdgeError(f"{run_dir} is a run of {run.arch!r}, whose article picks the last "
                            f"checkpoint of its schedule: there is no earlier pick to test")
-    by_checkpoint = {r["checkpoint"]: r for r in run.read_metrics() if "classifier_score" in r}
+    by_checkpoint = {r["checkpoint"]: r for r in run.read_metrics() if read_scores(r) is not None}
     rows = sorted(by_checkpoint.values(), key=lambda r: r["step"])
     if not rows:
         raise GanEdgeError(f"{run} has no scored evaluations; train with --eval-every 1 or "
@@ -127,11 +129,13 @@ def claim(run_dir: Path) -> str:
             continue
         epochs = f"{window[0]['epoch']:g}" + (
             f" to {window[-1]['epoch']:g}" if len(window) > 1 else "")
+        scores = [RowScores.read(r) for r in window]
+        trained, averaged = [s.trained for s in scores], [s.averaged for s in scores]
         lines.append(f"| {label} | {epochs} | " + " | ".join([
-            _spread(window, "classifier_score", ".2f"), _spread(window, "frechet_distance", ".1f"),
-            f"{min(r['classes_covered'] for r in window)}/10",
-            _spread(window, "ema_classifier_score", ".2f"),
-            _spread(window, "ema_frechet_distance", ".1f")]) + " |")
+            _spread(trained, "classifier_score"), _spread(trained, "frechet_distance"),
+            figure("classes_covered", min(s.classes_covered for s in trained)),
+            _spread(averaged, "classifier_score"),
+            _spread(averaged, "frechet_distance")]) + " |")
     return "\n".join(lines)
 
 
@@ -151,7 +155,8 @@ def plot_by_epoch(run_dirs: list[Path], out: Path) -> Path:
     cfg = REGISTRY[arches[0]]
     scored = {}
     for label, run in zip(labels, runs):
-        scored[label] = [r for r in run.read_metrics() if "classifier_score" in r]
+        scored[label] = [r for r in run.read_metrics()
+                         if cfg.kind == IMAGE and read_scores(r) is not None]
         if not scored[label]:
             raise GanEdgeError(f"{run} has no scored image evaluations to plot")
     marks = {}

@@ -15,6 +15,7 @@ import click
 
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.samples import POINT
 from training.config import EMA_DECAY, REGISTRY, GANConfig, Schedule, get_config
 from training.distribute import (STRATEGIES, cluster_size, describe, is_multiworker, is_writer,
                                  make_strategy)
@@ -64,7 +65,7 @@ def _train(run: RunDir, arch: str, cfg: GANConfig, *, epochs, steps, eval_every,
 
     dist = _start_strategy(strategy, cpu_devices, cfg)  # before anything else touches a device
     from training.data import load_images
-    data = None if cfg.dataset == "x_squared" else load_images(cfg.dataset, data_dir)
+    data = None if cfg.kind == POINT else load_images(cfg.dataset, data_dir)
     x_train = None if data is None else data.x_train
     y_train = None if data is None else data.y_train
     seed = saved["seed"] if saved else seed

@@ -27,17 +27,11 @@ from runtime.core.artifacts import (BEST_FILE, CHECKPOINT_STATE_FILE, CONFIG_FIL
                                      format_checkpoint, parse_checkpoint)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir, write_text_atomic
+from runtime.core.scores import best_row, own_scores, read_scores, row_problem, weight_views
 from training.config import GANConfig
-from training.quality import best_row, weight_views
 
 RUNS_ROOT = Path("runs")
 LOCK_FILE = ".lock"
-# What a scored row holds, by kind of score; the results table, the plots and the best-checkpoint
-# rule read these keys (frechet_distance is None where the test split was missing).
-SCORE_KEYS = {"classifier_score": ("classifier_score", "frechet_distance", "classes_covered",
-                                   "kl_to_uniform", "n_samples"),
-              "energy_distance": ("energy_distance", "mean_abs_error", "share_in_domain",
-                                  "n_samples")}
 
 
 @dataclass
@@ -67,8 +61,7 @@ class Checkpoint:
 
 def _row_problem(row) -> str | None:
     """Why a metrics row (or best.json) cannot be read, or None: every row names its step,
-    epoch and checkpoint; a scored one (and its averaged generator's ema_* scores) holds every
-    number of its kind."""
+    epoch and checkpoint; a scored one holds every figure of its scores (row_problem)."""
     if not isinstance(row, dict):
         return "not a JSON object"
     if not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
@@ -77,14 +70,7 @@ def _row_problem(row) -> str | None:
         return "no epoch"
     if not isinstance(row.get("checkpoint"), str):
         return "no checkpoint name"
-    for prefix in ("", "ema_"):
-        for marker, keys in SCORE_KEYS.items():
-            if prefix + marker in row:
-                for key in (prefix + k for k in keys):
-                    if not (_is_number(row.get(key)) or key.endswith("frechet_distance")
-                            and key in row and row[key] is None):
-                        return f"{key} is missing or not a number"
-    return None
+    return row_problem(row)
 
 
 def _config_problem(config: dict) -> str | None:
@@ -271,8 +257,8 @@ class RunDir:
             if row.get("checkpoint") == checkpoint:
                 for view in weight_views(row):
                     if view["weights"] == weights:
-                        return {k: v for k, v in view.items()
-                                if not k.startswith("ema_") and k != "class_histogram"}
+                        return {k: v for k, v in own_scores(view).items()
+                                if k != "class_histogram"}
         return {}
 
     def preferred_weights(self, checkpoint: str) -> str:
@@ -287,7 +273,7 @@ class RunDir:
         try:
             best = json.loads(self.best_file.read_text())
             problem = _row_problem(best)
-            if not problem and not any(marker in best for marker in SCORE_KEYS):
+            if not problem and read_scores(best) is None:
                 problem = "no scores"  # the best row is a scored one by definition
             if problem:
                 raise ValueError(problem)
