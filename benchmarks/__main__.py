@@ -57,6 +57,7 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
     from export.convert import to_onnx
     from export.exporter import build_file, metadata, write_metadata
     from export.quantize import quantize_int8
+    from runtime.core.artifacts import KERAS_GENERATOR_FILES
     from training.config import get_config
     from training.models import build_generator
     cfg = get_config(arch)
@@ -64,7 +65,7 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
     if ckpt is not None:
         # Named by run folder and checkpoint only: no path of this machine in the report.
         source = f"trained checkpoint {ckpt.parent.parent.name}/{ckpt.name}"
-        keras_path = ckpt / "generator.keras"
+        keras_path = ckpt / KERAS_GENERATOR_FILES["raw"]
         generator = keras.saving.load_model(keras_path, compile=False)
     else:  # speed does not depend on training; quality figures are then marked untrained
         source = "untrained (randomly initialised) generator: quality figures are not meaningful"

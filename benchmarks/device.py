@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from benchmarks.report import machine_text, table_head, write_report
+from runtime.core.artifacts import generator_file
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
@@ -55,10 +56,10 @@ def measure(models: Path, quick: bool, log) -> dict:
     from benchmarks.cold_start import run_once, summarize
     from benchmarks.generation import time_contenders
     from runtime.generator import Generator, choose_device
-    files = {p: models / f"generator.{p}.onnx" for p in PRECISIONS
-             if (models / f"generator.{p}.onnx").is_file()}
+    files = {p: models / generator_file(p) for p in PRECISIONS
+             if (models / generator_file(p)).is_file()}
     if "fp32" not in files:
-        raise GanEdgeError(f"{models} has no generator.fp32.onnx, the reference the other files "
+        raise GanEdgeError(f"{models} has no {generator_file('fp32')}, the reference the other files "
                            f"are compared with; export it with ganexport --precision fp32,fp16,int8")
     devices = ["cpu"]
     if choose_device("auto").gpu:

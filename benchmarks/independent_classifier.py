@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -66,14 +65,9 @@ class IndependentClassifier:
     """The committed ONNX file in an onnxruntime session (no TensorFlow needed)."""
 
     def __init__(self, path: Path = MODEL_FILE):
-        import onnxruntime as ort
-        if not path.is_file():
-            raise GanEdgeError(f"no second classifier at {path}; train it with: "
-                               f"python -m benchmarks.independent_classifier")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        from runtime.session import open_session
+        train = "train it with: python -m benchmarks.independent_classifier"
+        self.session = open_session(path, f"no second classifier at {path}; {train}", train)
         self.info = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
 
     def predict(self, images01: np.ndarray, batch: int = 1000) -> np.ndarray:
@@ -192,4 +186,4 @@ def main(epochs, seed, data_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

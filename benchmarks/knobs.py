@@ -77,10 +77,11 @@ def _knobs(gen, dataset: str):
     what each sample was asked for (a conditional model) or chosen as (--min-confidence), else
     None."""
     from runtime.classify import Classifier, chosen_samples
-    from runtime.discriminator import FILE, Discriminator, keep_most_real
+    from runtime.core.artifacts import DISCRIMINATOR_FILE
+    from runtime.discriminator import Discriminator, keep_most_real
     knobs = [("plain", lambda n: (np.concatenate(list(gen.generate(n, SEED))),
                                   gen.labels_for(n, SEED)))]
-    if (gen.path.parent / FILE).is_file():
+    if (gen.path.parent / DISCRIMINATOR_FILE).is_file():
         disc = Discriminator.beside(gen)
         knobs += [(f"--keep {k:g}",
                    lambda n, k=k: _drop_logits(*keep_most_real(gen, disc, n, k, SEED, 256)))

@@ -58,6 +58,7 @@ def shipped_results() -> str:
     """One row per shipped model: the exported checkpoint's generator on 10,000 samples (what
     the best-checkpoint rule chose it by) and the shipped int8 file on the export's 2,000
     validation samples; the real data sets first, scored the same way."""
+    from runtime.core.artifacts import MANIFEST_FILE
     from runtime.shipped import MODELS_DIR, load_index
     from training.classifier import classifier_info
     from training.config import get_config
@@ -75,7 +76,7 @@ def shipped_results() -> str:
                      + " | ".join(_image_cells(read_scores(info["baseline_real"])))
                      + f" | {info['test_accuracy']:.1%} | - |")
     for name, m in index["models"].items():
-        manifest = json.loads((MODELS_DIR / name / "manifest.json").read_text())
+        manifest = json.loads((MODELS_DIR / name / MANIFEST_FILE).read_text())
         int8 = next((read_scores(f["quality"]) for f in manifest["files"]
                      if f["precision"] == "int8"), None)
         checkpoint = m["checkpoint"] + (", averaged" if m["weights"] == "ema" else "")
@@ -101,7 +102,8 @@ def ganrun_list() -> str:
 
 
 def record_dirs() -> list[Path]:
-    return sorted(p for p in RECORDS.iterdir() if (p / "config.json").is_file())
+    from training.rundir import RunDir
+    return sorted(p for p in RECORDS.iterdir() if RunDir(p).is_run())
 
 
 def record_results() -> str:

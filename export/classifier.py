@@ -9,7 +9,6 @@ MAX_ACCURACY_DROP of its accuracy.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from runtime.core.command import run_cli
 from runtime.classify import classifier_file
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import atomic_path
+from training.classifier import classifier_path, dataset_option
 
 # Measured here: MNIST agrees on 99.95 %; Fashion-MNIST on 99.44 % with 512 calibration images
 # and 99.35 % with 2,048 (MinMax ranges widen with more data). Its accuracy is what users see.
@@ -29,18 +29,14 @@ CALIBRATION = 512
 
 
 def to_onnx(model, opset: int = 17):
+    """An onnx.ModelProto of an MNIST-shaped classifier: input image [N, 28, 28, 1] in [0, 1],
+    output probs [N, 10]."""
     import tensorflow as tf
-    import tf2onnx
-    spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="image")]
 
-    @tf.function(input_signature=spec)
-    def serve(image):
-        return {"probs": tf.identity(model(image, training=False), name="probs")}
-
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    return proto
+    from export.convert import function_to_onnx
+    return function_to_onnx(lambda image: model(image, training=False),
+                            [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="image")], "probs",
+                            opset)
 
 
 def export_classifier(dataset: str, data_dir=None, log=print) -> dict:
@@ -50,7 +46,6 @@ def export_classifier(dataset: str, data_dir=None, log=print) -> dict:
 
     from export.exporter import write_metadata
     from export.quantize import quantize_int8
-    from training.classifier import classifier_path
     from training.data import CLASS_NAMES, load_images
     model = keras.saving.load_model(classifier_path(dataset), compile=False)
     data = load_images(dataset, data_dir)
@@ -83,8 +78,7 @@ def export_classifier(dataset: str, data_dir=None, log=print) -> dict:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dataset", type=click.Choice(["mnist", "fashion_mnist"]), default="mnist",
-              show_default=True)
+@dataset_option
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
               help="Folder with the data set's files [default: the loader's sources].")
 def main(dataset, data_dir):
@@ -96,4 +90,4 @@ def main(dataset, data_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from export.convert import OPSET
+from runtime.core.artifacts import MANIFEST_FILE, generator_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir
@@ -26,9 +26,9 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         raise GanEdgeError(f"{path} does not exist")
     gen = Generator.from_file(path)
     if checkpoint is None:
-        manifest = path.parent / "manifest.json"
+        manifest = path.parent / MANIFEST_FILE
         if not manifest.is_file():
-            raise GanEdgeError(f"no manifest.json beside {path} to find its checkpoint; pass "
+            raise GanEdgeError(f"no {MANIFEST_FILE} beside {path} to find its checkpoint; pass "
                                f"--checkpoint-dir")
         # Relative to the manifest's folder (absolute in manifests of older versions).
         try:
@@ -47,12 +47,22 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
                     data_dir=data_dir or run.data_dir())
 
 
+def checkpoint_options(command):
+    """--epoch, --step, --best: which checkpoint of the run to export (RunDir.find_checkpoint)."""
+    for option in reversed((
+            click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs)."),
+            click.option("--step", type=int,
+                         help="Export checkpoints/step_NNNNNN (iteration schedules)."),
+            click.option("--best", is_flag=True,
+                         help="Export the checkpoint the quality metrics rank best."))):
+        command = option(command)
+    return command
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
               help="Run folder [default: the newest under runs/].")
-@click.option("--epoch", type=int, help="Export checkpoints/epoch_NNN (after N epochs).")
-@click.option("--step", type=int, help="Export checkpoints/step_NNNNNN (iteration schedules).")
-@click.option("--best", is_flag=True, help="Export the checkpoint the quality metrics rank best.")
+@checkpoint_options
 @click.option("--precision", default=",".join(PRECISIONS), show_default=True,
               help="Comma-separated: fp32, int8 (CPU), fp16 (GPU).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
@@ -87,8 +97,6 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
                                data_dir)
         click.echo(json.dumps(report, indent=2))
         return
-    if (epoch is not None) + (step is not None) + best > 1:
-        raise GanEdgeError("pass at most one of --epoch, --step, --best")
     precisions = parse_precisions(precision)
     from training.rundir import RunDir
     run = RunDir(run_dir) if run_dir else RunDir.newest()
@@ -107,7 +115,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     manifest = export_checkpoint(checkpoint, out, precisions, opset, quality_samples,
                                  progress=lambda msg: click.echo(msg, err=True), data_dir=data_dir,
                                  weights=weights)
-    click.echo(str(out / "manifest.json"))
+    click.echo(str(out / MANIFEST_FILE))
     click.echo(f"  {manifest['checkpoint_name']}, {manifest['weights']} weights", err=True)
     for f in manifest["files"]:
         score = read_scores(f["quality"]).headline()
@@ -116,7 +124,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
                    f"mean {f['parity']['mean_abs']:.2g}; {score}", err=True)
     if web_dir is not None:
         from export.web import build_site
-        files = {p: out / f"generator.{p}.onnx" for p in web_precisions}
+        files = {p: out / generator_file(p) for p in web_precisions}
         site = build_site(files, Path(web_dir), manifest["arch"])
         click.echo(f"  web page: {Path(web_dir) / 'index.html'} "
                    f"({site['folder_bytes'] / 1e6:.1f} MB; serve it with python -m http.server "
@@ -124,7 +132,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
 
 
 def entry() -> None:
-    run_cli(main, sys.argv[1:])
+    run_cli(main)
 
 
 if __name__ == "__main__":

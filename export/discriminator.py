@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from export.validate import ValidationError
+from runtime.core.artifacts import DISCRIMINATOR_FILE
 from training.config import GANConfig
 
-FILE = "discriminator.int8.onnx"  # the runtime looks for this name beside the generator
 KEEP_FRACTION = 0.5     # validation: of what choosing the half (--keep 0.5) by Keras's logits
 MIN_GAIN_KEPT = 0.9     # gains in mean Keras logit, choosing by int8 must keep at least 90 %
 MIN_SPREAD = 0.02       # ... judged only where the logits spread over 2 % of their scale
@@ -49,24 +49,18 @@ def to_onnx(discriminator, cfg: GANConfig, opset: int = 17):
     """An onnx.ModelProto with input sample [N, *sample_shape] (and label int64 [N] for a
     conditional model) and output logit [N, 1]."""
     import tensorflow as tf
-    import tf2onnx
+
+    from export.convert import function_to_onnx
     forward = logit_fn(discriminator)
-    spec = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
+    inputs = [tf.TensorSpec((None, *cfg.sample_shape), tf.float32, name="sample")]
     if cfg.conditional:
-        spec.append(tf.TensorSpec((None,), tf.int64, name="label"))
+        inputs.append(tf.TensorSpec((None,), tf.int64, name="label"))
 
-        @tf.function(input_signature=spec)
-        def serve(sample, label):
-            return {"logit": tf.identity(forward(sample, tf.cast(label, tf.int32)), name="logit")}
+        def call(sample, label):
+            return forward(sample, tf.cast(label, tf.int32))
     else:
-        @tf.function(input_signature=spec)
-        def serve(sample):
-            return {"logit": tf.identity(forward(sample), name="logit")}
-
-    model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    for value in (*model.graph.input, *model.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    return model
+        call = forward
+    return function_to_onnx(call, inputs, "logit", opset)
 
 
 def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
@@ -76,7 +70,7 @@ def build(discriminator, cfg: GANConfig, tmp: Path, opset: int) -> Path:
     import onnx
 
     from export.quantize import int8_weights_only
-    fp32, out = tmp / "discriminator.fp32.onnx", tmp / FILE
+    fp32, out = tmp / "discriminator.fp32.onnx", tmp / DISCRIMINATOR_FILE
     onnx.save(to_onnx(discriminator, cfg, opset), str(fp32))
     int8_weights_only(fp32, out)
     return out

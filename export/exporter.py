@@ -12,6 +12,8 @@ from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_FLOAT_NODES, INT8_RANGES
+from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
+                                     generator_file)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
 from runtime.core.precision import PRECISIONS, TARGET
@@ -91,8 +93,6 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     """Export, validate and publish; return the manifest. `weights`: "raw", "ema" (the averaged
     generator) or "auto" (the one the best-checkpoint rule prefers at this checkpoint). Quality
     is scored against the test split of `data_dir`, by default the run's own data set."""
-    import keras
-
     from export.validate import ValidationError, reference_quality, validate
     checkpoint_dir = Path(checkpoint_dir)
     run = RunDir.of_checkpoint(checkpoint_dir)
@@ -106,11 +106,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                            f"{', '.join(checkpoint.weights()) or 'none'}); the averaged one exists "
                            f"only in runs trained with --ema above 0")
     source = checkpoint.generator_file(weights)
-    try:
-        generator = keras.saving.load_model(source, compile=False)
-    except Exception as e:
-        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
-                           f"corrupt: pick another with --epoch/--step") from None
+    generator = _load_keras(source)
     if generator.count_params() != cfg.param_counts[0] and cfg.param_counts[0]:
         raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
                            f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
@@ -121,10 +117,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     if len(set(precisions)) != len(precisions):
         raise GanEdgeError(f"--precision repeats a precision ({', '.join(precisions)}); name each "
                            f"once")
-    from export.discriminator import FILE as DISCRIMINATOR_FILE
     from runtime.core.files import check_target
-    for name in (*(f"generator.{p}.onnx" for p in precisions), DISCRIMINATOR_FILE,
-                 "manifest.json"):
+    for name in (*map(generator_file, precisions), DISCRIMINATOR_FILE, MANIFEST_FILE):
         check_target(out_dir / name)  # before the minutes of work, not in the middle of publishing
     out_dir.mkdir(parents=True, exist_ok=True)
     for left in remove_stale_temps(out_dir):
@@ -142,7 +136,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 report = validate(path, generator, cfg, precision, quality_samples,
                                   reference=reference, data_dir=data_dir)
                 built.append(path)
-                entries.append({"file": f"generator.{precision}.onnx", "precision": precision,
+                entries.append({"file": generator_file(precision), "precision": precision,
                                 "target": TARGET[precision],
                                 "bytes": path.stat().st_size, "sha256": sha256_file(path),
                                 **({"int8_ranges": INT8_RANGES, "int8_float_nodes": INT8_FLOAT_NODES}
@@ -153,9 +147,8 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                                                    opset, quality_samples)
             # All passed: publish by renames (each atomic; the targets were checked above), the
             # manifest last, and only then drop files of an earlier export that this one lacks.
-            published = {entry["file"] for entry in entries} | {d_entry["file"], "manifest.json"}
-            stale = [p for p in (*out_dir.glob("generator.*.onnx"),
-                                 *out_dir.glob("discriminator.*.onnx"))
+            published = {entry["file"] for entry in entries} | {d_entry["file"], MANIFEST_FILE}
+            stale = [p for pattern in EXPORTED_PATTERNS for p in out_dir.glob(pattern)
                      if p.is_file() and p.name not in published]
             for path, entry in zip(built, entries):
                 os.replace(path, out_dir / entry["file"])
@@ -173,7 +166,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                 "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
                 "opset": opset, "tools": _versions(), "files": entries,
                 "discriminator": d_entry}
-    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     for path in stale:
         path.unlink()
         progress(f"removed {path}: an earlier export's file, which this export's manifest does "
@@ -185,25 +178,28 @@ def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp:
                          n: int) -> tuple[Path, dict]:
     """The checkpoint's discriminator as int8 (for ganrun --keep), validated on n samples of
     the exported generator; returns its temp path and its manifest entry."""
-    import keras
-
     import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
     from export import discriminator as disc
     from training.evaluate import eval_labels, generate
     from training.reformulation import sampler
     source = checkpoint.discriminator_file()
-    try:
-        model = keras.saving.load_model(source, compile=False)
-    except Exception as e:
-        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
-                           f"corrupt: pick another with --epoch/--step") from None
-
+    model = _load_keras(source)
     path = disc.build(model, cfg, tmp, opset)
     write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
     samples = generate(sampler(generator), cfg, n)
     report = disc.validate(path, model, samples, eval_labels(cfg, n))
-    return path, {"file": disc.FILE, "precision": "int8", "bytes": path.stat().st_size,
+    return path, {"file": DISCRIMINATOR_FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}
+
+
+def _load_keras(source: Path):
+    """A checkpoint's Keras model, or a one-line error that says to pick another checkpoint."""
+    import keras
+    try:
+        return keras.saving.load_model(source, compile=False)
+    except Exception as e:
+        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
+                           f"corrupt: pick another with --epoch/--step") from None
 
 
 def _versions() -> dict:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import click
 
+from export.cli import checkpoint_options
+from runtime.core.artifacts import MANIFEST_FILE, SHIPPED_INDEX_FILE
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
@@ -39,7 +40,7 @@ def build_index(folder: Path) -> tuple[dict, int]:
     (checked against the budget)."""
     from training.config import get_config
     models = {}
-    for manifest_file in sorted(folder.glob("[!.]*/manifest.json")):  # not .NAME.new
+    for manifest_file in sorted(folder.glob(f"[!.]*/{MANIFEST_FILE}")):  # not .NAME.new
         m = json.loads(manifest_file.read_text())
         cfg = get_config(m["arch"])
         scores = read_scores(m["metrics"])  # None: exported before it was scored
@@ -85,9 +86,9 @@ def _drop(models_dir: Path, name: str, precisions) -> None:
     (runs live on one machine; shipped models in the package). The manifest is rewritten
     first: stopped in between, a stray file is left, never a manifest naming a missing one."""
     folder = models_dir / name
-    if not (folder / "manifest.json").is_file():
+    if not (folder / MANIFEST_FILE).is_file():
         raise GanEdgeError(f"no shipped model {name!r} in {models_dir} (see ganrun --list)")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
     have = [f["precision"] for f in manifest["files"]]
     missing = [p for p in precisions if p not in have]
     if missing:
@@ -96,8 +97,8 @@ def _drop(models_dir: Path, name: str, precisions) -> None:
     if not kept:
         raise GanEdgeError(f"{name} would have no generator file left; keep one of "
                            f"{', '.join(have)}")
-    write_text_atomic(folder / "manifest.json", json.dumps({**manifest, "files": kept},
-                                                           indent=2) + "\n")
+    write_text_atomic(folder / MANIFEST_FILE, json.dumps({**manifest, "files": kept},
+                                                         indent=2) + "\n")
     for f in manifest["files"]:
         if f["precision"] in precisions:
             (folder / f["file"]).unlink(missing_ok=True)
@@ -132,9 +133,7 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="The run whose generator to ship.")
-@click.option("--epoch", type=int, help="Its checkpoint after N epochs.")
-@click.option("--step", type=int, help="Its checkpoint at step N.")
-@click.option("--best", is_flag=True, help="Its checkpoint the quality metrics rank best.")
+@checkpoint_options
 @click.option("--name", help="The shipped name [default: the run's arch].")
 @click.option("--precision", help="Files to ship, comma-separated: int8, fp16, fp32 "
               "[default: int8,fp16 for image models, int8 for gan-1d].")
@@ -155,8 +154,6 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
     elif not reindex:
         if not run_dir:
             raise GanEdgeError("pass --run DIR (or --reindex)")
-        if (epoch is not None) + (step is not None) + best > 1:
-            raise GanEdgeError("pass at most one of --epoch, --step, --best")
         from training.rundir import RunDir
         run = RunDir(run_dir)
         cfg = run.gan_config()
@@ -167,11 +164,12 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
             precisions = ("int8",) if cfg.kind == POINT else ("int8", "fp16")
         _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
     index, total = build_index(Path(models_dir))
-    write_text_atomic(Path(models_dir) / "index.json", json.dumps(index, indent=2) + "\n")
-    click.echo(f"{Path(models_dir) / 'index.json'}: {', '.join(index['models'])}; default "
+    index_file = Path(models_dir) / SHIPPED_INDEX_FILE
+    write_text_atomic(index_file, json.dumps(index, indent=2) + "\n")
+    click.echo(f"{index_file}: {', '.join(index['models'])}; default "
                f"{index['default']}; {total / 1e6:.1f} MB of the {BUDGET_BYTES / 1e6:.0f} MB "
                f"budget")
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

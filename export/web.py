@@ -23,13 +23,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 import click
 
+from runtime.core.artifacts import generator_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import sha256_file, write_text_atomic
@@ -90,7 +90,7 @@ def sibling_files(model: Path, precisions) -> dict[str, Path]:
         raise GanEdgeError("the web page draws image grids; gan-1d models are not supported")
     files = {first.info.precision: model}
     for precision in precisions:
-        other = model.parent / f"generator.{precision}.onnx"
+        other = model.parent / generator_file(precision)
         if precision in files or not other.is_file():
             continue
         meta = Generator.from_file(other).info.metadata
@@ -133,7 +133,7 @@ def build_site(files: dict[str, Path], out: Path, name: str) -> dict:
                 gzip.GzipFile(stage / "ort" / (ORT_WASM + ".gz"), "wb", 9, mtime=0) as dst:
             shutil.copyfileobj(src, dst)
         for precision, path in files.items():
-            target = f"generator.{precision}.onnx"
+            target = generator_file(precision)
             shutil.copy2(path, stage / target)
             model["files"][precision] = {"file": target, "bytes": path.stat().st_size,
                                          "sha256": sha256_file(path)}
@@ -175,4 +175,4 @@ def main(model, out_dir, precision):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.core.errors import GanEdgeError
+from runtime.session import open_session
 
 CLASSIFIERS_DIR = Path(__file__).parent / "classifiers"
 TRIES_PER_SAMPLE = 50      # generate at most this many samples per one kept ...
@@ -41,15 +42,10 @@ def parse_classes(spec: str, names) -> list[int]:
 
 class Classifier:
     def __init__(self, dataset: str):
-        import onnxruntime as ort
-        path = classifier_file(dataset)
-        if not path.is_file():
-            raise GanEdgeError(f"no classifier for {dataset} in {CLASSIFIERS_DIR}; choosing by "
-                               f"class works for MNIST and Fashion-MNIST models")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = open_session(
+            classifier_file(dataset), f"no classifier for {dataset} in {CLASSIFIERS_DIR}; "
+                                      f"choosing by class works for MNIST and Fashion-MNIST models",
+            "reinstall gan-edge")
         info = json.loads(self.session.get_modelmeta().custom_metadata_map["gan.classifier"])
         self.dataset, self.classes = dataset, list(info["classes"])
 

@@ -1,12 +1,12 @@
 """ganrun: generate samples from an exported generator (the embedded default or --model)."""
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import click
 
+from runtime.core.artifacts import LABELS_FILE, is_out_dir_file, sample_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
@@ -23,15 +23,11 @@ MAX_CHOSEN_N = 10_000  # samples chosen (by class, by discriminator) are held in
 CLASS_MIN_CONFIDENCE = 0.9
 
 
-SAMPLE_FILE = re.compile(r"sample_\d{6}\.png")  # --out-dir's files, with labels.csv
-
-
 def _earlier_samples(out_dir: Path) -> list[Path]:
     """The files of an earlier --out-dir run in `out_dir` (samples and labels.csv)."""
     if not out_dir.is_dir():
         return []
-    return sorted(p for p in out_dir.iterdir()
-                  if p.name == "labels.csv" or SAMPLE_FILE.fullmatch(p.name))
+    return sorted(p for p in out_dir.iterdir() if is_out_dir_file(p.name))
 
 
 MAX_SIDE = 65_500          # pixels per side: JPEG's limit, the smallest of the usual formats
@@ -43,8 +39,8 @@ def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) ->
     from runtime.core.files import check_target
     from runtime.core.images import pillow_format
     check_target(out)
-    if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and (
-            out.name == "labels.csv" or SAMPLE_FILE.fullmatch(out.name)):
+    if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and \
+            is_out_dir_file(out.name):
         raise GanEdgeError(f"--out {out} would be overwritten by --out-dir's own files "
                            f"(sample_NNNNNN.png, labels.csv); name it otherwise or put it elsewhere")
     suffix = out.suffix.lower()
@@ -228,7 +224,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
                labels, asked)
     written = set() if gen.info.kind == POINT else \
-        {f"sample_{i:06d}.png" for i in range(n)} | ({"labels.csv"} if labels else set())
+        {sample_file(i) for i in range(n)} | ({LABELS_FILE} if labels else set())
     for path in earlier:  # --replace: the earlier run's files that the new ones did not replace
         if path.name not in written:
             path.unlink(missing_ok=True)

@@ -13,34 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.core.artifacts import DISCRIMINATOR_FILE
 from runtime.core.errors import GanEdgeError
+from runtime.session import open_session
 
-FILE = "discriminator.int8.onnx"
 MAX_TRIES = 2_000_000  # samples generated for one request, whatever --keep asks
 
 
 class Discriminator:
-    def __init__(self, path: Path):
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise GanEdgeError(f"{path} is not a loadable ONNX model "
-                               f"({str(e).splitlines()[0][:150]}); export the model again") from None
-        self.path, self.metadata = path, self.session.get_modelmeta().custom_metadata_map
+    def __init__(self, session, path: Path):
+        self.session, self.path = session, path
+        self.metadata = session.get_modelmeta().custom_metadata_map
 
     @classmethod
     def beside(cls, gen) -> "Discriminator":
         """The discriminator exported with generator `gen`, or a one-line error."""
-        path = gen.path.parent / FILE
-        if not path.is_file():
-            raise GanEdgeError(f"--keep needs the discriminator exported with the model, "
-                               f"{path.name} beside {gen.path.name}; export it again with this "
-                               f"version of ganexport")
-        disc = cls(path)
+        path = gen.path.parent / DISCRIMINATOR_FILE
+        disc = cls(open_session(path, f"--keep needs the discriminator exported with the model, "
+                                      f"{path.name} beside {gen.path.name}; export it again with "
+                                      f"this version of ganexport", "export the model again"),
+                   path)
         meta, gmeta = disc.metadata, gen.info.metadata
         same = (meta.get("gan.role") == "discriminator" and meta.get("gan.arch") == gen.arch
                 and meta.get("gan.checkpoint") == gmeta.get("gan.checkpoint")

@@ -12,6 +12,7 @@ import numpy as np
 
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import kind_of
+from runtime.session import CPU, open_session
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")
@@ -87,7 +88,6 @@ class Device:
     load_log: str = ""          # what loading the CUDA libraries printed, for the error
 
 
-CPU = ("CPUExecutionProvider",)
 CUDA_FIX = ("pip install 'onnxruntime-gpu[cuda,cudnn]' (CUDA and cuDNN from pip), or use "
             "--device cpu")
 
@@ -149,24 +149,14 @@ class Generator:
                   threads: int = 0) -> "Generator":
         """Open an exported generator on `device` (a name, or a choose_device() already made).
         threads=0 lets onnxruntime use every core."""
-        import onnxruntime as ort
         path = Path(path)
-        if not path.exists():
-            raise GanEdgeError(f"model file {path} does not exist")
-        if not path.is_file():
+        if path.exists() and not path.is_file():
             raise GanEdgeError(f"model file {path} is not a regular file")
         if isinstance(device, str):
             device = choose_device(device)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1  # one small graph: parallel branches do not pay here
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), options, providers=list(device.providers))
-        except Exception as e:  # ORT raises several types for unreadable models
-            raise GanEdgeError(f"{path} is not a loadable ONNX model ({str(e).splitlines()[0][:150]})"
-                               ) from None
+        session = open_session(path, f"model file {path} does not exist",
+                               "pass a generator file that ganexport wrote", device.providers,
+                               threads)
         if device.gpu and session.get_providers()[0] != "CUDAExecutionProvider":
             # onnxruntime falls back to the CPU, with a log line, when its CUDA provider
             # cannot load its libraries: say so rather than claim a GPU that is not used.

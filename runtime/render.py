@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.core.artifacts import LABELS_FILE, sample_file
 from runtime.core.files import atomic_path
 from runtime.core.images import GridCanvas, save_png, to_uint8
 from runtime.core.samples import POINT
@@ -28,25 +29,21 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
         for tile in to_uint8(samples, gen.info.output_range):
             canvas.put(i, tile)
             if out_dir is not None:
-                save_png(tile, out_dir / _sample_name(i))
+                save_png(tile, out_dir / sample_file(i))
             i += 1
     if out_dir is not None and labels is not None:
         names, confidences = labels
         if confidences is None:
-            header, rows = "file,class\n", (f"{_sample_name(i)},{name}\n"
+            header, rows = "file,class\n", (f"{sample_file(i)},{name}\n"
                                             for i, name in enumerate(names))
         else:
             header, rows = "file,class,confidence\n", (
-                f"{_sample_name(i)},{name},{conf:.4f}\n"
+                f"{sample_file(i)},{name},{conf:.4f}\n"
                 for i, (name, conf) in enumerate(zip(names, confidences)))
-        with atomic_path(out_dir / "labels.csv") as tmp:
+        with atomic_path(out_dir / LABELS_FILE) as tmp:
             tmp.write_text(header + "".join(rows))
     scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
     save_png(canvas.pixels, out, scale=scale, fmt=fmt)
-
-
-def _sample_name(i: int) -> str:
-    return f"sample_{i:06d}.png"
 
 
 def _save_csv(points: np.ndarray, out: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from runtime.core.artifacts import SHIPPED_INDEX_FILE
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS, TARGET
 from runtime.core.samples import IMAGE
@@ -20,14 +21,14 @@ MODELS_DIR = Path(__file__).parent / "models"
 
 
 def load_index(folder: Path = MODELS_DIR) -> dict:
-    path = folder / "index.json"
+    path = folder / SHIPPED_INDEX_FILE
     try:
         index = json.loads(path.read_text())
         if index["default"] not in index["models"]:
             raise KeyError(index["default"])
         return index
     except FileNotFoundError:
-        raise GanEdgeError(f"no shipped models in {folder} (index.json is missing); pass --model "
+        raise GanEdgeError(f"no shipped models in {folder} ({SHIPPED_INDEX_FILE} is missing); pass --model "
                            f"FILE, or reinstall gan-edge") from None
     except (ValueError, KeyError, TypeError):
         raise GanEdgeError(f"{path} is damaged; reinstall gan-edge, or pass --model FILE") from None

@@ -31,9 +31,9 @@ def _keras_generator(run, weights="raw"):
     """The Keras generator an export came from: the trained one, or the averaged one."""
     import keras
 
-    from training.rundir import GENERATOR_FILES
+    from runtime.core.artifacts import KERAS_GENERATOR_FILES
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
-    return keras.saving.load_model(ckpt / GENERATOR_FILES[weights], compile=False)
+    return keras.saving.load_model(ckpt / KERAS_GENERATOR_FILES[weights], compile=False)
 
 
 # What a user may rely on, stated here independently of export/validate.py's own bounds: the

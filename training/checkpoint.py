@@ -8,7 +8,8 @@
   state.json                             step, epoch, kind (eval or resume), arch, replicas
 
 Written into a hidden temp folder and renamed into place, so a folder that exists is complete.
-Where checkpoints live, their names and how they are found: training/rundir.py.
+The file and folder names: runtime/core/artifacts.py; where checkpoints live and how they are
+found: training/rundir.py.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ import keras
 import numpy as np
 
 import training.models  # noqa: F401  registers GlobalBatchDropout, for discriminator.keras
+from runtime.core.artifacts import (CHECKPOINT_STATE_FILE, KERAS_DISCRIMINATOR_FILE,
+                                     KERAS_GENERATOR_FILES, TRAINING_STATE_FILE)
 from runtime.core.errors import GanEdgeError
-from training.rundir import GENERATOR_FILES
 
 
 def _training_state(gan) -> dict:
@@ -49,13 +51,13 @@ def save_checkpoint(gan, final: Path, state: dict, averaged=None) -> Path:
                            f"resume from it with --resume")
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{name}-"))
     try:
-        gan.generator.save(tmp / GENERATOR_FILES["raw"])
-        gan.discriminator.save(tmp / "discriminator.keras")
+        gan.generator.save(tmp / KERAS_GENERATOR_FILES["raw"])
+        gan.discriminator.save(tmp / KERAS_DISCRIMINATOR_FILE)
         if averaged is not None:
-            averaged.save(tmp / GENERATOR_FILES["ema"])
-        np.savez(tmp / "training_state.npz",
+            averaged.save(tmp / KERAS_GENERATOR_FILES["ema"])
+        np.savez(tmp / TRAINING_STATE_FILE,
                  **{k: np.asarray(v.numpy()) for k, v in _training_state(gan).items()})
-        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        (tmp / CHECKPOINT_STATE_FILE).write_text(json.dumps(state, indent=2))
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -68,12 +70,12 @@ def restore_checkpoint(gan, ckpt: Path) -> dict:
     checkpoint without averaged weights (written with --ema 0, or by an older version) starts
     the average from the generator's weights; the returned state then says "ema_started"."""
     try:
-        state = json.loads((ckpt / "state.json").read_text())
-        g = keras.saving.load_model(ckpt / GENERATOR_FILES["raw"], compile=False)
-        d = keras.saving.load_model(ckpt / "discriminator.keras", compile=False)
+        state = json.loads((ckpt / CHECKPOINT_STATE_FILE).read_text())
+        g = keras.saving.load_model(ckpt / KERAS_GENERATOR_FILES["raw"], compile=False)
+        d = keras.saving.load_model(ckpt / KERAS_DISCRIMINATOR_FILE, compile=False)
         gan.generator.set_weights(g.get_weights())
         gan.discriminator.set_weights(d.get_weights())
-        with np.load(ckpt / "training_state.npz") as f:
+        with np.load(ckpt / TRAINING_STATE_FILE) as f:
             arrays = dict(f)
         variables = _training_state(gan)
         missing = set(variables) - set(arrays)
@@ -84,7 +86,7 @@ def restore_checkpoint(gan, ckpt: Path) -> dict:
         # Averaged weights saved by a run that had them and resumed with --ema 0 are dropped.
         arrays = {k: v for k, v in arrays.items() if k in variables or not k.startswith("g_ema/")}
         if set(variables) != set(arrays):
-            raise ValueError("training_state.npz does not fit this architecture")
+            raise ValueError(f"{TRAINING_STATE_FILE} does not fit this architecture")
         for key, v in variables.items():
             v.assign(arrays[key])
         state["ema_started"] = ema_started

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from runtime.core.artifacts import format_checkpoint
 from runtime.core.samples import kind_of
 
 # Decay of the averaged generator (EMA) that every run keeps unless --ema says otherwise.
@@ -88,7 +89,7 @@ class GANConfig:
     @property
     def last_checkpoint(self) -> str:
         """The checkpoint the article's schedule ends on (the article may pick an earlier one)."""
-        return f"epoch_{self.length:03d}" if self.unit == "epoch" else f"step_{self.length:06d}"
+        return format_checkpoint(self.unit, self.length)
 
     def to_dict(self) -> dict:
         """The config as config.json holds it (with the field names it has always used)."""

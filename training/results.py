@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from runtime.core.artifacts import parse_checkpoint
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE, POINT
@@ -108,7 +109,7 @@ def claim(run_dir: Path) -> str:
     if not rows:
         raise GanEdgeError(f"{run} has no scored evaluations; train with --eval-every 1 or "
                            f"score it with `python -m training.evaluate --run {run_dir} --write`")
-    pick_epoch = int(cfg.recommended.split("_")[1])
+    _, pick_epoch = parse_checkpoint(cfg.recommended)
     up_to_pick = [r for r in rows if r["epoch"] <= pick_epoch][-WINDOW:]
     windows = [(f"{cfg.recommended}, the article's pick", [by_checkpoint.get(cfg.recommended)]),
                (f"the {len(up_to_pick)} evaluations up to it", up_to_pick),
@@ -159,8 +160,9 @@ def plot_by_epoch(run_dirs: list[Path], out: Path) -> Path:
         if not scored[label]:
             raise GanEdgeError(f"{run} has no scored image evaluations to plot")
     marks = {}
-    if cfg.unit == "epoch" and cfg.recommended.startswith("epoch_"):
-        marks[f"article's pick ({cfg.recommended})"] = int(cfg.recommended.split("_")[1])
+    unit, pick = parse_checkpoint(cfg.recommended)
+    if cfg.unit == "epoch" and unit == "epoch":
+        marks[f"article's pick ({cfg.recommended})"] = pick
     if len(runs) == 1:
         rows = next(iter(scored.values()))
         title = f"{cfg.name} (article {cfg.article}), seed {runs[0].read_config()['seed']}: " \

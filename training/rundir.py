@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.core.artifacts import (BEST_FILE, CHECKPOINT_STATE_FILE, CONFIG_FILE,
+                                     KERAS_DISCRIMINATOR_FILE, KERAS_GENERATOR_FILES, METRICS_FILE,
+                                     format_checkpoint, parse_checkpoint)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir, write_text_atomic
 from runtime.core.scores import best_row, own_scores, read_scores, row_problem, weight_views
@@ -30,9 +32,6 @@ from training.config import GANConfig
 
 RUNS_ROOT = Path("runs")
 LOCK_FILE = ".lock"
-_CHECKPOINT_NAME = re.compile(r"^(epoch|step)_(\d+)$")
-# The generator files in a checkpoint folder: the trained weights, and the averaged ones.
-GENERATOR_FILES = {"raw": "generator.keras", "ema": "generator_ema.keras"}
 
 
 @dataclass
@@ -50,14 +49,14 @@ class Checkpoint:
         return f"{self.name} (step {self.step})"
 
     def generator_file(self, weights: str = "raw") -> Path:
-        return self.path / GENERATOR_FILES[weights]
+        return self.path / KERAS_GENERATOR_FILES[weights]
 
     def discriminator_file(self) -> Path:
-        return self.path / "discriminator.keras"
+        return self.path / KERAS_DISCRIMINATOR_FILE
 
     def weights(self) -> list[str]:
         """Which generators this checkpoint holds: "raw", and "ema" if the run averages."""
-        return [w for w in GENERATOR_FILES if self.generator_file(w).is_file()]
+        return [w for w in KERAS_GENERATOR_FILES if self.generator_file(w).is_file()]
 
 
 def _row_problem(row) -> str | None:
@@ -102,8 +101,8 @@ def _is_number(value) -> bool:
 def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
     """epoch_040 after 40 whole epochs for epoch-scheduled systems; step_001000 otherwise."""
     if cfg.unit == "epoch" and step % steps_per_epoch == 0:
-        return f"epoch_{step // steps_per_epoch:03d}"
-    return f"step_{step:06d}"
+        return format_checkpoint("epoch", step // steps_per_epoch)
+    return format_checkpoint("step", step)
 
 
 class RunDir:
@@ -121,7 +120,7 @@ class RunDir:
     @classmethod
     def newest(cls, arch: str | None = None, root: Path = RUNS_ROOT) -> "RunDir":
         """The most recently changed run under `root` (of `arch`, if given)."""
-        runs = [cls(p) for p in root.iterdir() if (p / "config.json").is_file()] \
+        runs = [r for r in map(cls, root.iterdir()) if r.is_run()] \
             if root.is_dir() else []
         if arch is not None:
             runs = [r for r in runs if r._arch_or_none() == arch]
@@ -139,15 +138,15 @@ class RunDir:
     # -- layout --------------------------------------------------------------------------------
     @property
     def config_file(self) -> Path:
-        return self.path / "config.json"
+        return self.path / CONFIG_FILE
 
     @property
     def metrics_file(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
 
     @property
     def best_file(self) -> Path:
-        return self.path / "best.json"
+        return self.path / BEST_FILE
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -297,13 +296,14 @@ class RunDir:
         out = []
         if self.checkpoints_dir.is_dir():
             for p in self.checkpoints_dir.iterdir():
-                if _CHECKPOINT_NAME.match(p.name) and (p / "state.json").is_file():
+                state = p / CHECKPOINT_STATE_FILE
+                if parse_checkpoint(p.name) and state.is_file():
                     try:
-                        s = json.loads((p / "state.json").read_text())
+                        s = json.loads(state.read_text())
                         out.append(Checkpoint(p, int(s["step"]), float(s["epoch"]),
                                               s.get("kind", "eval")))
                     except (ValueError, KeyError, TypeError) as e:
-                        raise GanEdgeError(f"{p / 'state.json'} is corrupt ({e}); delete {p} to "
+                        raise GanEdgeError(f"{state} is corrupt ({e}); delete {p} to "
                                            f"resume from the checkpoint before it") from None
         return sorted(out, key=lambda c: c.step)
 
@@ -326,6 +326,8 @@ class RunDir:
     def find_checkpoint(self, epoch: int | None = None, step: int | None = None,
                         best: bool = False) -> Checkpoint:
         """An evaluation checkpoint by epoch, step or the best-checkpoint rule; else the newest."""
+        if (epoch is not None) + (step is not None) + best > 1:
+            raise GanEdgeError("pass at most one of --epoch, --step, --best")
         done = self.eval_checkpoints()
         if not done:
             raise GanEdgeError(f"{self.path} has no evaluation checkpoints yet")
@@ -337,9 +339,9 @@ class RunDir:
                                    f"one with --epoch or --step from: {names}")
             name = row["checkpoint"]
         elif epoch is not None:
-            name = f"epoch_{epoch:03d}"
+            name = format_checkpoint("epoch", epoch)
         elif step is not None:
-            name = f"step_{step:06d}"
+            name = format_checkpoint("step", step)
         else:
             return done[-1]
         for c in done:

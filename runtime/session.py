@@ -1,0 +1,30 @@
+"""How the runtime opens an ONNX file: one onnxruntime session, quiet (onnxruntime's warnings
+are for its developers, not for ganrun's users), and a one-line error naming the fix where the
+file is missing or does not load. The generator, the discriminator and both classifiers open
+theirs here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.core.errors import GanEdgeError
+
+CPU = ("CPUExecutionProvider",)
+
+
+def open_session(path: Path, missing: str, fix: str, providers=CPU, threads: int = 0):
+    """An onnxruntime InferenceSession on `path` with `providers` and `threads` CPU threads
+    (0: one per core); GanEdgeError(`missing`) where there is no such file, and one that ends
+    in `fix` where onnxruntime cannot load it."""
+    import onnxruntime as ort
+    if not path.is_file():
+        raise GanEdgeError(missing)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # one small graph: parallel branches do not pay here
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as e:  # onnxruntime raises several types for unreadable models
+        raise GanEdgeError(f"{path} is not a loadable ONNX model "
+                           f"({str(e).splitlines()[0][:150]}); {fix}") from None
