@@ -43,8 +43,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
     `ranges`: how each activation's 8-bit range is set from what calibration saw. "percentile"
     drops its 0.001 % most extreme values, so the other 99.999 % get a finer step: on the
     DCGAN (epochs 40 to 75 of one run, seven checkpoints) it cut the mean difference from Keras
-    by 8 to 15 % and its 99.9th percentile by 8 to 11 % against "minmax" (the whole range seen),
-    which every shipped int8 file was made with (`python -m benchmarks.int8_ranges`)."""
+    by 8 to 15 % and its 99.9th percentile by 8 to 11 % against "minmax" (the whole range seen;
+    `python -m benchmarks.int8_ranges`)."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,8 +96,7 @@ def _name_nodes_and_pick_output_layer(path: Path) -> list[str]:
 
     The output layer computes in float because its pre-activation's 8-bit range is set by the
     pixels that tanh saturates, far out on its flat tails, so the step is coarse and lands in
-    full on the pixels in between, where tanh's slope is near 1: on cgan-fashion the pre-tanh
-    values are 11 in size on average and reach 71 (docs/export.md; figures in
+    full on the pixels in between, where tanh's slope is near 1 (docs/export.md; what it buys:
     benchmarks/results/int8-layers-*.md, `python -m benchmarks.int8_layers`)."""
     import onnx
     model = onnx.load(str(path))

@@ -30,8 +30,8 @@ from runtime.core.samples import POINT
 from runtime.core.scores import read_scores
 from runtime.shipped import MODELS_DIR
 
-# 16 MB: the articles' five (9.9 MB) and gan-edge's two conditional systems, int8 and fp16
-# each (about 2.6 MB a system).
+# 16 MB: the articles' five and gan-edge's two conditional systems (`export.ship --reindex`
+# prints what they take).
 BUDGET_BYTES = 16_000_000
 
 
@@ -43,18 +43,19 @@ def build_index(folder: Path) -> tuple[dict, int]:
     for manifest_file in sorted(folder.glob(f"[!.]*/{MANIFEST_FILE}")):  # not .NAME.new
         m = json.loads(manifest_file.read_text())
         cfg = get_config(m["arch"])
-        scores = read_scores(m["metrics"])  # None: exported before it was scored
+        scores = read_scores(m["metrics"])
+        if scores is None:  # ganrun --list and the default's choice need every model's scores
+            raise GanEdgeError(f"{manifest_file} holds no scores; export its run again after "
+                               f"`python -m training.evaluate` has scored the checkpoint")
         models[manifest_file.parent.name] = {
             "arch": m["arch"], "article": cfg.article, "dataset": cfg.dataset,
             "checkpoint": m["checkpoint_name"], "epoch": m["epoch"],
             "weights": m.get("weights", "raw"),
-            "scores": {} if scores is None else scores.to_row(lists=False),
+            "scores": scores.to_row(lists=False),
             "files": {f["precision"]: f"{manifest_file.parent.name}/{f['file']}"
                       for f in m["files"]},
+            "discriminator": f"{manifest_file.parent.name}/{m['discriminator']['file']}",
             "conditional": cfg.conditional}
-        if "discriminator" in m:  # for ganrun --keep; older exports have none
-            models[manifest_file.parent.name]["discriminator"] = \
-                f"{manifest_file.parent.name}/{m['discriminator']['file']}"
     mnist = {name: m for name, m in models.items() if m["dataset"] == "mnist"}
     default, best = None, None
     for name, m in mnist.items():

@@ -47,9 +47,10 @@ class Acceleration:
 
     @classmethod
     def of_run(cls, run) -> "Acceleration":
-        """The choice recorded in the config.json of `run` (a RunDir); for a run that records
-        none (the committed records in docs/records), what training chose by default on one
-        device."""
+        """The choice recorded in the config.json of `run` (a RunDir). A run that records none
+        (the committed records in docs/records) gets what training would choose on this
+        machine on one device, which may differ from the choice of the CPU it trained on;
+        the two evaluate alike within float rounding (tests/test_run.py)."""
         recorded = run.read_config().get("acceleration")
         if recorded is None:
             return cls.decide(run.gan_config())

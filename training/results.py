@@ -160,9 +160,9 @@ def plot_by_epoch(run_dirs: list[Path], out: Path) -> Path:
         if not scored[label]:
             raise GanEdgeError(f"{run} has no scored image evaluations to plot")
     marks = {}
-    unit, pick = parse_checkpoint(cfg.recommended)
-    if cfg.unit == "epoch" and unit == "epoch":
-        marks[f"article's pick ({cfg.recommended})"] = pick
+    recommended = parse_checkpoint(cfg.recommended)  # None where the registry names none
+    if cfg.unit == "epoch" and recommended and recommended[0] == "epoch":
+        marks[f"article's pick ({cfg.recommended})"] = recommended[1]
     if len(runs) == 1:
         rows = next(iter(scored.values()))
         title = f"{cfg.name} (article {cfg.article}), seed {runs[0].read_config()['seed']}: " \

@@ -173,12 +173,21 @@ def _config_record(args: TrainArgs, cfg: GANConfig, seed: int, schedule: Schedul
         "arch": args.arch, "config": cfg.to_dict(), "seed": seed, "schedule": schedule.to_dict(),
         "ema": ema, "acceleration": acceleration.to_dict(),
         "data": None if data is None else {
-            # The home folder as ~: records are committed and read on other machines.
-            "source": data.source.replace(str(Path.home()), "~"), "sha256": data.sha256,
+            "source": _shareable(data.source), "sha256": data.sha256,
             # Export and evaluation score against this folder's test split by default.
             "dir": str(Path(args.data_dir).resolve()) if args.data_dir else None},
         "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
     }
+
+
+def _shareable(source: str) -> str:
+    """A data source ("cache:FOLDER", "npm:PACKAGE", ...) with a folder under the home folder
+    written as ~/...: run records are committed and read on other machines."""
+    kind, sep, where = source.partition(":")
+    try:
+        return f"{kind}{sep}~/{Path(where).relative_to(Path.home())}"
+    except ValueError:  # not a folder under the home folder
+        return source
 
 
 def resume_command(arch: str, run: RunDir) -> str:
