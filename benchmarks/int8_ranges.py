@@ -11,7 +11,6 @@ against the Keras generator's own. Writes benchmarks/results/int8-ranges-<arch>.
 """
 from __future__ import annotations
 
-import platform
 import sys
 import tempfile
 import time
@@ -20,9 +19,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks.report import table_head, write_report
+from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
-from runtime.core.cpu import cpu_name, has_avx512
 from runtime.core.samples import POINT
 from runtime.core.scores import Scores, figure
 
@@ -116,9 +114,7 @@ def main(run_dir, names, out_dir):
     arch = run.gan_config().name
     rows = [measure_checkpoint(run, c, log=lambda m: click.echo(m, err=True))
             for c in checkpoints]
-    machine = (f"{platform.machine()}, {cpu_name()}, "
-               f"{'with' if has_avx512() else 'without'} AVX-512")
-    report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": machine,
+    report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(avx512=True),
               "command": f"python -m benchmarks.int8_ranges --run RUN_DIR --checkpoints {names}",
               "rows": rows}
     click.echo(str(write_report(Path(out_dir), f"int8-ranges-{arch}", report, markdown(report))))

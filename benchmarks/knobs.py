@@ -37,7 +37,6 @@ number of samples and are of the checkpoint shipped now.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -45,9 +44,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks.report import table_head, write_report
+from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
-from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE
 from runtime.core.scores import N_CLASSES, read_scores
@@ -133,7 +131,6 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
     from runtime.generator import Generator
     from training.config import get_config
     from training.evaluate import score_samples
-    machine = f"{platform.machine()}, {cpu_name()}"
     models = {}
     for name in names:
         entry = shipped.model_entry(name)
@@ -160,7 +157,7 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
             rows.append(row)
         models[name] = {"arch": entry["arch"], "checkpoint": entry["checkpoint"],
                         "weights": entry["weights"], "conditional": gen.conditional,
-                        "date": time.strftime("%Y-%m-%d"), "machine": machine,
+                        "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(),
                         "command": command, "repeats": repeats, "rows": rows}
     return models
 
