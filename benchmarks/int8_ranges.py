@@ -66,18 +66,19 @@ def _figures(scores: Scores) -> dict:
     return {k: getattr(scores, k) for k in keys}
 
 
-def _quality_cell(figures: dict) -> str:
+def _quality_cell(figures: dict, kind: str) -> str:
     """The figures a row keeps, a digit finer than elsewhere: the two calibrations differ by
     hundredths."""
-    if "energy_distance" in figures:
+    if kind == POINT:
         return figure("energy_distance", figures["energy_distance"])
     fd = figures["frechet_distance"]
     return f"{figures['classifier_score']:.3f} / {'n/a' if fd is None else f'{fd:.2f}'}"
 
 
 def markdown(r: dict) -> str:
-    quality = ("energy distance" if "energy_distance" in r["rows"][0]["keras"]
-               else "classifier score / Frechet distance")
+    from training.config import get_config
+    kind = get_config(r["arch"]).kind
+    quality = "energy distance" if kind == POINT else "classifier score / Frechet distance"
     lines = [f"# int8 activation ranges on `{r['arch']}`", "",
              f"Made by `{r['command']}` on {r['date']} ({r['machine']}).", "",
              "Differences from Keras as fractions of the output range, on the export's "
@@ -91,10 +92,10 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         for ranges in RANGES:
             m = row[ranges]
-            first = (f"{row['checkpoint']}, {row['weights']}", _quality_cell(row["keras"])) \
+            first = (f"{row['checkpoint']}, {row['weights']}", _quality_cell(row["keras"], kind)) \
                 if ranges == RANGES[0] else ("", "")
             lines.append(f"| {first[0]} | {first[1]} | {ranges} | {m['worst']:.3f} | "
-                         f"{m['p99_9']:.3f} | {m['mean']:.4f} | {_quality_cell(m)} |")
+                         f"{m['p99_9']:.3f} | {m['mean']:.4f} | {_quality_cell(m, kind)} |")
     return "\n".join(lines) + "\n"
 
 
