@@ -22,6 +22,7 @@ from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
 from runtime.core.samples import IMAGE
+from runtime.core.scores import without_histogram
 
 GOALS = [  # (key in the report's "goals", description, comparison, target)
     ("train_speedup_mlp-mnist", "train step vs article loop, mlp-mnist", ">=", 15.0),
@@ -154,7 +155,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
             samples = np.concatenate([s.run(z[i:i + 500]) for i in range(0, n, 500)])
             q = score_samples(cfg, samples)
             report["files"][p] = {"bytes": files[p].stat().st_size,
-                                  **{k: v for k, v in q.to_row().items() if k != "class_histogram"}}
+                                  **without_histogram(q.to_row())}
     report["machine"]["load_average_at_end"] = os.getloadavg()[0]
     report["goals"] = _goals(report)
     return _write(report, out_dir)

@@ -48,7 +48,7 @@ from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE
-from runtime.core.scores import N_CLASSES, read_scores
+from runtime.core.scores import N_CLASSES, read_scores, without_histogram
 
 KEEPS = (0.5, 0.25)
 # The project's int8 classifier gives probabilities in steps of 1/255 (254/255 at most), so no
@@ -148,7 +148,7 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
                 seconds.append(time.perf_counter() - start)
             scores = score_samples(cfg, samples).to_row()
             row = {"knob": knob, "samples_per_s": n / min(seconds),
-                   **{k: v for k, v in scores.items() if k != "class_histogram"}}
+                   **without_histogram(scores)}
             if entry["dataset"] == "mnist" and _judges_class(gen, knob):
                 images01 = (samples - lo) / (hi - lo)
                 if chosen is None:  # what --class on an unconditional model filters by
