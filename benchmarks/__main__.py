@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -225,4 +224,4 @@ def main(quick, arch, train_archs, run, out_dir, name):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -11,7 +11,6 @@ against the Keras generator's own. Writes benchmarks/results/int8-ranges-<arch>.
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -122,4 +121,4 @@ def main(run_dir, names, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -37,7 +37,6 @@ number of samples and are of the checkpoint shipped now.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -288,4 +287,4 @@ def main(names, n, repeats, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)
