@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
+from runtime.core.samples import IMAGE
+from runtime.core.scores import without_histogram
 
 GOALS = [  # (key in the report's "goals", description, comparison, target)
     ("train_speedup_mlp-mnist", "train step vs article loop, mlp-mnist", ">=", 15.0),
@@ -153,20 +154,21 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
             samples = np.concatenate([s.run(z[i:i + 500]) for i in range(0, n, 500)])
             q = score_samples(cfg, samples)
             report["files"][p] = {"bytes": files[p].stat().st_size,
-                                  **{k: v for k, v in q.to_row().items() if k != "class_histogram"}}
+                                  **without_histogram(q.to_row())}
     report["machine"]["load_average_at_end"] = os.getloadavg()[0]
     report["goals"] = _goals(report)
     return _write(report, out_dir)
 
 
 def _goals(r: dict) -> list[dict]:
+    from training.config import get_config
     values = {f"train_speedup_{t['arch']}": t["speedup"] for t in r["training"]}
     f, g, c = r["files"], r["generation"]["images_per_s"], r["cold_start"]
     values["int8_size_ratio"] = f["int8"]["bytes"] / f["fp32"]["bytes"]
     values["int8_speedup_b256"] = g["onnx_int8"][256] / g["onnx_fp32"][256]
     values["fp32_over_keras_b256"] = g["onnx_fp32"][256] / g["keras_call"][256]
     values["int8_over_keras_b256"] = g["onnx_int8"][256] / g["keras_call"][256]
-    if "classifier_score" in f["int8"]:  # an image generator
+    if get_config(r["arch"]).kind == IMAGE:  # a point generator has no classifier score
         values["int8_quality_delta"] = abs(f["int8"]["classifier_score"]
                                            - f["fp32"]["classifier_score"])
     values["ganrun_wall_s"] = c["ganrun"]["wall_s_median"]
@@ -222,4 +224,4 @@ def main(quick, arch, train_archs, run, out_dir, name):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -10,7 +10,6 @@ judged against its absence in every run). Writes benchmarks/results/ablation-<ar
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,4 +97,4 @@ def main(arch, epochs, eval_samples, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

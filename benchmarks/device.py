@@ -154,4 +154,4 @@ def main(models, quick, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

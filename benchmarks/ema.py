@@ -9,7 +9,6 @@ benchmarks/results/ema-<arch>.json and .md; EMA_DECAY in training/config.py cite
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -80,4 +79,4 @@ def main(arch, decays, eval_samples, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -12,9 +12,6 @@ of the worst label. Writes benchmarks/results/int8-layers-<arch>.json and .md.
 """
 from __future__ import annotations
 
-import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +19,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
-from runtime.core.cpu import cpu_name, has_avx512
-from runtime.core.files import write_text_atomic
 
 # (precision, folded, output layer in float); the export's own choice is the first of each.
 VARIANTS = (("int8", True, True), ("int8", True, False), ("int8", False, True),
@@ -80,19 +76,25 @@ def measure(run, checkpoint, log=print) -> list[dict]:
 
 
 def markdown(r: dict) -> str:
+    from export.validate import BATCHES, MAX_ABS, MEAN_ABS, TAIL
+    batches = f"{', '.join(map(str, BATCHES[:-1]))} and {BATCHES[-1]}"
+
+    def bounds(precision: str) -> str:
+        tail = "worst value" if TAIL[precision] == 1.0 else f"{TAIL[precision] * 100:g}th percentile"
+        return f"{precision} {tail} {MAX_ABS[precision]:g} and mean {MEAN_ABS[precision]:g}"
     lines = [f"# Rounding error of the int8 and fp16 files of `{r['arch']}`", "",
              f"Made by `{r['command']}` on {r['date']} ({r['machine']}); checkpoint "
              f"{r['checkpoint']} ({r['weights']} weights).", "",
              "Differences from Keras as fractions of the output range, on the export's "
-             "validation latents (batches of 1, 7 and 64); the worst label's mean on its 16 "
-             "latents per label. Bounds (export/validate.py): int8 99.9th percentile "
-             "0.5 and mean 0.02 (for the whole file and for every label); fp16 worst value "
-             "0.005 and mean 0.001. folded: batch normalisation folded into the layer before "
-             "it; float output layer: the last Conv or MatMul and what follows it computed in "
-             "float in the int8 file. The first row of each precision is what the export "
-             "makes. The int8 kernels are the CPU's, so the figures hold for this machine.", "",
-             "| precision | folded | float output layer | bytes | 99.9th pct | worst | mean "
-             "| worst label (mean) | within the bounds |", "|---|---|---|---|---|---|---|---|---|"]
+             f"validation latents (batches of {batches}); the worst label's mean on its 16 "
+             f"latents per label. Bounds (export/validate.py): {bounds('int8')} (for the whole "
+             f"file and for every label); {bounds('fp16')}. folded: batch normalisation folded "
+             "into the layer before it; float output layer: the last Conv or MatMul and what "
+             "follows it computed in float in the int8 file. The first row of each precision is "
+             "what the export makes. The int8 kernels are the CPU's, so the figures hold for "
+             "this machine.", "",
+             *table_head("precision", "folded", "float output layer", "bytes", "99.9th pct",
+                         "worst", "mean", "worst label (mean)", "within the bounds")]
     for row in r["rows"]:
         label = (f"{row['worst_label']} ({row['worst_label_mean']:.4f})"
                  if "worst_label" in row else "-")
@@ -117,17 +119,12 @@ def main(run_dir, name, out_dir):
     checkpoint = run.checkpoint(name)
     arch = run.gan_config().name
     rows = measure(run, checkpoint, log=lambda m: click.echo(m, err=True))
-    machine = (f"{platform.machine()}, {cpu_name()}, "
-               f"{'with' if has_avx512() else 'without'} AVX-512")
     report = {"arch": arch, "checkpoint": name, "weights": run.preferred_weights(name),
-              "date": time.strftime("%Y-%m-%d"), "machine": machine,
+              "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(avx512=True),
               "command": f"python -m benchmarks.int8_layers --run RUN_DIR --checkpoint {name}",
               "rows": rows}
-    out = Path(out_dir)
-    write_text_atomic(out / f"int8-layers-{arch}.json", json.dumps(report, indent=2) + "\n")
-    write_text_atomic(out / f"int8-layers-{arch}.md", markdown(report))
-    click.echo(str(out / f"int8-layers-{arch}.md"))
+    click.echo(str(write_report(Path(out_dir), f"int8-layers-{arch}", report, markdown(report))))
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

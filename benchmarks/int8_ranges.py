@@ -11,8 +11,6 @@ against the Keras generator's own. Writes benchmarks/results/int8-ranges-<arch>.
 """
 from __future__ import annotations
 
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +18,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks.report import table_head, write_report
+from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
-from runtime.core.cpu import cpu_name, has_avx512
 from runtime.core.samples import POINT
 from runtime.core.scores import Scores, figure
 
@@ -68,18 +65,19 @@ def _figures(scores: Scores) -> dict:
     return {k: getattr(scores, k) for k in keys}
 
 
-def _quality_cell(figures: dict) -> str:
+def _quality_cell(figures: dict, kind: str) -> str:
     """The figures a row keeps, a digit finer than elsewhere: the two calibrations differ by
     hundredths."""
-    if "energy_distance" in figures:
+    if kind == POINT:
         return figure("energy_distance", figures["energy_distance"])
     fd = figures["frechet_distance"]
     return f"{figures['classifier_score']:.3f} / {'n/a' if fd is None else f'{fd:.2f}'}"
 
 
 def markdown(r: dict) -> str:
-    quality = ("energy distance" if "energy_distance" in r["rows"][0]["keras"]
-               else "classifier score / Frechet distance")
+    from training.config import get_config
+    kind = get_config(r["arch"]).kind
+    quality = "energy distance" if kind == POINT else "classifier score / Frechet distance"
     lines = [f"# int8 activation ranges on `{r['arch']}`", "",
              f"Made by `{r['command']}` on {r['date']} ({r['machine']}).", "",
              "Differences from Keras as fractions of the output range, on the export's "
@@ -93,10 +91,10 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         for ranges in RANGES:
             m = row[ranges]
-            first = (f"{row['checkpoint']}, {row['weights']}", _quality_cell(row["keras"])) \
+            first = (f"{row['checkpoint']}, {row['weights']}", _quality_cell(row["keras"], kind)) \
                 if ranges == RANGES[0] else ("", "")
             lines.append(f"| {first[0]} | {first[1]} | {ranges} | {m['worst']:.3f} | "
-                         f"{m['p99_9']:.3f} | {m['mean']:.4f} | {_quality_cell(m)} |")
+                         f"{m['p99_9']:.3f} | {m['mean']:.4f} | {_quality_cell(m, kind)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,13 +114,11 @@ def main(run_dir, names, out_dir):
     arch = run.gan_config().name
     rows = [measure_checkpoint(run, c, log=lambda m: click.echo(m, err=True))
             for c in checkpoints]
-    machine = (f"{platform.machine()}, {cpu_name()}, "
-               f"{'with' if has_avx512() else 'without'} AVX-512")
-    report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": machine,
+    report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(avx512=True),
               "command": f"python -m benchmarks.int8_ranges --run RUN_DIR --checkpoints {names}",
               "rows": rows}
     click.echo(str(write_report(Path(out_dir), f"int8-ranges-{arch}", report, markdown(report))))
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -37,20 +37,17 @@ number of samples and are of the checkpoint shipped now.
 from __future__ import annotations
 
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from benchmarks.report import table_head, write_report
+from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
-from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE
-from runtime.core.scores import N_CLASSES, read_scores
+from runtime.core.scores import N_CLASSES, read_scores, without_histogram
 
 KEEPS = (0.5, 0.25)
 # The project's int8 classifier gives probabilities in steps of 1/255 (254/255 at most), so no
@@ -133,7 +130,6 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
     from runtime.generator import Generator
     from training.config import get_config
     from training.evaluate import score_samples
-    machine = f"{platform.machine()}, {cpu_name()}"
     models = {}
     for name in names:
         entry = shipped.model_entry(name)
@@ -151,7 +147,7 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
                 seconds.append(time.perf_counter() - start)
             scores = score_samples(cfg, samples).to_row()
             row = {"knob": knob, "samples_per_s": n / min(seconds),
-                   **{k: v for k, v in scores.items() if k != "class_histogram"}}
+                   **without_histogram(scores)}
             if entry["dataset"] == "mnist" and _judges_class(gen, knob):
                 images01 = (samples - lo) / (hi - lo)
                 if chosen is None:  # what --class on an unconditional model filters by
@@ -160,7 +156,7 @@ def measure(names: list[str], n: int, command: str, log=print, repeats: int = RE
             rows.append(row)
         models[name] = {"arch": entry["arch"], "checkpoint": entry["checkpoint"],
                         "weights": entry["weights"], "conditional": gen.conditional,
-                        "date": time.strftime("%Y-%m-%d"), "machine": machine,
+                        "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(),
                         "command": command, "repeats": repeats, "rows": rows}
     return models
 
@@ -291,4 +287,4 @@ def main(names, n, repeats, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

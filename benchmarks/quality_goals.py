@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import operator
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -201,4 +200,4 @@ def main(dcgan_run, out_dir):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

@@ -21,6 +21,17 @@ def machine_text(m: dict) -> str:
     return f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, Python {m['python']}"
 
 
+def cpu_text(avx512: bool = False) -> str:
+    """This machine's CPU in one phrase, for the reports measured on one CPU and kept as that
+    phrase (int8 files, knobs); with `avx512`, whether it has AVX-512, which the int8 kernels
+    use."""
+    import platform
+
+    from runtime.core.cpu import cpu_name, has_avx512
+    text = f"{platform.machine()}, {cpu_name()}"
+    return text + (f", {'with' if has_avx512() else 'without'} AVX-512" if avx512 else "")
+
+
 def table_head(*columns: str) -> list[str]:
     """A Markdown table's first two lines."""
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -320,4 +320,4 @@ def main(check, gallery):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

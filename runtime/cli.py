@@ -1,7 +1,6 @@
 """ganrun: generate samples from an exported generator (the embedded default or --model)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -269,7 +268,7 @@ def _choose(gen, dataset, class_spec, min_confidence, n, seed, batch):
 
 
 def entry() -> None:
-    run_cli(main, sys.argv[1:])
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import IMAGE
-from runtime.core.scores import RowScores
+from runtime.core.scores import RowScores, Scores
 from training import checkpoint as ckpt
 from training.acceleration import Acceleration
 from training.config import GANConfig, Schedule
@@ -176,7 +176,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
                              else ""))
         return row
 
-    def _score(self, generator) -> dict:
+    def _score(self, generator) -> Scores:
         return score_generated(sampler(generator, self.acceleration), self.cfg,
                                self.eval_samples, self.data_dir)
 

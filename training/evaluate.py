@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -151,4 +150,4 @@ def main(run_dir, names, onnx_file, n, write, data_dir):
             click.echo(f"best: {best['checkpoint']}")
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

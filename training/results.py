@@ -14,7 +14,6 @@ averaged generator ("averaged"), where the best-checkpoint rule prefers it.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -202,4 +201,4 @@ def main(run_dirs, plot_path, claim_only):
 
 
 if __name__ == "__main__":
-    run_cli(main, sys.argv[1:])
+    run_cli(main)

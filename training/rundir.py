@@ -27,7 +27,8 @@ from runtime.core.artifacts import (BEST_FILE, CHECKPOINT_STATE_FILE, CONFIG_FIL
                                      format_checkpoint, parse_checkpoint)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import check_writable_dir, write_text_atomic
-from runtime.core.scores import best_row, own_scores, read_scores, row_problem, weight_views
+from runtime.core.scores import (best_row, is_number, own_scores, read_scores, row_problem,
+                                 weight_views, without_histogram)
 from training.config import GANConfig
 
 RUNS_ROOT = Path("runs")
@@ -66,7 +67,7 @@ def _row_problem(row) -> str | None:
         return "not a JSON object"
     if not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
         return "no integer step"
-    if not _is_number(row.get("epoch")):
+    if not is_number(row.get("epoch")):
         return "no epoch"
     if not isinstance(row.get("checkpoint"), str):
         return "no checkpoint name"
@@ -89,13 +90,9 @@ def _config_problem(config: dict) -> str | None:
     if data is not None and not (isinstance(data, dict)
                                  and isinstance(data.get("dir"), (str, type(None)))):
         return "data is neither null nor an object with a dir"
-    if not (_is_number(config.get("ema")) and 0 <= config["ema"] < 1):
+    if not (is_number(config.get("ema")) and 0 <= config["ema"] < 1):
         return "no ema, a number in [0, 1)"
     return None
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def checkpoint_name(cfg: GANConfig, step: int, steps_per_epoch: int) -> str:
@@ -257,8 +254,7 @@ class RunDir:
             if row.get("checkpoint") == checkpoint:
                 for view in weight_views(row):
                     if view["weights"] == weights:
-                        return {k: v for k, v in own_scores(view).items()
-                                if k != "class_histogram"}
+                        return without_histogram(own_scores(view))
         return {}
 
     def preferred_weights(self, checkpoint: str) -> str:

@@ -16,13 +16,13 @@ from runtime.core.samples import IMAGE, POINT
 
 N_CLASSES = 10  # MNIST's digits, Fashion-MNIST's garments
 AVERAGED = "ema_"  # the averaged generator's scores in a row on disk
-WEIGHTS = ("raw", "ema")  # a row's generators by the name files give them: trained, averaged
 
 # How each figure reads for people, wherever it is shown.
 FORMATS = {"classifier_score": ".2f", "frechet_distance": ".1f", "kl_to_uniform": ".3f",
            "confident_share": ".1%", "class_accuracy": ".1%", "class_accuracy_min": ".1%",
            "energy_distance": ".4f", "mean_abs_error": ".4f", "share_in_domain": ".0%"}
-LISTS = ("class_histogram", "class_accuracy_per_class")  # per-class figures, not headline ones
+HISTOGRAM = "class_histogram"  # each class's share of the samples
+LISTS = (HISTOGRAM, "class_accuracy_per_class")  # per-class figures, not headline ones
 
 
 def figure(key: str, value) -> str:
@@ -122,7 +122,7 @@ class PointScores(_Fields):
 
     def format(self) -> str:
         return (f"energy {self.text('energy_distance')}  |y-x^2| {self.text('mean_abs_error')}  "
-                f"in domain {self.share_in_domain:.1%}  (n={self.n_samples})")
+                f"in domain {self.text('share_in_domain')}  (n={self.n_samples})")
 
     def headline(self) -> str:
         return f"energy distance {self.text('energy_distance')}"
@@ -156,10 +156,16 @@ def row_problem(row: dict) -> str | None:
             if prefix + marker not in row:
                 continue
             for key in (prefix + k for k in cls.REQUIRED):
-                if not (_is_number(row.get(key)) or key[len(prefix):] in cls.KEEP_NONE
+                if not (is_number(row.get(key)) or key[len(prefix):] in cls.KEEP_NONE
                         and key in row and row[key] is None):
                     return f"{key} is missing or not a number"
     return None
+
+
+def without_histogram(row: dict) -> dict:
+    """A row without the class histogram, which benchmark reports and a checkpoint's metrics
+    leave out (a conditional generator's per-class accuracy stays)."""
+    return {k: v for k, v in row.items() if k != HISTOGRAM}
 
 
 def own_scores(view: dict) -> dict:
@@ -167,7 +173,8 @@ def own_scores(view: dict) -> dict:
     return {k: v for k, v in view.items() if not k.startswith(AVERAGED)}
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A JSON number: an int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -186,10 +193,6 @@ class RowScores:
     def to_row(self) -> dict:
         averaged = {} if self.averaged is None else self.averaged.to_row()
         return {**self.trained.to_row(), **{AVERAGED + k: v for k, v in averaged.items()}}
-
-    def of(self, weights: str) -> Scores | None:
-        """The scores of the "raw" (trained) or "ema" (averaged) generator."""
-        return {"raw": self.trained, "ema": self.averaged}[weights]
 
     def format(self) -> str:
         """One line; with an averaged generator, both."""
