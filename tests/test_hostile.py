@@ -154,8 +154,9 @@ def test_a_model_with_non_finite_outputs_is_refused(tmp_path):
     ("metrics.jsonl", '[1, 2]\n', ["export.cli", "--best"], "line 1 is corrupt"),
     ("config.json", '{"arch": 5}', ["export.cli"], "does not name an arch"),
     ("config.json", '{"arch": "mlp-mnist"', ["training.results"], "config.json is corrupt"),
-    ("config.json", '{"arch": "biggan", "config": {}, "seed": 0, "schedule": {"total_steps": 4, '
-     '"eval_every_steps": 4}}', ["training.results"], "which this version does not know"),
+    ("config.json", '{"arch": "biggan", "config": {}, "seed": 0, "ema": 0.999, "schedule": '
+     '{"total_steps": 4, "eval_every_steps": 4}}', ["training.results"],
+     "which this version does not know"),
     ("checkpoints/step_000004/state.json", '{"step": "x"}', ["export.cli"], "state.json is corrupt"),
     ("checkpoints/step_000004/state.json", '{"step": null, "epoch": 1}', ["export.cli"],
      "state.json is corrupt"),
