@@ -597,3 +597,16 @@ def test_onnx_rewrite_folds_batch_normalisation_into_the_layers_before_it():
     assert np.max(np.abs(got - want)) <= 1e-5 * np.abs(want).max()
     unfolded = [n.op_type for n in rewrite(_dense_and_conv_graph(bn=True), fold=False).graph.node]
     assert unfolded.count("Mul") == 2
+
+
+def test_indexing_refuses_a_shipped_manifest_without_scores(tmp_path):
+    # ganrun --list and the default's choice read every model's scores from the index.
+    from export import ship
+    from runtime.core.errors import GanEdgeError
+    from runtime.shipped import MODELS_DIR
+    manifest = json.loads((MODELS_DIR / "cgan-mnist" / "manifest.json").read_text())
+    manifest["metrics"] = {"step": manifest["step"], "epoch": manifest["epoch"]}
+    (tmp_path / "cgan-mnist").mkdir()
+    (tmp_path / "cgan-mnist" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GanEdgeError, match="holds no scores"):
+        ship.build_index(tmp_path)
