@@ -216,7 +216,7 @@ def main(quick, arch, train_archs, run, out_dir, name):
             raise GanEdgeError(f"unknown architecture {a!r}; known: {', '.join(REGISTRY)}")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise GanEdgeError(f"--name {name!r} must be a plain file name (letters, digits, '.', "
-                           f"'_', '-'), e.g. vm-2026-12-02-intel")
+                           f"'_', '-'), e.g. headline-avx512-amx")
     report = run_benchmarks(arch, list(train_archs), run, quick, Path(out_dir),
                             log=lambda m: click.echo(m, err=True), name=name)
     for p in report["paths"]:

@@ -47,6 +47,36 @@ print(wall, usage.ru_maxrss / 1024)
 """
 
 
+# ganrun --n 25's steps on the shipped default, timed inside one process (what cli.main does,
+# step by step), to say where the time above the import floor goes.
+PHASES = ("import numpy and onnxruntime", "import click", "import ganrun's modules",
+          "import numpy.random (seeded latents)", "open the model (session, probe run)",
+          "generate 25 and write the PNG")
+_PHASES_SCRIPT = """
+import json, sys, time
+t = [time.perf_counter()]
+import numpy, onnxruntime
+t.append(time.perf_counter())
+import click
+t.append(time.perf_counter())
+import runtime.cli
+from pathlib import Path
+from runtime import shipped
+from runtime.generator import Generator, choose_device
+from runtime.render import render
+t.append(time.perf_counter())
+import numpy.random
+t.append(time.perf_counter())
+device = choose_device("auto")
+gen = Generator.from_file(shipped.model_file(shipped.model_entry(None), "auto", device.gpu),
+                          device=device)
+t.append(time.perf_counter())
+render(gen, 25, 0, 256, Path(sys.argv[1]), "PNG", None, None, asked=gen.labels_for(25, 0))
+t.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(t, t[1:])]))
+"""
+
+
 def run_once(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one run of `cmd` (Linux reports ru_maxrss in KiB)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -56,6 +86,14 @@ def run_once(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
         raise RuntimeError(f"{cmd[:3]} failed: {result.stderr[-500:]}")
     wall, rss = result.stdout.split()
     return float(wall), float(rss)
+
+
+def _phases(python: Path, cwd: Path) -> list[float]:
+    """Seconds of each of PHASES in one fresh process."""
+    import json
+    done = subprocess.run([str(python), "-c", _PHASES_SCRIPT, "phases.png"], cwd=cwd,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def summarize(runs: list[tuple[float, float]]) -> dict:
@@ -115,10 +153,13 @@ def measure(onnx_model: Path, keras_model: Path, out_dir: Path, repeats: int,
                                    "--out", "default.png"],
                 "import_floor": [str(bin_dir / "python"), "-c", "import numpy, onnxruntime"]}
     samples = {name: [] for name in commands}
+    phases = []
     for _ in range(repeats):
         for name, cmd in commands.items():
             samples[name].append(run_once(cmd, cwd=elsewhere))
+        phases.append(_phases(bin_dir / "python", elsewhere))
     out = {name: summarize(runs) for name, runs in samples.items()}
+    out["ganrun_default_phases_s"] = dict(zip(PHASES, np.median(phases, axis=0).tolist()))
     out["speedup_wall"] = out["keras_script"]["wall_s_median"] / out["ganrun"]["wall_s_median"]
     out["default_over_floor"] = (out["ganrun_default"]["wall_s_median"]
                                  / out["import_floor"]["wall_s_median"])

@@ -79,6 +79,15 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | {x['wall_s_median']:.2f} s ({x['wall_s_min']:.2f}-"
                      f"{x['wall_s_max']:.2f}) | {x['peak_rss_mb_median']:.0f} MB "
                      f"({x['peak_rss_mb_min']:.0f}-{x['peak_rss_mb_max']:.0f}) |")
+    if "ganrun_default_phases_s" in c:  # reports before it lack it
+        phases = c["ganrun_default_phases_s"]
+        lines += ["", "Where `ganrun --n 25` (shipped default) spends its time: each step timed "
+                  "inside one process, medians. The whole process also starts the interpreter "
+                  "and exits, as the import floor's does.", "",
+                  *table_head("step", "median")]
+        lines += [f"| {step} | {s * 1e3:.1f} ms |" for step, s in phases.items()]
+        lines.append(f"| all steps after the import floor's | "
+                     f"{sum(list(phases.values())[1:]) * 1e3:.1f} ms |")
     lines += ["", "## Files: size and quality per precision", ""]
     files = r["files"]
     keys = [k for k in ("classifier_score", "frechet_distance", "classes_covered",

@@ -82,11 +82,12 @@ def _real(cfg):
 
 
 def measure(arch: str, steps: int, rounds: int = 3) -> dict:
-    """Seconds per step for both loops, medians over alternating rounds of `steps` steps."""
+    """Seconds per step for both loops, medians over alternating rounds of `steps` steps; the
+    project's step as training.run would run it on this machine (Acceleration.decide)."""
     from training.config import get_config
     cfg = get_config(arch)
     x_real = _real(cfg)
-    med = _alternate({"project": _project_step(cfg, x_real),
+    med = _alternate({"project": _project_step(cfg, x_real, Acceleration.decide(cfg)),
                       "article": _article_step(cfg, x_real)}, steps, rounds)
     return {"arch": arch, "steps_per_round": steps, "rounds": rounds,
             "project_s_per_step": med["project"], "article_s_per_step": med["article"],

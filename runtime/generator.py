@@ -5,8 +5,8 @@ file's metadata_props, written by ganexport; nothing is guessed from the graph.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,8 +20,8 @@ MAX_LATENT_DIM = 65_536          # far above any GAN here; keeps latent batches 
 MAX_SAMPLE_VALUES = 16_777_216   # values in one sample (a 4096 x 4096 image)
 
 
-@dataclass(frozen=True)
-class ModelInfo:
+# NamedTuples, not dataclasses: defining a dataclass costs ganrun's start-up about a millisecond.
+class ModelInfo(NamedTuple):
     arch: str
     latent_dim: int
     sample_shape: tuple[int, ...]
@@ -79,8 +79,7 @@ def _class_names(meta: dict) -> tuple[str, ...]:
     return tuple(names)
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     providers: tuple[str, ...]  # onnxruntime execution providers, in order of preference
     gpu: bool
     note: str                   # one line for the user: what was chosen, and why

@@ -79,6 +79,27 @@ def test_a_named_report_takes_its_name_and_a_bad_name_is_an_error(tmp_path):
     assert_one_line_error(result, "--name '../elsewhere' must be a plain file name")
 
 
+def test_train_step_times_the_projects_step_as_training_runs_it_and_the_articles_loop():
+    """The real measurement, one step a round: both loops build and step on this machine."""
+    from benchmarks import train_step
+    measured = train_step.measure("gan-1d", steps=1, rounds=1)
+    assert measured["project_s_per_step"] > 0 and measured["article_s_per_step"] > 0
+    assert measured["speedup"] == measured["article_s_per_step"] / measured["project_s_per_step"]
+
+
+def test_start_up_phases_time_each_step_of_ganrun_in_a_fresh_process(tmp_path):
+    """Where ganrun's start-up goes, as the report tells it: every step timed, and the grid
+    that the timed steps wrote is the one ganrun itself writes."""
+    import sys
+
+    from benchmarks import cold_start
+    from conftest import cli
+    seconds = cold_start._phases(Path(sys.executable), tmp_path)
+    assert len(seconds) == len(cold_start.PHASES) and all(s > 0 for s in seconds)
+    assert cli("runtime.cli", "--n", "25", "--out", str(tmp_path / "ganrun.png")).returncode == 0
+    assert (tmp_path / "phases.png").read_bytes() == (tmp_path / "ganrun.png").read_bytes()
+
+
 def test_unknown_arch_is_an_error():
     result = run_cli("-m", "benchmarks", "--arch", "nope")
     assert result.returncode == 2 and result.stderr.strip().startswith("error: unknown architecture")
