@@ -31,11 +31,15 @@ demo: setup
 	$(BIN)/ganrun --model $(RUN)/export/generator.int8.onnx --n 100 --cols 10 --class all --seed 0 --out grid.png
 	@echo "wrote grid.png"
 
+# Test files run in parallel, one worker per core (at most 4: each holds its own TensorFlow and
+# its own session fixtures), a file's tests on one worker so they share what they build.
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs $(PARALLEL)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -rs -m "not slow and not browser and not network"
+	$(BIN)/python -m pytest -q -rs $(PARALLEL) -m "not slow and not browser and not network"
 
 # The device wheel, gan-edge-runtime: runtime/ and its shipped models alone (docs/device.md).
 wheel: setup
