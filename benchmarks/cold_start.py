@@ -92,7 +92,9 @@ def _phases(python: Path, cwd: Path) -> list[float]:
     """Seconds of each of PHASES in one fresh process."""
     import json
     done = subprocess.run([str(python), "-c", _PHASES_SCRIPT, "phases.png"], cwd=cwd,
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the start-up steps failed: {done.stderr[-500:]}")
     return json.loads(done.stdout)
 
 

