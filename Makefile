@@ -13,7 +13,7 @@ ARCH ?= cgan-mnist
 DEMO_EPOCHS ?= 2
 RUN ?= runs/demo-$(ARCH)
 
-.PHONY: demo test test-fast setup wheel web-screenshot gallery
+.PHONY: demo test test-fast setup test-tools wheel web-screenshot gallery
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,7 +35,25 @@ demo: setup
 # its own session fixtures), a file's tests on one worker so they share what they build.
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
 
-test: setup
+# The browser tests drive Debian's Chromium through node; npm also fetches onnxruntime-web and,
+# on a fresh machine, the real MNIST. Installed where missing and the machine allows it (root,
+# apt-get); elsewhere the browser tests skip with a line naming this target.
+TEST_TOOLS := chromium npm
+
+test-tools:
+	@for tool in $(TEST_TOOLS); do \
+	  command -v $$tool >/dev/null && continue; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$tool with apt-get (the browser tests need it)"; \
+	    apt-get install -y -q $$tool >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$tool >/dev/null 2>&1; } || \
+	      echo "note: apt-get could not install $$tool; the tests that need it will say so"; \
+	  else \
+	    echo "note: $$tool is missing and only root can install it: sudo make test-tools"; \
+	  fi; \
+	done
+
+test: setup test-tools
 	$(BIN)/python -m pytest -q -rs $(PARALLEL)
 
 test-fast: setup
