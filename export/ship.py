@@ -27,7 +27,7 @@ from runtime.core.errors import GanEdgeError
 from runtime.core.files import write_text_atomic
 from runtime.core.precision import parse_precisions
 from runtime.core.samples import POINT
-from runtime.core.scores import read_scores
+from runtime.core.scores import best_of, read_scores
 from runtime.shipped import MODELS_DIR
 
 # 16 MB: the articles' five and gan-edge's two conditional systems (`export.ship --reindex`
@@ -57,16 +57,14 @@ def build_index(folder: Path) -> tuple[dict, int]:
             "discriminator": f"{manifest_file.parent.name}/{m['discriminator']['file']}",
             "conditional": cfg.conditional}
     mnist = {name: m for name, m in models.items() if m["dataset"] == "mnist"}
-    default, best = None, None
-    for name, m in mnist.items():
-        scores = read_scores(m["scores"])
-        if scores is not None and scores.better_than(best):
-            default, best = name, scores
-    if default is None:
+    scored = [(name, scores) for name, m in mnist.items()
+              if (scores := read_scores(m["scores"])) is not None]
+    pick = best_of([scores for _, scores in scored])
+    if pick is None:
         raise GanEdgeError(f"no scored MNIST generator in {folder}; ship one first")
     total = sum(_onnx_bytes(folder / name) for name in models)
     _check_budget(total, "")
-    return {"default": default, "models": models}, total
+    return {"default": scored[pick][0], "models": models}, total
 
 
 def _onnx_bytes(folder: Path) -> int:

@@ -3,9 +3,10 @@ it, and PNG charts, checked on a small hand-made set of measurements (no timing 
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli, run_cli
 
 
 def _measurements() -> dict:
@@ -258,3 +259,22 @@ def test_int8_ranges_names_a_missing_checkpoint_before_measuring(tiny_runs, tmp_
                      "--checkpoints", "epoch_999", "--out", str(tmp_path))
     assert_one_line_error(result, "has no complete checkpoint epoch_999")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_score_noise_scores_each_shipped_image_model_on_several_latent_sets(tmp_path):
+    """The margin's report: every shipped image model, each set of latents scored apart (the
+    sets differ, so the scores do), and the margin it states is the rule's own."""
+    from runtime import shipped
+    from runtime.core.scores import SCORE_MARGIN
+    result = cli("benchmarks.score_noise", "--seeds", "2", "--samples", "200",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "score-noise.json").read_text())
+    images = {n for n, e in shipped.load_index()["models"].items() if e["arch"] != "gan-1d"}
+    assert set(report["models"]) == images
+    for figures in report["models"].values():
+        scores = figures["classifier_score"]["values"]
+        assert len(scores) == 2 and scores[0] != scores[1] and figures["classifier_score"]["std"] > 0
+    assert report["margin"] == SCORE_MARGIN
+    assert (tmp_path / "score-noise.md").read_text().startswith("# ")

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from runtime.core.scores import read_scores
+from runtime.core.scores import best_row
 from training.quality import (class_accuracy, class_coverage, classifier_score, confident_share,
                               energy_distance, frechet_distance, function_metrics)
 
@@ -77,19 +77,32 @@ def _row(step, score, covered, fd):
             "frechet_distance": fd, "kl_to_uniform": 0.0, "n_samples": 1000}
 
 
-def test_best_rule_prefers_full_coverage_then_score_then_frechet(tmp_path):
+def test_best_rule_takes_the_lowest_frechet_among_scores_near_the_best(tmp_path):
+    from runtime.core.scores import SCORE_MARGIN
     from training.rundir import RunDir
     run = RunDir(tmp_path)
+    near, far = 8.7 - SCORE_MARGIN / 2, 8.7 - 2 * SCORE_MARGIN
     rows = [_row(1, 9.5, 9, 10.0),   # highest score but a class missing
-            _row(2, 8.0, 10, 20.0),
-            _row(3, 8.7, 10, 30.0),  # best: full coverage, highest score
-            _row(4, 8.7, 10, 40.0),  # tie on score, worse Frechet
-            _row(5, 3.0, 10, 5.0)]
+            _row(2, far, 10, 5.0),   # lowest distance, but its score is clearly worse
+            _row(3, 8.7, 10, 30.0),  # the highest score of those with every class
+            _row(4, near, 10, 20.0),  # best: as good a score, within noise, and closer
+            _row(5, near, 10, 20.0),  # a tie with the earlier one
+            _row(6, 8.7, 10, 40.0)]
     run.write_metrics(rows)
     best = run.write_best(run.read_metrics())
-    assert best["checkpoint"] == "epoch_003"
-    assert json.loads((tmp_path / "best.json").read_text())["step"] == 3
-    assert read_scores(_row(6, 8.7, 10, 1.0)).better_than(read_scores(best))
+    assert best["checkpoint"] == "epoch_004"
+    assert json.loads((tmp_path / "best.json").read_text())["step"] == 4
+    # Without a class missing anywhere, coverage decides nothing; with every class missing
+    # somewhere, the rule still ranks by score and distance.
+    assert best_row(rows[1:])["checkpoint"] == "epoch_004"
+    assert best_row([_row(1, 9.5, 9, 10.0), _row(2, 9.48, 9, 8.0)])["checkpoint"] == "epoch_002"
+
+
+def test_best_rule_picks_between_trained_and_averaged_generator_alike():
+    row = {**_row(1, 8.7, 10, 30.0), "ema_classifier_score": 8.69, "ema_frechet_distance": 10.0,
+           "ema_classes_covered": 10, "ema_kl_to_uniform": 0.0, "ema_n_samples": 1000}
+    assert best_row([row])["weights"] == "ema"
+    assert best_row([{**row, "ema_frechet_distance": 31.0}])["weights"] == "raw"
 
 
 @pytest.mark.network
@@ -148,9 +161,9 @@ def test_without_a_test_split_the_frechet_distance_is_left_out_and_ranks_nothing
     probs = one_hot(np.arange(100) % 10)
     m = image_metrics(probs, np.zeros((100, 4)), None)
     assert m["frechet_distance"] is None and m["classifier_score"] == pytest.approx(10)
-    # A score tie without distances keeps the earlier checkpoint; a higher score still wins.
-    assert not read_scores(_row(2, 8.7, 10, None)).better_than(read_scores(_row(1, 8.7, 10, None)))
-    assert read_scores(_row(2, 8.8, 10, None)).better_than(read_scores(_row(1, 8.7, 10, None)))
+    # Without distances the highest score wins, and a tie keeps the earlier checkpoint.
+    assert best_row([_row(1, 8.7, 10, None), _row(2, 8.7, 10, None)])["step"] == 1
+    assert best_row([_row(1, 8.7, 10, None), _row(2, 8.72, 10, None)])["step"] == 2
 
 
 def test_results_claim_sets_the_articles_pick_beside_windows_of_epochs(tiny_runs, tmp_path):
