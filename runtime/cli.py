@@ -9,7 +9,7 @@ from runtime.core.artifacts import LABELS_FILE, is_out_dir_file, sample_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
-from runtime.core.samples import POINT
+from runtime.core.samples import POINT, kind_of
 
 MAX_N = 100_000
 MAX_WALK_N = 400     # tiles per animated frame
@@ -30,14 +30,18 @@ def _earlier_samples(out_dir: Path) -> list[Path]:
 
 
 MAX_SIDE = 65_500          # pixels per side: JPEG's limit, the smallest of the usual formats
-MAX_PIXELS = 1 << 28       # a grid of 256 M pixels is already far more than anyone looks at
+MAX_PIXELS = 1 << 28       # a gray grid of 256 M pixels is already far more than anyone looks at;
+#                            a colour grid gets a third of them (the same bytes)
+MAX_WALK_BYTES = 1 << 30   # a walk's frames, held until the GIF is written (a byte per pixel)
 
 
-def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) -> str:
+def _check_out(out: Path, sample_shape: tuple[int, ...], walk: int | None,
+               out_dir: str | None) -> str:
     """The output format for `out`, or a one-line error before any work is done."""
     from runtime.core.files import check_target
     from runtime.core.images import pillow_format
     check_target(out)
+    is_1d = kind_of(sample_shape) == POINT
     if out_dir is not None and out.resolve().parent == Path(out_dir).resolve() and \
             is_out_dir_file(out.name):
         raise GanEdgeError(f"--out {out} would be overwritten by --out-dir's own files "
@@ -57,7 +61,8 @@ def _check_out(out: Path, is_1d: bool, walk: int | None, out_dir: str | None) ->
         fmt = "CSV"
     else:
         fmt = pillow_format(suffix)
-        if fmt is None or not _can_write(fmt, "RGB" if is_1d else "L"):
+        mode = "RGB" if is_1d or sample_shape[-1] == 3 else "L"  # a scatter is drawn in colour
+        if fmt is None or not _can_write(fmt, mode):
             raise GanEdgeError(f"cannot write {suffix or 'files without an extension'}"
                                f"{' images' if fmt else ''}; use .png (or another Pillow format"
                                f"{', or .csv' if is_1d else ''})")
@@ -81,18 +86,32 @@ def _can_write(fmt: str, mode: str) -> bool:
         return False
 
 
-def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) -> None:
-    """Refuse a grid that no image format can hold, or too large to allocate, up front."""
+def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...],
+                     walk: int | None) -> None:
+    """Refuse a grid that no image format can hold, too large to allocate, or a walk whose
+    frames are, up front. The bounds are in pixels and bytes, so larger tiles allow fewer."""
     import math
-    if len(sample_shape) < 2:
+
+    from runtime.core.images import pixel_shape, view_scale
+    if kind_of(sample_shape) == POINT:
         return
+    shape = pixel_shape(sample_shape)
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    height, width = rows * (sample_shape[0] + 2) + 2, cols * (sample_shape[1] + 2) + 2
-    if max(height, width) > MAX_SIDE or height * width > MAX_PIXELS:
-        raise GanEdgeError(f"a grid of {n} samples in {cols} columns is {width} x {height} pixels, "
-                           f"above {MAX_SIDE:,} per side or {MAX_PIXELS:,} in all; choose --cols "
-                           f"nearer the square root of --n, or fewer samples")
+    height, width = rows * (shape[0] + 2) + 2, cols * (shape[1] + 2) + 2
+    tiles = f"{n} samples of {shape[1]} x {shape[0]}"
+    most = MAX_PIXELS // (3 if len(shape) == 3 else 1)
+    if max(height, width) > MAX_SIDE or height * width > most:
+        raise GanEdgeError(f"a grid of {tiles} in {cols} columns is {width} x {height} pixels, "
+                           f"above {MAX_SIDE:,} per side or {most:,} in all; choose --cols "
+                           f"nearer the square root of --n, or fewer samples (--n)")
+    if walk is not None:
+        from runtime.walk import FRAMES_PER_STEP
+        frame = height * width * view_scale(width) ** 2
+        if walk * FRAMES_PER_STEP * frame > MAX_WALK_BYTES:
+            raise GanEdgeError(f"a walk of {tiles} through {walk} latents is {walk * FRAMES_PER_STEP} "
+                               f"frames of {width} x {height} pixels, above {MAX_WALK_BYTES >> 20:,} "
+                               f"MB in all; choose fewer samples (--n) or latents (--walk)")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -183,8 +202,8 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     choosing = min_confidence is not None or (class_spec is not None and not gen.conditional)
     _check_choice(choosing, class_spec, keep, walk, n)
     out = Path(out)
-    fmt = _check_out(out, gen.info.kind == POINT, walk, out_dir)
-    _check_grid_size(n, cols, gen.info.sample_shape)
+    fmt = _check_out(out, gen.info.sample_shape, walk, out_dir)
+    _check_grid_size(n, cols, gen.info.sample_shape, walk)
     classes = None
     if gen.conditional and class_spec is not None:
         from runtime.classify import parse_classes

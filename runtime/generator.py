@@ -11,7 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from runtime.core.errors import GanEdgeError
-from runtime.core.samples import kind_of
+from runtime.core.images import CHANNELS
+from runtime.core.samples import IMAGE, kind_of
 from runtime.session import CPU, open_session
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
@@ -176,6 +177,9 @@ class Generator:
             raise GanEdgeError(f"{path} does not have the generator interface (input z "
                                f"[N, {info.latent_dim}]{label}, output sample); re-export it "
                                f"with ganexport")
+        if info.kind == IMAGE and (len(info.sample_shape) != 3 or info.sample_shape[2] not in CHANNELS):
+            raise GanEdgeError(f"{path} declares samples of shape {info.sample_shape}, but images are "
+                               f"[H, W, 1] (grayscale) or [H, W, 3] (RGB); re-export it with ganexport")
         gen = cls(session, info, path, device)
         gen._probe()
         return gen

@@ -7,7 +7,7 @@ import numpy as np
 
 from runtime.core.artifacts import LABELS_FILE, sample_file
 from runtime.core.files import atomic_path
-from runtime.core.images import GridCanvas, save_png, to_uint8
+from runtime.core.images import GridCanvas, pixel_shape, save_png, to_uint8, view_scale
 from runtime.core.samples import POINT
 
 
@@ -23,7 +23,7 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
     if gen.info.kind == POINT:
         points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)
-    canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)
+    canvas = GridCanvas(n, pixel_shape(gen.info.sample_shape), cols=cols)
     i = 0
     for samples in batches:
         for tile in to_uint8(samples, gen.info.output_range):
@@ -42,8 +42,7 @@ def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | 
                 for i, (name, conf) in enumerate(zip(names, confidences)))
         with atomic_path(out_dir / LABELS_FILE) as tmp:
             tmp.write_text(header + "".join(rows))
-    scale = max(1, min(4, 512 // canvas.pixels.shape[1]))  # small grids are enlarged for viewing
-    save_png(canvas.pixels, out, scale=scale, fmt=fmt)
+    save_png(canvas.pixels, out, scale=view_scale(canvas.pixels.shape[1]), fmt=fmt)
 
 
 def _save_csv(points: np.ndarray, out: Path) -> None:

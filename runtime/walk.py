@@ -8,10 +8,11 @@ import numpy as np
 from PIL import Image
 
 from runtime.core.files import atomic_path
-from runtime.core.images import GridCanvas, to_uint8
+from runtime.core.images import GridCanvas, pixel_shape, to_uint8, view_scale
 
 FRAMES_PER_STEP = 12   # frames between two consecutive latents
 FRAME_MS = 80          # display time of one frame
+PALETTE_PIXELS = 1 << 18  # pixels that a colour walk's palette is chosen from
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -39,20 +40,42 @@ def render_walk(gen, n: int, k: int, seed: int, out: Path, cols: int | None,
                 labels: np.ndarray | None = None) -> int:
     """Write the walk of an n-tile grid through k latents per tile to `out` (GIF); return the
     number of frames. `labels`: each tile's class, fixed while its latent moves (conditional
-    generators)."""
-    frames = []
-    for z in walk_latents(n, gen.info.latent_dim, k, seed):  # one onnxruntime call per frame
-        canvas = GridCanvas(n, *gen.info.sample_shape[:2], cols=cols)
+    generators). Gray frames are written as they are; colour frames share one palette (see
+    color_palette), since a GIF frame holds at most 256 colours."""
+    shape = pixel_shape(gen.info.sample_shape)
+
+    def frame(z: np.ndarray) -> np.ndarray:  # one onnxruntime call per frame
+        canvas = GridCanvas(n, shape, cols=cols)
         for i, tile in enumerate(to_uint8(gen.run(z, labels), gen.info.output_range)):
             canvas.put(i, tile)
-        frames.append(_enlarged(canvas.pixels))
+        return canvas.pixels
+
+    latents = walk_latents(n, gen.info.latent_dim, k, seed)
+    palette = None if len(shape) == 2 else color_palette(
+        [frame(z) for z in latents[::FRAMES_PER_STEP]])
+    frames = [_enlarged(_indexed(frame(z), palette)) for z in latents]
     with atomic_path(out) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                        duration=FRAME_MS, loop=0)
     return len(frames)
 
 
-def _enlarged(pixels: np.ndarray) -> Image.Image:
+def color_palette(keys: list[np.ndarray]) -> Image.Image:
+    """One adaptive palette of 256 colours for a whole colour walk, by median cut over its key
+    frames (the grids at the k latents every tile passes through; at most PALETTE_PIXELS of
+    their pixels, evenly spaced). Every frame is mapped to it without dithering: one palette
+    keeps a colour from flickering between frames, as per-frame palettes and dither noise do."""
+    total = sum(key.size // 3 for key in keys)
+    step = -(-total // PALETTE_PIXELS)  # ceil
+    pixels = np.concatenate([key.reshape(-1, 3)[::step] for key in keys])
+    return Image.fromarray(pixels[None]).quantize(256, method=Image.Quantize.MEDIANCUT)
+
+
+def _indexed(pixels: np.ndarray, palette: Image.Image | None) -> Image.Image:
     img = Image.fromarray(pixels)
-    scale = max(1, min(4, 512 // pixels.shape[1]))  # as ganrun's still grids
+    return img if palette is None else img.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
+def _enlarged(img: Image.Image) -> Image.Image:
+    scale = view_scale(img.width)  # as ganrun's still grids
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)

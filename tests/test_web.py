@@ -99,11 +99,13 @@ def serve():
 
 
 def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None = None,
-              labels: np.ndarray | None = None, picks: list[str] | None = None) -> dict:
+              labels: np.ndarray | None = None, picks: list[str] | None = None,
+              canvas: bool = False) -> dict:
     """page.mjs's report on the page at `url`; with `latents` (and `labels`), the samples the
-    page's test hook gives for them; with `picks`, what the page drew for each picker choice."""
+    page's test hook gives for them; with `picks`, what the page drew for each picker choice;
+    with `canvas`, what it drew on clicking generate, in colour."""
     args = ["node", "page.mjs", url]
-    request = {}
+    request = {"canvas": True} if canvas else {}
     if latents is not None:
         request.update(latents=latents.ravel().tolist(), n=len(latents))
     if labels is not None:

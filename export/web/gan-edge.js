@@ -40,7 +40,9 @@ function describe(model) {
   const shape = meta['gan.sample_shape'].split(',').map(Number);
   const range = meta['gan.output_range'].split(',').map(Number);
   const latent = Number(meta['gan.latent_dim']);
-  if (shape.length !== 3 || !(latent > 0) || range.length !== 2 || !(range[1] > range[0])) {
+  // Images are [H, W, C], C = 1 (grayscale) or 3 (RGB), as ganrun draws them.
+  if (shape.length !== 3 || ![1, 3].includes(shape[2]) || !(latent > 0) || range.length !== 2 ||
+      !(range[1] > range[0])) {
     throw new Error('model.json describes no image generator this page can draw');
   }
   return { arch: meta['gan.arch'], dataset: meta['gan.dataset'] || 'unknown data set',
@@ -121,26 +123,29 @@ function slerp(a, b, t, dim) {
   return out;
 }
 
+// The tiles of samples [n, h, w, c] (NHWC, in the model's range) on the canvas, in rows of
+// cols with pad pixels between them, as ganrun's grids: a gray sample's level in all three
+// channels, a colour sample's channels as they are.
 function draw(samples, n, info) {
-  const [h, w] = info.shape, pad = 2, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+  const [h, w, c] = info.shape, pad = 2, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
   const canvas = $('grid');
   const width = cols * (w + pad) + pad, height = rows * (h + pad) + pad;
   const scale = Math.max(1, Math.min(4, Math.floor(512 / width)));
   canvas.width = width; canvas.height = height;
-  canvas.style.width = `${width * scale}px`; canvas.style.height = `${height * scale}px`;
+  // The height follows the width, so a grid wider than the page shrinks without distortion.
+  canvas.style.width = `${width * scale}px`; canvas.style.height = 'auto';
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(width, height);
   image.data.fill(0);
   for (let p = 3; p < image.data.length; p += 4) image.data[p] = 255;
   const [lo, hi] = info.range;
+  const level = (v) => Math.min(255, Math.max(0, Math.round((v - lo) * 255 / (hi - lo))));
   for (let i = 0; i < n; i++) {
     const top = pad + Math.floor(i / cols) * (h + pad), left = pad + (i % cols) * (w + pad);
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        const v = samples[i * h * w + y * w + x];
-        const g = Math.min(255, Math.max(0, Math.round((v - lo) * 255 / (hi - lo))));
-        const at = ((top + y) * width + left + x) * 4;
-        image.data[at] = image.data[at + 1] = image.data[at + 2] = g;
+        const from = ((i * h + y) * w + x) * c, at = ((top + y) * width + left + x) * 4;
+        for (let k = 0; k < 3; k++) image.data[at + k] = level(samples[from + (c === 3 ? k : 0)]);
       }
     }
   }
@@ -252,8 +257,10 @@ async function main() {
   $('generate').disabled = $('walk').disabled = false;
 
   const provider = backend.ep === 'webgpu' ? 'WebGPU' : 'WebAssembly';
-  $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}, epoch ${info.epoch}` +
-    `${info.weights === 'ema' ? ', averaged' : ''}), ${backend.precision} on ${provider}`;
+  const [h, w, c] = info.shape;
+  $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}` +
+    `${info.epoch === undefined ? '' : `, epoch ${info.epoch}`}${info.weights === 'ema' ? ', averaged' : ''}; ` +
+    `${w} x ${h} ${c === 3 ? 'RGB' : 'grayscale'}), ${backend.precision} on ${provider}`;
   lastDraw = generate();
   await lastDraw;
   return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,

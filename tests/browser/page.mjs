@@ -1,8 +1,10 @@
 // Open a gan-edge page in headless Chromium and report, as one JSON line, what the page did:
 // its console errors, the backend it chose (or its error), its tiles, its class picker's
 // choices, and, as a JSON file asks: the samples for its latents (and labels), and for each
-// class it names, what the page drew once that class is picked and generate is clicked.
-// Usage: node page.mjs URL [REQUEST.json], REQUEST {latents, n, labels?, picks?: [option text]}
+// class it names, what the page drew once that class is picked and generate is clicked, and
+// with `canvas`, what it drew once generate is clicked, in full colour.
+// Usage: node page.mjs URL [REQUEST.json],
+//        REQUEST {latents, n, labels?, picks?: [option text], canvas?: true}
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -50,21 +52,30 @@ try {
     report.samples = await page.evaluate(async ([z, k, labels]) => (await window.ganEdge).run(z, k, labels),
                                          [request.latents, request.n, request.labels]);
   }
+  // the inputs of the grid now on the canvas, its pixels (rgb: three levels a pixel; grey: the
+  // first of them), the status line and the error shown, if any
+  const drawnNow = (colour) => page.evaluate(async (colour) => {
+    const drawn = await (await window.ganEdge).drawn();
+    const canvas = document.getElementById('grid');
+    const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const levels = colour ? rgba.filter((_, i) => i % 4 !== 3) : rgba.filter((_, i) => i % 4 === 0);
+    return { ...drawn, width: canvas.width, height: canvas.height,
+             [colour ? 'rgb' : 'grey']: Array.from(levels),
+             styleWidth: canvas.getBoundingClientRect().width,
+             styleHeight: canvas.getBoundingClientRect().height,
+             status: document.getElementById('status').textContent,
+             error: document.getElementById('error').hidden ? null
+               : document.getElementById('error').textContent };
+  }, colour);
   report.picks = [];
   for (const option of (report.error ? [] : request.picks || [])) {
     await page.selectOption('#class', { label: option });
     await page.click('#generate');
-    // the inputs of the grid now on the canvas, the canvas's grey levels, and the status line
-    report.picks.push(await page.evaluate(async () => {
-      const drawn = await (await window.ganEdge).drawn();
-      const canvas = document.getElementById('grid');
-      const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      return { ...drawn, width: canvas.width, height: canvas.height,
-               grey: Array.from({ length: rgba.length / 4 }, (_, i) => rgba[4 * i]),
-               status: document.getElementById('status').textContent,
-               error: document.getElementById('error').hidden ? null
-                 : document.getElementById('error').textContent };
-    }));
+    report.picks.push(await drawnNow(false));
+  }
+  if (request.canvas && !report.error) {
+    await page.click('#generate');
+    report.canvas = await drawnNow(true);
   }
 } finally {
   await browser.close();
