@@ -313,6 +313,7 @@ class _Axis:
     s: int
     b: int
     e: int
+    size: int | None  # H where static
 
     @property
     def T(self) -> int:  # noqa: N802  (the docstring's name)
@@ -390,7 +391,7 @@ def _subpixel_plan(node, graph: "_Graph", shapes: dict):
             e = total - b
         else:
             b, e = (0, 0) if mode == "VALID" else (pads[i], pads[i + 2])
-        axes.append(_Axis(k, k if h == 1 else s, b, e - extra[i]))
+        axes.append(_Axis(k, k if h == 1 else s, b, e - extra[i], h))
     return tuple(axes)
 
 
@@ -410,17 +411,29 @@ def subpixel_weights(w: np.ndarray, axes) -> np.ndarray:
 
 
 def _subpixel(node, axes, graph: _Graph) -> None:
+    """Replace the ConvTranspose `node` by its sub-pixel form along `axes`. One input pixel
+    and one window (Q_h = Q_w = 1): a Gemm [N, C_in] x [C_in, s_h*s_w*C_out] in place of the
+    Conv, whose output is already the spread image, channels-last (onnxruntime runs a 1x1 Conv
+    image by image, reading all the weights for each)."""
     ah, aw = axes
     w = graph.array(node.input[1])
     phases_n = ah.s * aw.s
-    conv_in = [node.input[0], graph.const(subpixel_weights(w, axes), "subpixel_w")]
+    weights = subpixel_weights(w, axes)
+    matrix = ah.size == aw.size == 1 and ah.pad_hi == aw.pad_hi == 0
+    layer_in = [node.input[0], graph.const(
+        weights.reshape(phases_n * w.shape[1], -1) if matrix else weights, "subpixel_w")]
     if _bias(node):
-        conv_in.append(graph.const(np.tile(graph.array(_bias(node)), phases_n), "subpixel_b"))
+        layer_in.append(graph.const(np.tile(graph.array(_bias(node)), phases_n), "subpixel_b"))
     out, old = node.output[0], [node]
     spread = phases_n > 1 or ah.crop_lo or ah.crop_hi or aw.crop_lo or aw.crop_hi
     phases = graph.fresh("phases") if spread else out
-    new = [_make_node("Conv", conv_in, [phases], kernel_shape=[ah.T, aw.T],
-                      pads=[ah.pad_lo, aw.pad_lo, ah.pad_hi, aw.pad_hi])]
+    if matrix:
+        layer_in[0] = graph.fresh("pixel")
+        new = [_make_node("Flatten", [node.input[0]], [layer_in[0]]),
+               _make_node("Gemm", layer_in, [phases], transB=1)]
+    else:
+        new = [_make_node("Conv", layer_in, [phases], kernel_shape=[ah.T, aw.T],
+                          pads=[ah.pad_lo, aw.pad_lo, ah.pad_hi, aw.pad_hi])]
     if not spread:  # stride 1, no crop: the Conv is the layer, its activation after it
         graph.replace(old, new)
         return
@@ -430,14 +443,15 @@ def _subpixel(node, axes, graph: _Graph) -> None:
         activated = graph.fresh("phases_act")
         new.append(_make_node(act.op_type, [phases], [activated], **_attrs(act)))
         phases, out, old = activated, act.output[0], [node, act]
-    new += _spread(phases, out, w.shape[1], axes, graph)
+    new += _spread(phases, out, w.shape[1], axes, matrix, graph)
     graph.replace(old, new)
 
 
-def _spread(phases: str, out: str, channels: int, axes, graph: _Graph) -> list:
+def _spread(phases: str, out: str, channels: int, axes, matrix: bool, graph: _Graph) -> list:
     """DepthToSpace (DCR) and the crop, channels-last: [N, s_h*s_w*C, Q_h, Q_w] ->
     [N, Q_h, Q_w, (s_h, s_w, C)] -> [N, Q_h, s_h, Q_w, s_w, C] -> [N, Q_h*s_h, Q_w*s_w, C],
-    cropped, and back to NCHW. With both strides 1: the crop alone, on NCHW."""
+    cropped, and back to NCHW. With both strides 1: the crop alone, on NCHW. From the Gemm
+    (`matrix`): [N, (s_h, s_w, C)] is [N, s_h, s_w, C] already."""
     ah, aw = axes
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
     end = lambda crop: -crop if crop else np.iinfo(np.int64).max  # noqa: E731
@@ -447,22 +461,27 @@ def _spread(phases: str, out: str, channels: int, axes, graph: _Graph) -> list:
         return [_make_node("Slice", [src, graph.const(i64(ah.crop_lo, aw.crop_lo), "crop_start"),
                                      graph.const(i64(end(ah.crop_hi), end(aw.crop_hi)), "crop_end"),
                                      graph.const(i64(*axes_), "crop_axes")], [dst])]
-    if ah.s == aw.s == 1:
+    if ah.s == aw.s == 1 and not matrix:
         return slice_(phases, out, (2, 3))
-    last, split, moved, merged_h, merged, cropped = (graph.fresh(h) for h in (
-        "phases_nhwc", "phases_split", "phases_moved", "spread_h", "spread_nhwc", "cropped_nhwc"))
-    nodes = [
-        _make_node("Transpose", [phases], [last], perm=[0, 2, 3, 1]),
-        _make_node("Reshape", [last, graph.const(i64(0, 0, 0, ah.s, aw.s, channels), "split")],
-                   [split]),
-        _make_node("Transpose", [split], [moved], perm=[0, 1, 3, 2, 4, 5]),
-        # [N, Q_h, s_h, Q_w, s_w, C] -> [N, Q_h*s_h, 1, Q_w, s_w, C] -> [N, Q_h*s_h, Q_w*s_w, C]:
-        # each -1 takes the merged size, each 0 copies a dimension (the batch, Q_w, s_w), so
-        # neither the batch nor the image size need be static
-        _make_node("Reshape", [moved, graph.const(i64(0, -1, 1, 0, 0, channels), "merge_h")],
-                   [merged_h]),
-        _make_node("Reshape", [merged_h, graph.const(i64(0, 0, -1, channels), "merge_w")],
-                   [merged])]
+    merged, cropped = graph.fresh("spread_nhwc"), graph.fresh("cropped_nhwc")
+    if matrix:
+        nodes = [_make_node("Reshape", [phases, graph.const(i64(0, ah.s, aw.s, channels),
+                                                            "pixels")], [merged])]
+    else:
+        last, split, moved, merged_h = (graph.fresh(h) for h in (
+            "phases_nhwc", "phases_split", "phases_moved", "spread_h"))
+        nodes = [
+            _make_node("Transpose", [phases], [last], perm=[0, 2, 3, 1]),
+            _make_node("Reshape", [last, graph.const(i64(0, 0, 0, ah.s, aw.s, channels),
+                                                     "split")], [split]),
+            _make_node("Transpose", [split], [moved], perm=[0, 1, 3, 2, 4, 5]),
+            # [N, Q_h, s_h, Q_w, s_w, C] -> [N, Q_h*s_h, 1, Q_w, s_w, C] -> [N, Q_h*s_h,
+            # Q_w*s_w, C]: each -1 takes the merged size, each 0 copies a dimension (the
+            # batch, Q_w, s_w), so neither the batch nor the image size need be static
+            _make_node("Reshape", [moved, graph.const(i64(0, -1, 1, 0, 0, channels),
+                                                      "merge_h")], [merged_h]),
+            _make_node("Reshape", [merged_h, graph.const(i64(0, 0, -1, channels), "merge_w")],
+                       [merged])]
     if crop:
         nodes += slice_(merged, cropped, (1, 2))
     return nodes + [_make_node("Transpose", [cropped if crop else merged], [out],

@@ -102,8 +102,9 @@ def test_any_conv_transpose_becomes_convs_with_the_same_sums(seed):
         case = (c_in, c_out, kernel, size, layer)
         assert "ConvTranspose" not in _ops(rewritten) and uncovered(rewritten) == [], case
         ops = _ops(rewritten)
-        if activation and "Transpose" in ops:  # moved before the spreading, after the Conv
-            assert ops.index("Conv") + 1 == ops.index(activation) < ops.index("Transpose"), case
+        if activation and "Transpose" in ops:  # moved before the spreading, after the layer
+            layer_at = ops.index("Gemm" if "Gemm" in ops else "Conv")
+            assert layer_at + 1 == ops.index(activation) < ops.index("Transpose"), case
 
 
 def test_random_conv_transposes_on_images_of_unknown_size():
@@ -165,14 +166,16 @@ def test_named_conv_transposes(name):
     original = _model(nodes, {"x": ["n", c_in, *size]}, "y", arrays)
     x = rng.standard_normal((3, c_in, *size)).astype(np.float32)
     rewritten = _assert_same_sums(original, {"x": x})
-    assert "ConvTranspose" not in _ops(rewritten)
+    ops = _ops(rewritten)
+    assert "ConvTranspose" not in ops
+    if size == [1, 1]:  # one input pixel: the matrix product, a Gemm to 4*4 phases, no crop
+        assert ops[:2] == ["Flatten", "Gemm"] and "Conv" not in ops and "Slice" not in ops
+        return
     conv = next(n for n in rewritten.graph.node if n.op_type == "Conv")
     kernel_shape = list(next(a.ints for a in conv.attribute if a.name == "kernel_shape"))
     if layer["strides"] == [1, 1]:  # a plain Conv, flipped kernel, no spreading
-        assert "Transpose" not in _ops(rewritten) or size == [1, 1]
-    if size == [1, 1]:  # one input pixel: the matrix product, a 1x1 Conv to 4*4 phases
-        assert kernel_shape == [1, 1] and "Slice" not in _ops(rewritten)
-    elif layer["strides"] == [2, 2]:
+        assert "Transpose" not in ops and kernel_shape == kernel
+    else:  # one window position per tap of each phase
         assert kernel_shape == [-(-k // 2) for k in kernel]
 
 
@@ -321,7 +324,7 @@ def test_a_pytorch_shaped_dcgan_loses_every_conv_transpose_and_batch_norm():
     rewritten = _assert_same_sums(original, {"z": z})
     ops = _ops(rewritten)
     assert "ConvTranspose" not in ops and "BatchNormalization" not in ops
-    assert ops.count("Conv") == 5 and uncovered(rewritten) == []
+    assert ops.count("Gemm") == 1 and ops.count("Conv") == 4 and uncovered(rewritten) == []
     assert _run(rewritten, {"z": z}).shape == (2, 3, 64, 64)
 
 
@@ -402,9 +405,9 @@ def test_int8_of_a_pytorch_shaped_dcgan_keeps_its_output_layer_in_float(tmp_path
     assert not [n for n in int8.graph.node if n.op_type == "QuantizeLinear"
                 and n.input[0] in tensors]
     made_by = {out: n for n in int8.graph.node for out in n.output}
-    convs = [n for n in int8.graph.node if n.op_type == "Conv"]
-    assert len(convs) == 5 and all(made_by[c.input[0]].op_type == "DequantizeLinear"
-                                   for c in convs[1:])
+    layers = [n for n in int8.graph.node if n.op_type in ("Gemm", "Conv")]
+    assert [n.op_type for n in layers] == ["Gemm"] + ["Conv"] * 4
+    assert all(made_by[n.input[i]].op_type == "DequantizeLinear" for n in layers for i in (0, 1))
     z = np.random.default_rng(2).standard_normal((8, 16)).astype(np.float32)
     want, got = _run(onnx.load(str(fp32)), {"z": z}), _run(int8, {"z": z})
     assert got.shape == want.shape == (8, 64, 64, 3)
