@@ -38,7 +38,7 @@ _ACTIVATIONS = ("LeakyRelu", "Relu", "Sigmoid", "Tanh")
 def rewrite(model, fold: bool = True):
     """Rewrite `model` (an onnx.ModelProto, NCHW as tf2onnx and torch.onnx.export write it) in
     place; return it. `fold`: fold batch normalisations into the layers before them (off only
-    to compare, as `python -m benchmarks.int8_layers` does)."""
+    to compare, as `python -m benchmarks.int8_layers` does). `uncovered` lists what it left."""
     graph, shapes = _Graph(model), _shapes(model)
     for node in list(graph.nodes) if fold else ():
         if node.op_type in _FOLD_TARGETS:
@@ -307,8 +307,8 @@ class _Axis:
     size may be dynamic.
 
     With s = 1, the Conv alone is the layer: kernel flipped, pads k-1-b and k-1-e, no crop when
-    b, e <= k-1. With H = 1 the stride is unused (one input pixel): s = k gives T = 1, a 1x1
-    Conv to k phases, each one tap: the matrix product the layer is."""
+    b, e <= k-1. With H = 1 the stride is unused (one input pixel): s = k gives T = 1, one
+    window and k phases of one tap each, the matrix product the layer is (`_subpixel`)."""
     k: int
     s: int
     b: int
@@ -383,8 +383,7 @@ def _subpixel_plan(node, graph: "_Graph", shapes: dict):
         if out_shape or mode in ("SAME_UPPER", "SAME_LOWER"):
             if out_shape and h is None:
                 return "it has output_shape, and its input's size is not static"
-            total = (s * (h - 1) + k + extra[i] - out_shape[i] if out_shape
-                     else k + extra[i] - s)
+            total = s * (h - 1) + k - out_shape[i] if out_shape else k - s
             if total < 0:
                 return "its output is larger than the transposed convolution's"
             b = total // 2 if mode == "SAME_UPPER" else total - total // 2

@@ -412,3 +412,36 @@ def test_int8_of_a_pytorch_shaped_dcgan_keeps_its_output_layer_in_float(tmp_path
     want, got = _run(onnx.load(str(fp32)), {"z": z}), _run(int8, {"z": z})
     assert got.shape == want.shape == (8, 64, 64, 3)
     assert np.abs(got - want).mean() <= 0.03 * 2  # the README's int8 promise, range [-1, 1]
+
+
+def test_a_keras_generator_through_tf2onnx_loses_every_conv_transpose():
+    """Keras's padding="same" as tf2onnx writes it (4x4 and 5x5 stride 2, 3x3 stride 1), with
+    batch normalisations: the rewritten graph computes what tf2onnx's graph and Keras's call
+    compute."""
+    import keras
+    import tensorflow as tf
+
+    from export.convert import function_to_onnx
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    generator = keras.Sequential([
+        keras.Input((8,)), layers.Dense(4 * 4 * 16), layers.Reshape((4, 4, 16)),
+        layers.Conv2DTranspose(12, 4, strides=2, padding="same"), layers.BatchNormalization(),
+        layers.LeakyReLU(0.2), layers.Conv2DTranspose(8, 5, strides=2, padding="same"),
+        layers.BatchNormalization(), layers.ReLU(),
+        layers.Conv2DTranspose(6, 3, padding="same", activation="relu"),
+        layers.Conv2D(3, 5, padding="same", activation="sigmoid")])
+    rng = np.random.default_rng(0)
+    for layer in generator.layers:  # statistics other than a fresh layer's 0 and 1
+        if isinstance(layer, layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.standard_normal(beta.shape),
+                               rng.standard_normal(mean.shape), rng.uniform(0.1, 3, var.shape)])
+    original = function_to_onnx(lambda z: generator(z, training=False),
+                                [tf.TensorSpec((None, 8), tf.float32, name="z")], "sample", 18)
+    assert _ops(original).count("ConvTranspose") == 3
+    z = rng.standard_normal((5, 8)).astype(np.float32)
+    rewritten = _assert_same_sums(original, {"z": z})
+    assert "ConvTranspose" not in _ops(rewritten) and uncovered(rewritten) == []
+    want = generator(z, training=False).numpy()
+    assert np.max(np.abs(_run(rewritten, {"z": z}) - want)) <= 1e-5
