@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from training.config import GANConfig
 
-# Col2Im, which the rewrite of a single-channel Conv needs, came in opset 18.
+# Col2Im, which the rewrite of a Conv to a few channels needs, came in opset 18.
 OPSET = 18
 
 

@@ -75,9 +75,15 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
 
 def output_layer(graph) -> list:
     """The nodes of a generator's output layer, output first: from the graph's output back to
-    its last Conv, ConvTranspose, MatMul or Gemm (with the bias Add, the rewrite's Col2Im, the
-    tanh or sigmoid and reshapes between), along the inputs that are not constants."""
+    its last Conv, ConvTranspose, MatMul or Gemm (with the bias Add, the rewrite's Col2Im or
+    spreading, the tanh or sigmoid, reshapes and transposes between), along the inputs that are
+    not constants: initializers, Constant nodes (as torch.onnx.export writes a Reshape's
+    shape) and what nodes compute from constants alone."""
     constants = {t.name for t in graph.initializer}
+    for node in graph.node:  # in topological order, as ONNX requires
+        if node.op_type == "Constant" or node.input and all(i in constants for i in node.input
+                                                            if i):
+            constants.update(node.output)
     made_by = {out: node for node in graph.node for out in node.output}
     node, layer = made_by.get(graph.output[0].name), []
     while node is not None:
