@@ -190,6 +190,9 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         from runtime.classify import parse_classes
         classes = parse_classes(class_spec, gen.info.class_names)
     asked = gen.labels_for(n, seed, classes)  # None for an unconditional generator
+    if out_dir is not None:  # one ganrun at a time fills a folder: none mixes in its samples
+        from runtime.core.files import hold_folder
+        click.get_current_context().with_resource(hold_folder(out_dir, "--out-dir", "ganrun"))
     earlier = _earlier_samples(Path(out_dir)) if out_dir is not None else []
     if earlier and not replace:
         raise GanEdgeError(f"--out-dir {out_dir} holds {len(earlier)} files of an earlier run "
@@ -207,7 +210,6 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     from runtime.core.files import remove_stale_temps
     left = remove_stale_temps(out.parent, target=out.name)
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
         left += remove_stale_temps(out_dir)
     if not quiet:
         click.echo(f"{Path(model).name}: {gen.info.arch}, {gen.info.precision}; "

@@ -88,6 +88,90 @@ def test_grid_that_out_dir_would_overwrite_is_refused(run, tmp_path):
             "would be overwritten by --out-dir")
 
 
+def _at_once(*commands: list[str]) -> list[subprocess.CompletedProcess]:
+    """Start every command (`python ...`) at once, then wait for them all."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
+    outs = [p.communicate(timeout=600) for p in procs]
+    return [subprocess.CompletedProcess(c, p.returncode, *o)
+            for c, p, o in zip(commands, procs, outs)]
+
+
+def _finished_or_told(results, writer: str) -> None:
+    """Each finished, or was told in one line that another `writer` held the folder; one
+    finished."""
+    for result in results:
+        if result.returncode != 0:
+            assert_one_line_error(result, f"in use by another {writer}")
+    assert any(r.returncode == 0 for r in results), [r.stderr for r in results]
+
+
+def test_two_writability_probes_of_one_folder_do_not_collide(tmp_path):
+    probe = ("from runtime.core.files import check_writable_dir\n"
+             f"for _ in range(3000):\n    check_writable_dir({str(tmp_path)!r}, '--out')\n")
+    for result in _at_once(["-c", probe], ["-c", probe]):
+        assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_held_by_another_writer_is_refused(run, tmp_path):
+    """The hold is the kernel's, on the folder: taken here by the test itself, as a running
+    export or ganrun takes it (flock locks of two open files conflict within one process)."""
+    from runtime.core.files import hold_folder
+    with hold_folder(run / "export", "--out", "export"):
+        refused(run, ["export.cli", "--run", str(run), "--precision", "fp32",
+                      "--quality-samples", "100"], "in use by another export")
+    each = tmp_path / "each"
+    with hold_folder(each, "--out-dir", "ganrun"):
+        refused(tmp_path, [GANRUN, "--model", str(run / "export" / "generator.int8.onnx"),
+                           "--n", "2", "--out", str(tmp_path / "g.png"), "--out-dir", str(each)],
+                "in use by another ganrun")
+
+
+def _consistent_export(export: Path) -> dict:
+    """The manifest lists exactly the ONNX files the folder holds, each with its SHA-256, and
+    no temp file is left."""
+    from runtime.core.files import sha256_file
+    manifest = json.loads((export / "manifest.json").read_text())
+    listed = [*manifest["files"], manifest["discriminator"]]
+    assert sorted(p.name for p in export.glob("*.onnx")) == sorted(f["file"] for f in listed)
+    for entry in listed:
+        assert sha256_file(export / entry["file"]) == entry["sha256"], entry["file"]
+    assert _hidden(export) == []
+    return manifest
+
+
+@pytest.mark.slow
+def test_two_exports_into_one_folder_at_once(run):
+    """Two ganexport processes of two precisions into one export folder, started together:
+    each finishes or is told that the other holds the folder, and the folder is one export's
+    whole, consistent set."""
+    results = _at_once(*(["-m", "export.cli", "--run", str(run), "--precision", p,
+                          "--quality-samples", "100"] for p in ("fp32", "int8")))
+    _finished_or_told(results, "export")
+    manifest = _consistent_export(run / "export")
+    assert [f["precision"] for f in manifest["files"]] in (["fp32"], ["int8"])
+
+
+def test_two_ganruns_into_one_out_dir_at_once(run, tmp_path):
+    """Two ganruns of two seeds and sizes fill one --out-dir together: each finishes or is told
+    that the other holds the folder, and the folder holds one run's samples, no mix of both
+    (unheld, they overwrite each other's samples, and the larger leaves its extra ones)."""
+    model = str(run / "export" / "generator.int8.onnx")
+
+    def args(seed, out_dir):
+        return ["-m", GANRUN, "--model", model, "--n", str(500 * seed), "--seed", str(seed),
+                "--quiet", "--out", str(tmp_path / f"grid{seed}.png"), "--out-dir",
+                str(out_dir), "--replace"]
+    alone = {seed: run_cli(*args(seed, tmp_path / f"alone{seed}")) for seed in (1, 2)}
+    assert all(r.returncode == 0 for r in alone.values()), [r.stderr for r in alone.values()]
+    results = _at_once(args(2, tmp_path / "both"), args(1, tmp_path / "both"))
+    _finished_or_told(results, "ganrun")
+    got = snapshot(tmp_path / "both")
+    assert got in (snapshot(tmp_path / "alone1"), snapshot(tmp_path / "alone2"))
+
+
 # -- models that lie or break ------------------------------------------------------------------
 
 def _with_metadata(src: Path, dst: Path, **changes) -> Path:
