@@ -631,3 +631,44 @@ def test_temp_folders_of_a_killed_training_are_removed_when_it_resumes(tmp_path,
     assert resumed.returncode == 0, resumed.stderr
     assert not list(run.rglob(".tmp-*")) and _hidden(run) == [".lock"]
     assert resumed.stderr.count("left by a training process that was killed") == 2
+
+
+# -- every entry point a user types ------------------------------------------------------------
+
+def _venv_without_onnxruntime(wheel: Path, venv: Path) -> Path:
+    """A bare venv holding `wheel` installed as a user installs it who forgets the [cpu]
+    extra: its dependencies (numpy, Pillow, click) but no onnxruntime. They come from this
+    interpreter's own copies, linked in with their records, so pip finds them installed and
+    needs no index. Returns the venv's bin folder."""
+    from importlib import metadata
+    assert subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv]).returncode == 0
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    for name in ("numpy", "pillow", "click"):
+        dist = metadata.distribution(name)
+        for top in {f.parts[0] for f in dist.files} - {".."}:
+            (site / top).symlink_to(dist.locate_file(top))
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python",
+                                "install", "-q", "--isolated", "--no-index", wheel],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return venv / "bin"
+
+
+def test_ganrun_without_onnxruntime_names_the_extra(device_wheel, tmp_path):
+    """The device wheel installed without [cpu]: ganrun --list works (it needs no
+    onnxruntime), and generating is one line naming the install command of this wheel file."""
+    bin_dir = _venv_without_onnxruntime(device_wheel, tmp_path / "venv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def user(*args):
+        return subprocess.run([str(a) for a in args], cwd=elsewhere, capture_output=True,
+                              text=True, timeout=120)
+    assert user(bin_dir / "python", "-c", "import onnxruntime").returncode != 0
+    assert user(bin_dir / "ganrun", "--list").returncode == 0
+    for args in (["--n", "4"], ["--device", "cuda"]):
+        result = user(bin_dir / "ganrun", *args)
+        assert_one_line_error(result, "onnxruntime is not installed",
+                              f"pip install '{device_wheel}[cpu]'", "[gpu]")
+        assert result.returncode == 2
+    assert list(elsewhere.iterdir()) == []
