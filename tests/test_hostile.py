@@ -672,3 +672,71 @@ def test_ganrun_without_onnxruntime_names_the_extra(device_wheel, tmp_path):
                               f"pip install '{device_wheel}[cpu]'", "[gpu]")
         assert result.returncode == 2
     assert list(elsewhere.iterdir()) == []
+
+
+# RUN: a tiny mlp-mnist run (step_000004); BARE: one without checkpoints; NOT_A_RUN: a folder
+# without config.json; MISSING: nothing; EXPORT: RUN's export folder.
+@pytest.mark.parametrize("module, args, fragment", [
+    ("benchmarks.__main__", ["--run", "MISSING"], "MISSING does not exist"),
+    ("benchmarks.__main__", ["--arch", "mlp-mnist", "--run", "BARE"], "no evaluation checkpoints"),
+    ("benchmarks.__main__", ["--arch", "mlp-mnist", "--run", "NOT_A_RUN"], "not a training run"),
+    ("benchmarks.__main__", ["--run", "RUN"], "is a mlp-mnist run, not dcgan-mnist"),
+    ("benchmarks.__main__", ["--arch", "biggan"], "unknown architecture 'biggan'"),
+    ("benchmarks.__main__", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.ablation", ["--arch", "mlp-mnist"], "--arch must be a conditional system"),
+    ("benchmarks.ablation", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.device", ["--models", "MISSING"], "MISSING' does not exist"),
+    ("benchmarks.device", ["--models", "EXPORT", "--out", "/proc/gan-edge"],
+     "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.ema", ["--decays", "0.9,x"], "--decays must be numbers"),
+    ("benchmarks.ema", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.independent_classifier", ["--epochs", "0"], "--epochs"),
+    ("benchmarks.int8_layers", ["--run", "RUN", "--checkpoint", "epoch_999"], "epoch_999"),
+    ("benchmarks.int8_layers", ["--run", "RUN", "--checkpoint", "step_000004", "--out",
+                                "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.int8_ranges", ["--run", "RUN", "--checkpoints", "step_000004,epoch_999"],
+     "epoch_999"),
+    ("benchmarks.int8_ranges", ["--run", "RUN", "--checkpoints", "step_000004", "--out",
+                                "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.knobs", ["--model", "biggan"], "no shipped model named 'biggan'"),
+    ("benchmarks.knobs", ["--model", "gan-1d"], "gan-1d model"),
+    ("benchmarks.knobs", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.quality_goals", ["--dcgan-run", "NOT_A_RUN"], "not a training run"),
+    ("benchmarks.quality_goals", ["--out-dir", "/proc/gan-edge"],
+     "cannot write to --out-dir /proc/gan-edge"),
+    ("benchmarks.train_step", ["--out", "/proc/gan-edge.md"], "cannot write"),
+])
+def test_benchmarks_answer_bad_input_in_one_line(run, tmp_path, module, args, fragment):
+    """Each refused before its minutes of work: a named run that is not there, or holds no
+    checkpoint, is never replaced by an untrained generator; a report folder that cannot be
+    written is found before the measuring, not after it."""
+    import shutil
+    bare = private_copy(run, tmp_path / "bare")
+    shutil.rmtree(bare / "checkpoints")
+    (tmp_path / "not-a-run").mkdir()
+    places = {"RUN": run, "BARE": bare, "NOT_A_RUN": tmp_path / "not-a-run",
+              "MISSING": tmp_path / "MISSING", "EXPORT": run / "export"}
+    refused(tmp_path, [module, *(str(places.get(a, a)) for a in args)],
+            fragment.replace("MISSING", str(tmp_path / "MISSING")))
+
+
+def test_scripts_answer_bad_input_in_one_line(tmp_path):
+    """The scripts run by path (`make wheel`, `make docs`) through the same wrapper."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    build = [str(ROOT / "device-wheel" / "build.py"), "--staging", str(tmp_path / "stage")]
+    cases = [
+        ([*build, "--out", "/proc/gan-edge-dist"], "cannot write to --out /proc/gan-edge-dist"),
+        ([*build, "--out", str(mine / "notes.txt")], "notes.txt' is a file"),
+        ([build[0], "--staging", str(mine), "--out", str(tmp_path / "dist")],
+         "not a staged device wheel"),
+        ([str(ROOT / "docs" / "generate.py"), "--check", "--gallery"], "pass one of them"),
+        ([str(ROOT / "docs" / "generate.py"), "--bogus"], "--bogus"),
+    ]
+    for args, fragment in cases:
+        before = snapshot(tmp_path)
+        result = run_cli(*args)
+        assert_one_line_error(result, fragment)
+        assert result.returncode == 2, result.stderr
+        assert snapshot(tmp_path) == before
