@@ -135,7 +135,7 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...]) ->
               help="With --out-dir: replace the samples an earlier run left there (all of its "
                    "sample_NNNNNN.png and labels.csv); without it such a folder is refused.")
 @click.option("--list", "list_models", is_flag=True, help="List the shipped models and exit.")
-@click.option("--quiet", is_flag=True, help="Print only the output path.")
+@click.option("--quiet", is_flag=True, help="Print only the output path (no progress).")
 def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, walk, class_spec,
          min_confidence, keep, replace, list_models, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
@@ -223,7 +223,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         render_walk(gen, n, walk, seed, out, cols, asked)
     else:
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
-               labels, asked)
+               labels, asked, quiet)
     written = set() if gen.info.kind == POINT else \
         {sample_file(i) for i in range(n)} | ({LABELS_FILE} if labels else set())
     for path in earlier:  # --replace: the earlier run's files that the new ones did not replace
