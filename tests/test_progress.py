@@ -27,9 +27,10 @@ def model(exported_runs):
     return exported_runs["mlp-mnist"] / "export" / "generator.int8.onnx"
 
 
-def _ganrun(model, out, *args, terminal: bool, show_after: str | None = "0") -> str:
+def _ganrun(model, out, *args, terminal: bool, show_after: str | None = "0",
+            status: int = 0) -> str:
     """ganrun --n N in batches of 4 in a fresh process, with stderr on a pseudo-terminal or a
-    pipe; returns what it wrote on stderr."""
+    pipe; returns what it wrote on stderr, once it has ended with exit `status`."""
     env = {**os.environ}
     env.pop(SHOW_AFTER_ENV, None)
     if show_after is not None:
@@ -39,7 +40,7 @@ def _ganrun(model, out, *args, terminal: bool, show_after: str | None = "0") -> 
     if not terminal:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=120)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == status, result.stderr
         return result.stderr
     controller, terminal_end = pty.openpty()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -55,7 +56,7 @@ def _ganrun(model, out, *args, terminal: bool, show_after: str | None = "0") -> 
             break
         err += chunk
     os.close(controller)
-    assert proc.wait(timeout=120) == 0, err
+    assert proc.wait(timeout=120) == status, err
     proc.stdout.close()
     return err.decode().replace("\r\n", "\n")  # the terminal's own line ends
 
@@ -103,3 +104,15 @@ def test_quiet_and_one_batch_show_no_progress_and_the_samples_are_the_same(model
     # One batch holds all of the work: nothing to show while it runs.
     err = _ganrun(model, tmp_path / "c.png", "--batch", str(N), terminal=True)
     assert err.count("\n") == 1 and "samples" not in err, repr(err)
+
+
+def test_an_error_while_progress_shows_is_a_line_of_its_own(model, tmp_path):
+    """A sample's target turns out to be a folder halfway through: the error starts a line of
+    its own on the terminal, after the progress line, and nothing follows it."""
+    each = tmp_path / "each"
+    (each / "sample_000020.png").mkdir(parents=True)
+    err = _ganrun(model, tmp_path / "a.png", "--out-dir", each, "--replace", terminal=True,
+                  status=2)
+    before, error = err.removesuffix("\n").rsplit("\n", 1)
+    assert error.startswith("error: ") and "sample_000020.png" in error, repr(err)
+    assert STATE.fullmatch(before.rsplit("\r", 1)[-1].removesuffix("\x1b[K")), repr(err)

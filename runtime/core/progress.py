@@ -15,16 +15,27 @@ SHOW_AFTER_S = 2.0
 SHOW_AFTER_ENV = "GAN_EDGE_PROGRESS_AFTER"
 REDRAW_S = 0.1  # a terminal line is rewritten at most this often
 LINES = 20      # plain lines: one per 5 %
+_open = None    # the terminal whose progress line no newline has ended yet
+
+
+def end_line() -> None:
+    """End a progress line left open on the terminal (by an error, or Ctrl-C), so that what is
+    printed next starts a line of its own."""
+    global _open
+    if _open is not None:
+        _open.write("\n")
+        _open.flush()
+        _open = None
 
 
 class Progress:
-    def __init__(self, total: int, unit: str = "samples", stream=None):
+    def __init__(self, total: int, unit: str = "samples"):
         self.total, self.unit = total, unit
-        self.stream = stream or sys.stderr
+        self.stream = sys.stderr
         self.terminal = self.stream.isatty()
         self.after = float(os.environ.get(SHOW_AFTER_ENV, SHOW_AFTER_S))
         self.start = time.monotonic()
-        self.shown = self.open = False  # open: a terminal line that no newline has ended
+        self.shown = False
         self.drawn_at = 0.0
         self.next_line = 0  # plain lines: the count at which the next one is due
 
@@ -38,11 +49,10 @@ class Progress:
                 done += len(batch)
                 self.update(done)
         finally:
-            if self.open:  # ended early (an error, Ctrl-C): the message goes on a line of its own
-                self.stream.write("\n")
-                self.stream.flush()
+            end_line()
 
     def update(self, done: int) -> None:
+        global _open
         now = time.monotonic()
         elapsed = now - self.start
         if not self.shown:
@@ -60,7 +70,7 @@ class Progress:
                 return
             self.drawn_at = now
             self.stream.write(f"\r{text}\x1b[K" + ("\n" if done >= self.total else ""))
-            self.open = done < self.total
+            _open = self.stream if done < self.total else None
         elif done >= self.next_line or done >= self.total:
             self.stream.write(text + "\n")
             self.next_line = done + max(1, self.total // LINES)
