@@ -147,15 +147,21 @@ def check_writable_dir(folder: str | Path, option: str) -> None:
 
 @contextlib.contextmanager
 def hold_folder(folder: str | Path, option: str, writer: str):
-    """Hold `folder` (created if needed) for one `writer` while the block runs: another that
-    asks for it meanwhile gets a one-line error instead of mixing its files with this one's.
-    The lock is the kernel's, on the folder itself (nothing is left in it), so it goes away
-    with the process however that ends."""
+    """Hold `folder` for one `writer` while the block runs: another that asks for it meanwhile
+    gets a one-line error instead of mixing its files with this one's. The lock is the
+    kernel's, on the folder itself (nothing is left in it), so it goes away with the process
+    however that ends. A folder made here that is still empty at the end is removed: a writer
+    that stopped before writing leaves no folder behind."""
     import fcntl
 
     from runtime.core.errors import GanEdgeError
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+        made = True
+    except FileExistsError:
+        made = False
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
@@ -167,6 +173,9 @@ def hold_folder(folder: str | Path, option: str, writer: str):
             pass  # a file system that cannot lock folders (NFS): each file is still whole
         yield folder
     finally:
+        if made:
+            with contextlib.suppress(OSError):  # not empty: the writer's files are there
+                folder.rmdir()
         os.close(fd)
 
 
