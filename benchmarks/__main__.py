@@ -19,6 +19,7 @@ import click
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
 from runtime.core.precision import PRECISIONS
 from runtime.core.samples import IMAGE
 from runtime.core.scores import without_histogram
@@ -40,14 +41,27 @@ GOALS = [  # (key in the report's "goals", description, comparison, target)
 
 
 def _find_checkpoint(arch: str, run: str | None) -> Path | None:
-    """The best (else newest) evaluation checkpoint of `run`, or of the newest run of `arch`."""
+    """The best (else newest) evaluation checkpoint of `run`, or of the newest run of `arch`;
+    None where no run was named and none of `arch` has one yet (an untrained one is measured).
+    A run named with --run that is not there, is of another arch or holds no checkpoint is an
+    error: its figures would not be the ones asked for."""
     from training.rundir import RunDir
-    try:
-        found = RunDir(run) if run else RunDir.newest(arch)
-        best = found.read_best()
-        return found.find_checkpoint(best=best is not None).path
-    except GanEdgeError:  # no run, or one without checkpoints yet: benchmark an untrained one
-        return None
+
+    def best_of(found: RunDir) -> Path:
+        return found.find_checkpoint(best=found.read_best() is not None).path
+    if run is None:
+        try:
+            return best_of(RunDir.newest(arch))
+        except GanEdgeError:
+            return None
+    found = RunDir(run)
+    if not found.path.is_dir():
+        raise GanEdgeError(f"--run {run} does not exist; pass a run folder of "
+                           f"`python -m training.run`, or leave --run out")
+    trained = found.read_config()["arch"]
+    if trained != arch:
+        raise GanEdgeError(f"--run {run} is a {trained} run, not {arch}; pass --arch {trained}")
+    return best_of(found)
 
 
 def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, Path, str]:
@@ -217,6 +231,9 @@ def main(quick, arch, train_archs, run, out_dir, name):
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise GanEdgeError(f"--name {name!r} must be a plain file name (letters, digits, '.', "
                            f"'_', '-'), e.g. headline-avx512-amx")
+    if run is not None:
+        _find_checkpoint(arch, run)  # an explicit run must hold one: refused before the work
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     report = run_benchmarks(arch, list(train_archs), run, quick, Path(out_dir),
                             log=lambda m: click.echo(m, err=True), name=name)
     for p in report["paths"]:

@@ -19,6 +19,7 @@ import click
 from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
 from runtime.core.scores import RowScores
 
 
@@ -90,6 +91,7 @@ def main(arch, epochs, eval_samples, out_dir):
     if arch not in REGISTRY or not REGISTRY[arch].conditional:
         own = [n for n, c in REGISTRY.items() if c.conditional]
         raise GanEdgeError(f"--arch must be a conditional system ({', '.join(own)}), got {arch!r}")
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     with tempfile.TemporaryDirectory() as tmp:
         report = measure(arch, epochs, Path(tmp), eval_samples,
                          log=lambda m: click.echo(m, err=True))

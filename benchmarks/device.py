@@ -29,6 +29,7 @@ from runtime.core.artifacts import generator_file
 from runtime.core.command import run_cli
 from runtime.core.cpu import cpu_name
 from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
 from runtime.core.precision import PRECISIONS
 
 BATCHES = (1, 25, 256, 2048)
@@ -141,6 +142,7 @@ def markdown(r: dict) -> str:
               type=click.Path(file_okay=False))
 def main(models, quick, out_dir):
     """Measure exported generators on the GPU (onnxruntime's CUDA provider) against the CPU."""
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     report = measure(Path(models), quick, log=lambda m: click.echo(m, err=True))
     report.update(date=time.strftime("%Y-%m-%d %H:%M"), models=Path(models).name,
                   command=" ".join(["python -m benchmarks.device", *(["--quick"] if quick else []),

@@ -17,6 +17,7 @@ import click
 from benchmarks.report import table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
 from runtime.core.samples import IMAGE
 from runtime.core.scores import RowScores
 
@@ -72,6 +73,7 @@ def main(arch, decays, eval_samples, out_dir):
         raise GanEdgeError(f"--decays must be numbers separated by commas, got {decays!r}") from None
     if not all(0 < d < 1 for d in values):
         raise GanEdgeError(f"every decay must be in (0, 1), got {decays}")
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     with tempfile.TemporaryDirectory() as tmp:
         report = measure(arch, values, Path(tmp), eval_samples,
                          log=lambda m: click.echo(m, err=True))

@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
+from runtime.core.files import check_writable_dir
 
 # (precision, folded, output layer in float); the export's own choice is the first of each.
 VARIANTS = (("int8", True, True), ("int8", True, False), ("int8", False, True),
@@ -118,6 +119,7 @@ def main(run_dir, name, out_dir):
     run = RunDir(run_dir)
     checkpoint = run.checkpoint(name)
     arch = run.gan_config().name
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     rows = measure(run, checkpoint, log=lambda m: click.echo(m, err=True))
     report = {"arch": arch, "checkpoint": name, "weights": run.preferred_weights(name),
               "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(avx512=True),

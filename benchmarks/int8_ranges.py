@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
+from runtime.core.files import check_writable_dir
 from runtime.core.samples import POINT
 from runtime.core.scores import Scores, figure
 
@@ -112,6 +113,7 @@ def main(run_dir, names, out_dir):
     run = RunDir(run_dir)
     checkpoints = [run.checkpoint(name.strip()) for name in names.split(",")]  # all, up front
     arch = run.gan_config().name
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     rows = [measure_checkpoint(run, c, log=lambda m: click.echo(m, err=True))
             for c in checkpoints]
     report = {"arch": arch, "date": time.strftime("%Y-%m-%d"), "machine": cpu_text(avx512=True),

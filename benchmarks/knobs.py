@@ -46,6 +46,7 @@ import numpy as np
 from benchmarks.report import cpu_text, table_head, write_report
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
+from runtime.core.files import check_writable_dir
 from runtime.core.samples import IMAGE
 from runtime.core.scores import N_CLASSES, read_scores, without_histogram
 
@@ -281,6 +282,7 @@ def main(names, n, repeats, out_dir):
     for name in names:
         if get_config(shipped.model_entry(name)["arch"]).kind != IMAGE:
             raise GanEdgeError(f"{name} is a gan-1d model: its knobs are not scored here")
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     report = merged(old, measure(names, n, command, log, repeats), n, index, log)
     click.echo(str(write_report(out, "knobs", report, markdown(report))))

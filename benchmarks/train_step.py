@@ -13,6 +13,7 @@ import time
 import click
 import numpy as np
 
+from runtime.core.command import run_cli
 from training.acceleration import LAST_CONV, REFORMULATIONS, Acceleration
 
 
@@ -139,11 +140,14 @@ def main(out):
     from pathlib import Path
 
     from runtime.core.cpu import cpu_name, has_avx512
-    from runtime.core.files import write_text_atomic
+    from runtime.core.files import check_target, check_writable_dir, write_text_atomic
+    isa = "avx512" if has_avx512() else "avx2"
+    path = Path(out or f"benchmarks/results/train-step-{isa}.md")
+    check_target(path)  # before the minutes of work, not after them
+    check_writable_dir(path.parent, "--out's folder")
     xla_rows = [measure_xla(arch, steps) for arch, steps in
                 (("mlp-mnist", 50), ("mlp-fashion", 20), ("dcgan-mnist", 5), ("cgan-mnist", 20))]
     reform_rows = [measure_reformulation("dcgan-mnist", 5, xla=x) for x in (True, False)]
-    isa = "avx512" if has_avx512() else "avx2"
     lines = [f"# Train step ({isa})", "",
              f"Made by `python -m benchmarks.train_step{f' --out {out}' if out else ''}` on "
              f"{cpu_name()} ({isa}), "
@@ -160,10 +164,9 @@ def main(out):
         lines.append(f"| {r['arch']} | {'yes' if r['xla'] else 'no'} | "
                      + " | ".join(_ms(r["s_per_step"][name]) for name in CHOICES)
                      + f" | {r['default']} |")
-    out = Path(out or f"benchmarks/results/train-step-{isa}.md")
-    write_text_atomic(out, "\n".join(lines) + "\n")
-    click.echo(out)
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    click.echo(path)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -10,7 +10,6 @@ wheel itself. Fails when the wheel is over BUDGET_BYTES.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -18,9 +17,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+import click
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from export.ship import BUDGET_BYTES as MODELS_BUDGET  # noqa: E402 (light: no TensorFlow)
+from runtime.core.command import run_cli  # noqa: E402
+from runtime.core.errors import GanEdgeError  # noqa: E402
+from runtime.core.files import check_writable_dir  # noqa: E402
 
 NAME = "gan-edge-runtime"
 # The shipped models' own budget, and 1 MB for the code and the two classifiers (0.5 MB): a
@@ -91,19 +95,37 @@ def build(out: Path, staging: Path) -> Path:
     return next(out.glob(f"{NAME.replace('-', '_')}-*.whl"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="folder for the wheel")
-    parser.add_argument("--staging", type=Path, default=ROOT / "build" / "device-wheel",
-                        help="folder for the staged copy (emptied first)")
-    args = parser.parse_args()
-    wheel = build(args.out, args.staging)
+def check_staging(folder: Path) -> None:
+    """`folder` is emptied before each build: refuse one that holds anything but a staged copy."""
+    check_writable_dir(folder.parent, "--staging's parent")
+    if folder.exists() and not folder.is_dir():
+        raise GanEdgeError(f"--staging {folder} is a file, not a folder; pass a folder")
+    staged = folder / "pyproject.toml"
+    if folder.is_dir() and any(folder.iterdir()) and not (
+            staged.is_file() and f"name = {json.dumps(NAME)}" in staged.read_text()):
+        raise GanEdgeError(f"--staging {folder} holds files that are not a staged device wheel, "
+                           f"and it would be emptied; pass a new or empty folder")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help=__doc__.split("\n\n")[0])
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "dist",
+              help="Folder for the wheel [default: the checkout's dist/].")
+@click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
+              default=ROOT / "build" / "device-wheel",
+              help="Folder for the staged copy, emptied first [default: the checkout's "
+                   "build/device-wheel/].")
+def main(out: Path, staging: Path) -> None:
+    check_staging(staging)  # both before the build, not after it
+    check_writable_dir(out, "--out")
+    wheel = build(out, staging)
     size = wheel.stat().st_size
-    print(f"{wheel}: {size / 1e6:.1f} MB (budget {BUDGET_BYTES / 1e6:.1f} MB)")
+    click.echo(f"{wheel}: {size / 1e6:.1f} MB (budget {BUDGET_BYTES / 1e6:.1f} MB)")
     if size > BUDGET_BYTES:
-        sys.exit(f"error: the device wheel is {size / 1e6:.1f} MB, over its budget of "
-                 f"{BUDGET_BYTES / 1e6:.1f} MB; see what it holds with `unzip -l {wheel}`")
+        raise GanEdgeError(f"the device wheel is {size / 1e6:.1f} MB, over its budget of "
+                           f"{BUDGET_BYTES / 1e6:.1f} MB; see what it holds with `unzip -l "
+                           f"{wheel}`")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

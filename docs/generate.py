@@ -306,6 +306,9 @@ def stale_documents(paths: list[Path] | None = None, write: bool = False) -> lis
 def main(check, gallery):
     """Write the generated blocks of README.md and docs/*.md (tables, listings, --help) from
     the committed files they describe."""
+    if gallery and check:
+        raise GanEdgeError("--gallery draws the gallery's images; --check changes nothing and "
+                           "checks the generated blocks: pass one of them")
     if gallery:
         for path in draw_gallery(ROOT / "docs" / "gallery"):
             click.echo(str(path.relative_to(ROOT)))

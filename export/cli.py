@@ -10,7 +10,7 @@ from export.convert import OPSET
 from runtime.core.artifacts import MANIFEST_FILE, generator_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import check_writable_dir
+from runtime.core.files import check_writable_dir, hold_folder
 from runtime.core.precision import PRECISIONS, parse_precisions
 from runtime.core.scores import read_scores
 
@@ -105,6 +105,7 @@ def main(run_dir, epoch, step, best, precision, out_dir, opset, quality_samples,
     checkpoint = run.find_checkpoint(epoch, step, best).path
     out = Path(out_dir) if out_dir else run.export_dir
     check_writable_dir(out, "--out")
+    click.get_current_context().with_resource(hold_folder(out, "--out", "export"))
     if web_dir is not None:
         from export.web import DEFAULT_PRECISIONS, check_site_dir
         # The page's usual files (int8 for WebAssembly, fp16 for WebGPU) of those exported.

@@ -154,7 +154,7 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...],
               help="With --out-dir: replace the samples an earlier run left there (all of its "
                    "sample_NNNNNN.png and labels.csv); without it such a folder is refused.")
 @click.option("--list", "list_models", is_flag=True, help="List the shipped models and exit.")
-@click.option("--quiet", is_flag=True, help="Print only the output path.")
+@click.option("--quiet", is_flag=True, help="Print only the output path (no progress).")
 def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, walk, class_spec,
          min_confidence, keep, replace, list_models, quiet):
     """Generate samples from a gan-edge ONNX generator into a PNG grid."""
@@ -209,6 +209,9 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         from runtime.classify import parse_classes
         classes = parse_classes(class_spec, gen.info.class_names)
     asked = gen.labels_for(n, seed, classes)  # None for an unconditional generator
+    if out_dir is not None:  # one ganrun at a time fills a folder: none mixes in its samples
+        from runtime.core.files import hold_folder
+        click.get_current_context().with_resource(hold_folder(out_dir, "--out-dir", "ganrun"))
     earlier = _earlier_samples(Path(out_dir)) if out_dir is not None else []
     if earlier and not replace:
         raise GanEdgeError(f"--out-dir {out_dir} holds {len(earlier)} files of an earlier run "
@@ -226,7 +229,6 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
     from runtime.core.files import remove_stale_temps
     left = remove_stale_temps(out.parent, target=out.name)
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
         left += remove_stale_temps(out_dir)
     if not quiet:
         click.echo(f"{Path(model).name}: {gen.info.arch}, {gen.info.precision}; "
@@ -240,7 +242,7 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         render_walk(gen, n, walk, seed, out, cols, asked)
     else:
         render(gen, n, seed, batch, out, fmt, cols, Path(out_dir) if out_dir else None, picked,
-               labels, asked)
+               labels, asked, quiet)
     written = set() if gen.info.kind == POINT else \
         {sample_file(i) for i in range(n)} | ({LABELS_FILE} if labels else set())
     for path in earlier:  # --replace: the earlier run's files that the new ones did not replace

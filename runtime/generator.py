@@ -13,7 +13,7 @@ import numpy as np
 from runtime.core.errors import GanEdgeError
 from runtime.core.images import CHANNELS
 from runtime.core.samples import IMAGE, kind_of
-from runtime.session import CPU, open_session
+from runtime.session import CPU, import_onnxruntime, open_session
 
 REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
                      "gan.precision")
@@ -95,7 +95,7 @@ CUDA_FIX = ("pip install 'onnxruntime-gpu[cuda,cudnn]' (CUDA and cuDNN from pip)
 
 def choose_device(device: str) -> Device:
     """What `device` ('auto', 'cpu', 'cuda') means on this machine."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
     if device == "cpu":
         return Device(CPU, False, "device: cpu")
     if "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_usable():

@@ -13,13 +13,17 @@ from runtime.core.samples import POINT
 
 def render(gen, n: int, seed: int, batch: int, out: Path, fmt: str, cols: int | None,
            out_dir: Path | None, chosen: np.ndarray | None = None, labels=None,
-           asked: np.ndarray | None = None) -> None:
+           asked: np.ndarray | None = None, quiet: bool = False) -> None:
     """Draw n samples of `gen` into `out` (and one PNG each into `out_dir`). `chosen`: samples
     already picked (by class, or by the discriminator), drawn instead. `asked`: the class of
     each sample, for a conditional generator. `labels`: the samples' (class names, confidences
     or None where no classifier judged them); with `out_dir` they go to labels.csv (file,
-    class[, confidence]), which makes the folder a labelled data set."""
+    class[, confidence]), which makes the folder a labelled data set. Unless `quiet`, work of
+    more than one batch reports its progress on stderr once it will take a while."""
     batches = gen.generate(n, seed, batch, asked) if chosen is None else [chosen]
+    if chosen is None and n > batch and not quiet:
+        from runtime.core.progress import Progress  # here: one batch never needs it
+        batches = Progress(n).counted(batches)
     if gen.info.kind == POINT:
         points = np.concatenate(list(batches))
         return _save_csv(points, out) if fmt == "CSV" else _save_scatter(points, out, fmt)

@@ -88,6 +88,90 @@ def test_grid_that_out_dir_would_overwrite_is_refused(run, tmp_path):
             "would be overwritten by --out-dir")
 
 
+def _at_once(*commands: list[str]) -> list[subprocess.CompletedProcess]:
+    """Start every command (`python ...`) at once, then wait for them all."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
+    outs = [p.communicate(timeout=600) for p in procs]
+    return [subprocess.CompletedProcess(c, p.returncode, *o)
+            for c, p, o in zip(commands, procs, outs)]
+
+
+def _finished_or_told(results, writer: str) -> None:
+    """Each finished, or was told in one line that another `writer` held the folder; one
+    finished."""
+    for result in results:
+        if result.returncode != 0:
+            assert_one_line_error(result, f"in use by another {writer}")
+    assert any(r.returncode == 0 for r in results), [r.stderr for r in results]
+
+
+def test_two_writability_probes_of_one_folder_do_not_collide(tmp_path):
+    probe = ("from runtime.core.files import check_writable_dir\n"
+             f"for _ in range(3000):\n    check_writable_dir({str(tmp_path)!r}, '--out')\n")
+    for result in _at_once(["-c", probe], ["-c", probe]):
+        assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_held_by_another_writer_is_refused(run, tmp_path):
+    """The hold is the kernel's, on the folder: taken here by the test itself, as a running
+    export or ganrun takes it (flock locks of two open files conflict within one process)."""
+    from runtime.core.files import hold_folder
+    with hold_folder(run / "export", "--out", "export"):
+        refused(run, ["export.cli", "--run", str(run), "--precision", "fp32",
+                      "--quality-samples", "100"], "in use by another export")
+    each = tmp_path / "each"
+    with hold_folder(each, "--out-dir", "ganrun"):
+        refused(tmp_path, [GANRUN, "--model", str(run / "export" / "generator.int8.onnx"),
+                           "--n", "2", "--out", str(tmp_path / "g.png"), "--out-dir", str(each)],
+                "in use by another ganrun")
+
+
+def _consistent_export(export: Path) -> dict:
+    """The manifest lists exactly the ONNX files the folder holds, each with its SHA-256, and
+    no temp file is left."""
+    from runtime.core.files import sha256_file
+    manifest = json.loads((export / "manifest.json").read_text())
+    listed = [*manifest["files"], manifest["discriminator"]]
+    assert sorted(p.name for p in export.glob("*.onnx")) == sorted(f["file"] for f in listed)
+    for entry in listed:
+        assert sha256_file(export / entry["file"]) == entry["sha256"], entry["file"]
+    assert _hidden(export) == []
+    return manifest
+
+
+@pytest.mark.slow
+def test_two_exports_into_one_folder_at_once(run):
+    """Two ganexport processes of two precisions into one export folder, started together:
+    each finishes or is told that the other holds the folder, and the folder is one export's
+    whole, consistent set."""
+    results = _at_once(*(["-m", "export.cli", "--run", str(run), "--precision", p,
+                          "--quality-samples", "100"] for p in ("fp32", "int8")))
+    _finished_or_told(results, "export")
+    manifest = _consistent_export(run / "export")
+    assert [f["precision"] for f in manifest["files"]] in (["fp32"], ["int8"])
+
+
+def test_two_ganruns_into_one_out_dir_at_once(run, tmp_path):
+    """Two ganruns of two seeds and sizes fill one --out-dir together: each finishes or is told
+    that the other holds the folder, and the folder holds one run's samples, no mix of both
+    (unheld, they overwrite each other's samples, and the larger leaves its extra ones)."""
+    model = str(run / "export" / "generator.int8.onnx")
+
+    def args(seed, out_dir):
+        return ["-m", GANRUN, "--model", model, "--n", str(500 * seed), "--seed", str(seed),
+                "--quiet", "--out", str(tmp_path / f"grid{seed}.png"), "--out-dir",
+                str(out_dir), "--replace"]
+    alone = {seed: run_cli(*args(seed, tmp_path / f"alone{seed}")) for seed in (1, 2)}
+    assert all(r.returncode == 0 for r in alone.values()), [r.stderr for r in alone.values()]
+    results = _at_once(args(2, tmp_path / "both"), args(1, tmp_path / "both"))
+    _finished_or_told(results, "ganrun")
+    got = snapshot(tmp_path / "both")
+    assert got in (snapshot(tmp_path / "alone1"), snapshot(tmp_path / "alone2"))
+
+
 # -- models that lie or break ------------------------------------------------------------------
 
 def _with_metadata(src: Path, dst: Path, **changes) -> Path:
@@ -547,3 +631,111 @@ def test_temp_folders_of_a_killed_training_are_removed_when_it_resumes(tmp_path,
     assert resumed.returncode == 0, resumed.stderr
     assert not list(run.rglob(".tmp-*")) and _hidden(run) == [".lock"]
     assert resumed.stderr.count("left by a training process that was killed") == 2
+
+
+# -- every entry point a user types ------------------------------------------------------------
+
+def _venv_without_onnxruntime(wheel: Path, venv: Path) -> Path:
+    """A bare venv holding `wheel` installed as a user installs it who forgets the [cpu]
+    extra: its dependencies (numpy, Pillow, click) but no onnxruntime. They come from this
+    interpreter's own copies, linked in with their records, so pip finds them installed and
+    needs no index. Returns the venv's bin folder."""
+    from importlib import metadata
+    assert subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv]).returncode == 0
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    for name in ("numpy", "pillow", "click"):
+        dist = metadata.distribution(name)
+        for top in {f.parts[0] for f in dist.files} - {".."}:
+            (site / top).symlink_to(dist.locate_file(top))
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python",
+                                "install", "-q", "--isolated", "--no-index", wheel],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return venv / "bin"
+
+
+def test_ganrun_without_onnxruntime_names_the_extra(device_wheel, tmp_path):
+    """The device wheel installed without [cpu]: ganrun --list works (it needs no
+    onnxruntime), and generating is one line naming the install command of this wheel file."""
+    bin_dir = _venv_without_onnxruntime(device_wheel, tmp_path / "venv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def user(*args):
+        return subprocess.run([str(a) for a in args], cwd=elsewhere, capture_output=True,
+                              text=True, timeout=120)
+    assert user(bin_dir / "python", "-c", "import onnxruntime").returncode != 0
+    assert user(bin_dir / "ganrun", "--list").returncode == 0
+    for args in (["--n", "4"], ["--device", "cuda"]):
+        result = user(bin_dir / "ganrun", *args)
+        assert_one_line_error(result, "onnxruntime is not installed",
+                              f"pip install '{device_wheel}[cpu]'", "[gpu]")
+        assert result.returncode == 2
+    assert list(elsewhere.iterdir()) == []
+
+
+# RUN: a tiny mlp-mnist run (step_000004); BARE: one without checkpoints; NOT_A_RUN: a folder
+# without config.json; MISSING: nothing; EXPORT: RUN's export folder.
+@pytest.mark.parametrize("module, args, fragment", [
+    ("benchmarks.__main__", ["--run", "MISSING"], "MISSING does not exist"),
+    ("benchmarks.__main__", ["--arch", "mlp-mnist", "--run", "BARE"], "no evaluation checkpoints"),
+    ("benchmarks.__main__", ["--arch", "mlp-mnist", "--run", "NOT_A_RUN"], "not a training run"),
+    ("benchmarks.__main__", ["--run", "RUN"], "is a mlp-mnist run, not dcgan-mnist"),
+    ("benchmarks.__main__", ["--arch", "biggan"], "unknown architecture 'biggan'"),
+    ("benchmarks.__main__", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.ablation", ["--arch", "mlp-mnist"], "--arch must be a conditional system"),
+    ("benchmarks.ablation", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.device", ["--models", "MISSING"], "MISSING' does not exist"),
+    ("benchmarks.device", ["--models", "EXPORT", "--out", "/proc/gan-edge"],
+     "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.ema", ["--decays", "0.9,x"], "--decays must be numbers"),
+    ("benchmarks.ema", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.independent_classifier", ["--epochs", "0"], "--epochs"),
+    ("benchmarks.int8_layers", ["--run", "RUN", "--checkpoint", "epoch_999"], "epoch_999"),
+    ("benchmarks.int8_layers", ["--run", "RUN", "--checkpoint", "step_000004", "--out",
+                                "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.int8_ranges", ["--run", "RUN", "--checkpoints", "step_000004,epoch_999"],
+     "epoch_999"),
+    ("benchmarks.int8_ranges", ["--run", "RUN", "--checkpoints", "step_000004", "--out",
+                                "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.knobs", ["--model", "biggan"], "no shipped model named 'biggan'"),
+    ("benchmarks.knobs", ["--model", "gan-1d"], "gan-1d model"),
+    ("benchmarks.knobs", ["--out", "/proc/gan-edge"], "cannot write to --out /proc/gan-edge"),
+    ("benchmarks.quality_goals", ["--dcgan-run", "NOT_A_RUN"], "not a training run"),
+    ("benchmarks.quality_goals", ["--out-dir", "/proc/gan-edge"], "/proc/gan-edge"),
+    ("benchmarks.train_step", ["--out", "/proc/gan-edge.md"], "cannot write"),
+])
+def test_benchmarks_answer_bad_input_in_one_line(run, tmp_path, module, args, fragment):
+    """Each refused before its minutes of work: a named run that is not there, or holds no
+    checkpoint, is never replaced by an untrained generator; a report folder that cannot be
+    written is found before the measuring, not after it."""
+    import shutil
+    bare = private_copy(run, tmp_path / "bare")
+    shutil.rmtree(bare / "checkpoints")
+    (tmp_path / "not-a-run").mkdir()
+    places = {"RUN": run, "BARE": bare, "NOT_A_RUN": tmp_path / "not-a-run",
+              "MISSING": tmp_path / "MISSING", "EXPORT": run / "export"}
+    refused(tmp_path, [module, *(str(places.get(a, a)) for a in args)],
+            fragment.replace("MISSING", str(tmp_path / "MISSING")))
+
+
+def test_scripts_answer_bad_input_in_one_line(tmp_path):
+    """The scripts run by path (`make wheel`, `make docs`) through the same wrapper."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    build = [str(ROOT / "device-wheel" / "build.py"), "--staging", str(tmp_path / "stage")]
+    cases = [
+        ([*build, "--out", "/proc/gan-edge-dist"], "cannot write to --out /proc/gan-edge-dist"),
+        ([*build, "--out", str(mine / "notes.txt")], "notes.txt' is a file"),
+        ([build[0], "--staging", str(mine), "--out", str(tmp_path / "dist")],
+         "not a staged device wheel"),
+        ([str(ROOT / "docs" / "generate.py"), "--check", "--gallery"], "pass one of them"),
+        ([str(ROOT / "docs" / "generate.py"), "--bogus"], "--bogus"),
+    ]
+    for args, fragment in cases:
+        before = snapshot(tmp_path)
+        result = run_cli(*args)
+        assert_one_line_error(result, fragment)
+        assert result.returncode == 2, result.stderr
+        assert snapshot(tmp_path) == before

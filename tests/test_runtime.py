@@ -11,7 +11,7 @@ from conftest import ROOT, assert_one_line_error, cli, save_graph
 
 HEAVY = ("tensorflow", "keras", "training", "export", "tf2onnx", "matplotlib")
 # Light, but start-up time that plain generation does without (the score classes, Pillow).
-DEFERRED = ("dataclasses", "runtime.core.scores", "PIL")
+DEFERRED = ("dataclasses", "runtime.core.scores", "PIL", "runtime.core.progress")
 
 
 def ganrun(*args, cwd=None):

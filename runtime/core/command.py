@@ -14,15 +14,19 @@ def run_cli(command: click.Command, args=None) -> None:
     except click.exceptions.Exit as e:  # --help and friends
         sys.exit(e.exit_code)
     except click.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(130)
+        _error("aborted", 130)
     except click.ClickException as e:  # bad option values: one line instead of usage + hint
-        click.echo(f"error: {e.format_message()} (see --help)", err=True)
-        sys.exit(2)
+        _error(f"{e.format_message()} (see --help)")
     except GanEdgeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        _error(str(e))
     except OSError as e:  # the file system said no (read-only, full, gone): name what and where
         where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-        click.echo(f"error: {e.strerror or e}{': ' + where if where else ''}", err=True)
-        sys.exit(2)
+        _error(f"{e.strerror or e}{': ' + where if where else ''}")
+
+
+def _error(message: str, status: int = 2) -> None:
+    progress = sys.modules.get("runtime.core.progress")  # there only where work showed progress
+    if progress is not None:
+        progress.end_line()  # the error on a line of its own, not after a progress line
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
