@@ -195,6 +195,8 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve,
     if backend == "webgpu" and "error" in report and "webgpu" in report["error"].lower():
         missing(f"this Chromium offers no WebGPU adapter: {report['error']}")
     assert report["consoleErrors"] == [] and "error" not in report, report
+    assert (report["backend"], report["precision"]) == (
+        {"wasm": "WebAssembly", "webgpu": "WebGPU"}[backend], precision)  # as the URL asks
     assert_samples_match_python(report, site / f"generator.{precision}.onnx", z, precision,
                                 backend)
 
