@@ -208,7 +208,8 @@ def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site
     """The picker lists "any class" and each class name; picking a class and clicking
     generate draws, tile for tile, Python onnxruntime's samples of the same file for the page's
     latents with every label that class; "any class" draws labels of several classes; the walk
-    runs with labels; the status line names the class. A tiny run's label moves a pixel by a
+    runs with labels (without, it would show the page's error); the status line names the
+    class. A tiny run's label moves a pixel by a
     grey level or two, on about a fifth of them: the drawn grid is held to Python's on all but
     a few pixels a rounding apart, a share that Python's own samples for other labels exceed
     many times over."""
