@@ -10,7 +10,6 @@ import importlib
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import traceback
@@ -230,7 +229,11 @@ def cli(module: str, *args: str, cwd: Path | None = None) -> subprocess.Complete
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str,
+                          *fragments: str) -> None:
+    """The command failed with one `error:` line (no traceback) that holds every fragment: at
+    least one, such as the flag or path at fault, so that an error about something else fails."""
+    fragments = (fragment, *fragments)
     assert result.returncode != 0, result.stdout
     err = result.stderr.strip()
     assert "Traceback" not in err, err
@@ -250,21 +253,3 @@ def save_graph(graph, path: Path, metadata: dict[str, str]) -> Path:
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
     return path
-
-
-@contextlib.contextmanager
-def reserved_ports(n: int):
-    """n localhost ports, held bound (with SO_REUSEPORT) until the block ends, so that no
-    other process can take one between choosing it and the servers the block starts binding
-    it (gRPC, under TensorFlow's cluster, binds with SO_REUSEPORT too)."""
-    sockets = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            s.bind(("localhost", 0))
-            sockets.append(s)
-        yield [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()

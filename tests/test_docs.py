@@ -220,7 +220,7 @@ def test_a_record_reads_as_a_run_with_the_pick_the_rule_makes(record):
 def test_the_results_command_refuses_a_folder_that_is_not_a_record(tmp_path):
     result = subprocess.run([sys.executable, "-m", "training.results", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
-    assert_one_line_error(result)
+    assert_one_line_error(result, str(tmp_path), "config.json")
 
 
 # -- the product describes itself, not its making ----------------------------------------------

@@ -47,6 +47,14 @@ def test_conditional_networks_take_a_label_beside_z_and_x(name, d_conditioning):
     # the label changes the sample: a generator that ignored it would be unconditional
     other = g([np.zeros((4, cfg.latent_dim), "float32"), labels[::-1].copy()]).numpy()
     assert not np.allclose(x, other)
+    # the label changes D's judgement of the same images: a D that ignored it would judge
+    # realism alone, and G would learn no class from it (there a change is exactly 0; here
+    # it is about 1e-2 on average)
+    lo, hi = cfg.output_range
+    images = np.random.default_rng(0).uniform(lo, hi, (20, *cfg.sample_shape)).astype("float32")
+    asked = np.arange(20, dtype="int32") % cfg.n_classes
+    judged = [d([images, k]).numpy() for k in (asked, (asked + 5) % cfg.n_classes)]
+    assert np.abs(judged[0] - judged[1]).mean() > 1e-4
     assert g.count_params() < 1_000_000  # its int8 file stays under 1 MB
 
 

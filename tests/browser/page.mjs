@@ -38,14 +38,19 @@ try {
   }));
   if (!report.error) {  // the walk button animates the grid, and stops on a second click
     await page.evaluate(() => {
-      window.gridBeforeWalk = document.getElementById('grid').toDataURL();
+      window.gridBefore = document.getElementById('grid').toDataURL();
       document.getElementById('walk').click();
     });
-    // Decided by the first frame that differs, however long a busy machine takes to draw it;
-    // the timeout only bounds a walk that never moves.
-    report.walkMoves = await page.waitForFunction(
-      () => document.getElementById('grid').toDataURL() !== window.gridBeforeWalk,
-      null, { timeout: 120000 }).then(() => true, () => false);
+    // Moves: a frame differs from the grid before it, and a later frame from that one (a walk
+    // stuck on its first frame changes the grid once). Decided by the frames, however long a
+    // busy machine takes to draw them; the timeout only bounds a walk that never moves.
+    const changes = () => page.waitForFunction(() => {
+      const now = document.getElementById('grid').toDataURL();
+      if (now === window.gridBefore) return false;
+      window.gridBefore = now;
+      return true;
+    }, null, { timeout: 120000 }).then(() => true, () => false);
+    report.walkMoves = await changes() && await changes();
     await page.evaluate(() => document.getElementById('walk').click());
   }
   if (request.latents && !report.error) {
