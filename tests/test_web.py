@@ -30,9 +30,9 @@ def browser_tools():
     """node with playwright-core installed from the lock file, and Chromium; where they cannot
     be had, a skip that says what is missing (a failure under CI, which installs them)."""
     if not Path(CHROMIUM).is_file():
-        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+        missing(f"no Chromium at {CHROMIUM} (sudo make test-tools installs it; or set CHROMIUM)")
     if shutil.which("npm") is None or shutil.which("node") is None:
-        missing("node and npm are not installed (apt-get install npm)")
+        missing("node and npm are not installed (sudo make test-tools installs them)")
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         result = subprocess.run(["npm", "ci", "--silent"], cwd=BROWSER_DIR, capture_output=True,
                                 text=True, timeout=600)
@@ -370,7 +370,7 @@ def test_onnxruntime_web_that_is_not_the_pinned_one_is_refused(export_dir, tmp_p
 def test_default_page_fits_its_size_budget(tmp_path):
     """The page for the shipped default model: at most 15 MB (the budget docs/web.md states)."""
     if shutil.which("npm") is None:
-        missing("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+        missing("npm is not installed: it fetches onnxruntime-web (sudo make test-tools installs it)")
     result = run_cli("-m", "export.web", "--out", str(tmp_path / "default"))
     assert result.returncode == 0, result.stderr
     size = sum(p.stat().st_size for p in (tmp_path / "default").rglob("*") if p.is_file())
@@ -381,7 +381,7 @@ def test_default_page_fits_its_size_budget(tmp_path):
 @pytest.mark.network
 def test_ganexport_web_writes_the_page_beside_the_export(tiny_runs, tmp_path):
     if shutil.which("npm") is None:
-        missing("npm is not installed: it fetches onnxruntime-web (apt-get install npm)")
+        missing("npm is not installed: it fetches onnxruntime-web (sudo make test-tools installs it)")
     result = cli("export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
                      "int8,fp16", "--quality-samples", "200", "--out", str(tmp_path / "export"),
                      "--web", str(tmp_path / "site"))
