@@ -1,0 +1,199 @@
+"""ganexport --keras and --onnx: generators that gan-edge did not train, each built here with
+fixed seeds and random weights (the tests are about the graph), exported, validated against
+their source and run; and the sources it refuses, each with one line and nothing written."""
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import assert_one_line_error, cli, snapshot
+
+PRECISIONS = ("fp32", "int8", "fp16")
+# What each file may differ from its source, as fractions of the output range: the largest
+# (int8: its 99.9th percentile) and the mean, as docs/export.md states them.
+PROMISED_MAX = {"fp32": 5e-6, "fp16": 5e-3, "int8": 0.5}
+PROMISED_SHARE = {"fp32": 1.0, "fp16": 1.0, "int8": 0.999}
+PROMISED_MEAN = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
+
+
+# -- the generators ----------------------------------------------------------------------------
+
+def face_dcgan(width: int = 8):
+    """The keras-io face DCGAN's generator (latent 128, Dense to 8x8, three Conv2DTranspose 4x4
+    stride 2 'same' with LeakyReLU, a 5x5 Conv to 3 channels with sigmoid: 64x64x3), its
+    widths (128/256/512 there) divided by 128 / `width`."""
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(0)
+    stack = [keras.Input((128,)), layers.Dense(8 * 8 * width), layers.Reshape((8, 8, width))]
+    for filters in (width, 2 * width, 4 * width):
+        stack += [layers.Conv2DTranspose(filters, 4, strides=2, padding="same"),
+                  layers.LeakyReLU(negative_slope=0.2)]
+    stack.append(layers.Conv2D(3, 5, padding="same", activation="sigmoid"))
+    return keras.Sequential(stack, name="generator")
+
+
+def face_discriminator(width: int = 8):
+    """The same example's discriminator: Conv2D 4x4 stride 2 with LeakyReLU, three times,
+    Flatten, Dropout, Dense(1, sigmoid); widths divided likewise."""
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(1)
+    stack = [keras.Input((64, 64, 3))]
+    for filters in (width, 2 * width, 2 * width):
+        stack += [layers.Conv2D(filters, 4, strides=2, padding="same"),
+                  layers.LeakyReLU(negative_slope=0.2)]
+    stack += [layers.Flatten(), layers.Dropout(0.2), layers.Dense(1, activation="sigmoid")]
+    return keras.Sequential(stack, name="discriminator")
+
+
+def conditional_generator(latent: int = 16, classes: int = 10):
+    """A conditional generator with an Embedding of its label (keras.Input((1,)), float32 as
+    Keras makes it by default), 28x28x1 in [-1, 1]."""
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(2)
+    z, label = keras.Input((latent,), name="noise"), keras.Input((1,), name="digit")
+    x = layers.Concatenate()([z, layers.Flatten()(layers.Embedding(classes, 8)(label))])
+    x = layers.Reshape((7, 7, 8))(layers.Dense(7 * 7 * 8)(x))
+    x = layers.LeakyReLU(negative_slope=0.2)(layers.Conv2DTranspose(8, 4, strides=2,
+                                                                     padding="same")(x))
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
+    return keras.Model([label, z], x)  # the label first: the exporter reads which is which
+
+
+def _init(rng, shape, scale=0.02):
+    return rng.normal(0.0, scale, shape).astype(np.float32)
+
+
+def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batch="batch_size",
+                output_dims=None, final="Tanh") -> Path:
+    """An ONNX file laid out as torch.onnx.export writes the PyTorch examples' DCGAN generator
+    (z [N, nz, 1, 1] named "input.1"; ConvTranspose 4x4 stride 1 to 4x4, then four stride 2
+    pads 1 to 64x64, BatchNormalization and ReLU after each but the last, then Tanh; output
+    [N, 3, 64, 64] NCHW with an "onnx::"-style name), its widths (ngf 64 there) smaller."""
+    rng = np.random.default_rng(3)
+    widths = [ngf * 8, ngf * 4, ngf * 2, ngf, channels]
+    nodes, inits, x, c_in = [], [], "input.1", nz
+    for i, c_out in enumerate(widths):
+        w = f"main.{3 * i}.weight"
+        inits.append(numpy_helper.from_array(_init(rng, (c_in, c_out, 4, 4)), w))
+        y = f"/main/main.{3 * i}/ConvTranspose_output_0"
+        nodes.append(helper.make_node(
+            "ConvTranspose", [x, w], [y], name=f"/main/main.{3 * i}/ConvTranspose",
+            kernel_shape=[4, 4], strides=[1, 1] if i == 0 else [2, 2],
+            pads=[0, 0, 0, 0] if i == 0 else [1, 1, 1, 1], dilations=[1, 1], group=1))
+        x, c_in = y, c_out
+        if i == len(widths) - 1:
+            break
+        bn = f"main.{3 * i + 1}"
+        for name, value in (("weight", rng.normal(1.0, 0.02, c_out)), ("bias", np.zeros(c_out)),
+                            ("running_mean", rng.normal(0.0, 0.1, c_out)),
+                            ("running_var", rng.uniform(0.5, 1.5, c_out))):
+            inits.append(numpy_helper.from_array(value.astype(np.float32), f"{bn}.{name}"))
+        nodes += [helper.make_node("BatchNormalization",
+                                   [x] + [f"{bn}.{n}" for n in ("weight", "bias", "running_mean",
+                                                                "running_var")],
+                                   [f"/main/main.{3 * i + 1}/BatchNormalization_output_0"],
+                                   epsilon=1e-5, momentum=0.9),
+                  helper.make_node("Relu", [f"/main/main.{3 * i + 1}/BatchNormalization_output_0"],
+                                   [f"/main/main.{3 * i + 2}/Relu_output_0"])]
+        x = f"/main/main.{3 * i + 2}/Relu_output_0"
+    out = "onnx::Tanh_out_27"
+    if final:
+        nodes.append(helper.make_node(final, [x], [out]))
+    else:
+        out = x
+    graph = helper.make_graph(
+        nodes, "main_graph", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
+                                                            [batch, nz, 1, 1])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT,
+                                       output_dims or [batch, channels, 64, 64])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="pytorch")
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+# -- shared exports ----------------------------------------------------------------------------
+
+def ganexport(*args):
+    return cli("export.cli", *args, "--quality-samples", "100")
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory):
+    """The keras-io-shaped generator and its discriminator, saved, and their export."""
+    folder = tmp_path_factory.mktemp("face")
+    face_dcgan().save(folder / "face.keras")
+    face_discriminator().save(folder / "critic.keras")
+    result = ganexport("--keras", folder / "face.keras", "--discriminator",
+                       folder / "critic.keras", "--out", folder / "export")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def torch_shaped(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("torch")
+    torch_dcgan(folder / "dcgan.onnx")
+    result = ganexport("--onnx", folder / "dcgan.onnx", "--out", folder / "export")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "export" / "manifest.json").read_text())
+
+
+def _assert_within_bounds(gen, reference, spec_range, precision, latents, labels=None):
+    got = gen.run(latents, labels)
+    want = np.asarray(reference(latents) if labels is None else reference(latents, labels))
+    assert got.shape == want.shape
+    diffs = np.abs(got - want).ravel()
+    lo, hi = spec_range
+    assert np.quantile(diffs, PROMISED_SHARE[precision]) <= PROMISED_MAX[precision] * (hi - lo)
+    assert diffs.mean() <= PROMISED_MEAN[precision] * (hi - lo)
+
+
+# -- from a Keras file -------------------------------------------------------------------------
+
+def test_a_keras_face_dcgan_exports_to_files_that_match_keras(face):
+    import keras
+
+    from runtime.core.files import sha256_file
+    from runtime.generator import Generator
+    model = keras.saving.load_model(face / "face.keras", compile=False)
+    manifest = _manifest(face)
+    assert manifest["source"] == "keras" and manifest["arch"] == "face"
+    assert manifest["source_sha256"] == sha256_file(face / "face.keras")
+    assert [f["precision"] for f in manifest["files"]] == list(PRECISIONS)
+    z = np.random.default_rng(11).standard_normal((9, 128)).astype(np.float32)
+    for entry in manifest["files"]:
+        assert entry["quality"] == {"not_scored": "gan-edge has no classifier for 64x64x3 samples"}
+        gen = Generator.from_file(face / "export" / entry["file"])
+        assert gen.info.sample_shape == (64, 64, 3) and gen.info.output_range == (0.0, 1.0)
+        assert gen.info.metadata["gan.source_file"] == "face.keras"
+        assert gen.info.metadata["gan.source_sha256"] == manifest["source_sha256"]
+        _assert_within_bounds(gen, lambda x: model(x, training=False), (0, 1), entry["precision"], z)
+
+
+def test_a_keras_discriminator_goes_with_its_generator_for_keep(face):
+    import keras
+
+    from export.discriminator import logit_fn
+    from runtime.discriminator import Discriminator
+    from runtime.generator import Generator
+    entry = _manifest(face)["discriminator"]
+    assert entry["file"] == "discriminator.int8.onnx" and entry["ranking"]["n_samples"] == 100
+    gen = Generator.from_file(face / "export" / "generator.int8.onnx")
+    disc = Discriminator.beside(gen)
+    samples = gen.run(np.random.default_rng(4).standard_normal((32, 128)).astype(np.float32))
+    critic = keras.saving.load_model(face / "critic.keras", compile=False)
+    want = np.asarray(logit_fn(critic)(samples)).ravel()
+    got = disc.logits(samples)
+    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
