@@ -121,24 +121,20 @@ def final_range(model) -> tuple[float, float] | None:
 
 
 def embedding_rows(model, label: str) -> int | None:
-    """The rows of the table that the label indexes (a Gather of a constant, as Keras's
-    Embedding and PyTorch's nn.Embedding export), through layout ops and casts; None where the
-    label reaches no such table (a one-hot encoding, say)."""
+    """The rows of the table that the label indexes: a Gather from a constant 2-D table (as
+    Keras's Embedding and PyTorch's nn.Embedding export) whose indices are computed from the
+    label alone (casts, reshapes, Keras's wrapping of negative indices); None where there is
+    no such table (a one-hot encoding, say)."""
     weights = {t.name: t for t in model.graph.initializer}
-    frontier, seen = [label], set()
-    while frontier:
-        name = frontier.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in model.graph.node:
-            if name not in node.input:
-                continue
-            if node.op_type == "Gather" and node.input[1] == name and node.input[0] in weights:
-                dims = weights[node.input[0]].dims
-                return int(dims[0]) if dims else None
-            if node.op_type in _LAYOUT_OPS:
-                frontier.extend(node.output)
+    from_label = {label}
+    for node in model.graph.node:  # in order: an ONNX graph's nodes are sorted
+        table = weights.get(node.input[0])
+        if node.op_type == "Gather" and node.input[1] in from_label and table is not None \
+                and len(table.dims) == 2:
+            return int(table.dims[0])
+        inputs = [i for i in node.input if i and i not in weights]
+        if inputs and all(i in from_label for i in inputs):
+            from_label.update(node.output)
     return None
 
 

@@ -192,8 +192,6 @@ def main(run_dir, keras_file, onnx_file, epoch, step, best, weights, name, outpu
     else:
         file = Path(keras_file or onnx_file)
         out = Path(out_dir) if out_dir else file.parent / f"{file.stem}-export"
-    if not validate_file:
-        check_writable_dir(out, "--out")
     if web_dir is not None:
         from export.web import DEFAULT_PRECISIONS, check_site_dir
         # The page's usual files (int8 for WebAssembly, fp16 for WebGPU) of those exported.
@@ -202,14 +200,18 @@ def main(run_dir, keras_file, onnx_file, epoch, step, best, weights, name, outpu
 
     from export import sources
     if kind == "run":
+        check_writable_dir(out, "--out")  # before the run's models are loaded
         click.echo(f"exporting {checkpoint}", err=True)
         source = sources.run_source(checkpoint, weights, data_dir, opset)
     else:
         flags = sources.Flags(name, output_range, classes, latent_prior, layout, dataset,
                               Path(discriminator) if discriminator else None)
         click.echo(f"reading {file}", err=True)
+        # Read (and refused, where it must be) before anything is written.
         source = (sources.keras_source(file, flags, opset, data_dir) if kind == "keras"
                   else sources.onnx_source(file, flags, data_dir))
+        if not validate_file:
+            check_writable_dir(out, "--out")
     if validate_file:
         from export.validate import validate
         from runtime.generator import Generator

@@ -237,7 +237,7 @@ def _keras_call(model, latent: int, label: int | None, label_dtype: str, label_r
         if label_rank == 2:
             labels = keras.ops.reshape(labels, (-1, 1))
         inputs = [None, None]
-        inputs[latent], inputs[label] = z, labels
+        inputs[latent], inputs[label] = keras.ops.convert_to_tensor(z), labels
         return model(inputs, training=False)
     return call
 

@@ -24,16 +24,22 @@ PROMISED_MEAN = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
 def face_dcgan(width: int = 8):
     """The keras-io face DCGAN's generator (latent 128, Dense to 8x8, three Conv2DTranspose 4x4
     stride 2 'same' with LeakyReLU, a 5x5 Conv to 3 channels with sigmoid: 64x64x3), its
-    widths (128/256/512 there) divided by 128 / `width`."""
+    widths (128/256/512 there) divided by 128 / `width`. Initialised so that random weights
+    give samples spread over the range, as a trained generator's are."""
     import keras
     from keras import layers
     keras.utils.set_random_seed(0)
-    stack = [keras.Input((128,)), layers.Dense(8 * 8 * width), layers.Reshape((8, 8, width))]
+    he = {"kernel_initializer": "he_normal", "bias_initializer": "random_normal"}
+    stack = [keras.Input((128,)), layers.Dense(8 * 8 * width, **he),
+             layers.Reshape((8, 8, width))]
     for filters in (width, 2 * width, 4 * width):
-        stack += [layers.Conv2DTranspose(filters, 4, strides=2, padding="same"),
+        stack += [layers.Conv2DTranspose(filters, 4, strides=2, padding="same", **he),
                   layers.LeakyReLU(negative_slope=0.2)]
-    stack.append(layers.Conv2D(3, 5, padding="same", activation="sigmoid"))
-    return keras.Sequential(stack, name="generator")
+    stack.append(layers.Conv2D(3, 5, padding="same", activation="sigmoid", **he))
+    model = keras.Sequential(stack, name="generator")
+    last = model.layers[-1]  # Keras counts a transposed kernel's fan-in on its output axis,
+    last.kernel.assign(last.kernel * 12)  # so the layers before shrink the signal: undo it here
+    return model
 
 
 def face_discriminator(width: int = 8):
@@ -56,17 +62,15 @@ def conditional_generator(latent: int = 16, classes: int = 10):
     import keras
     from keras import layers
     keras.utils.set_random_seed(2)
+    he = {"kernel_initializer": "he_normal"}
     z, label = keras.Input((latent,), name="noise"), keras.Input((1,), name="digit")
-    x = layers.Concatenate()([z, layers.Flatten()(layers.Embedding(classes, 8)(label))])
-    x = layers.Reshape((7, 7, 8))(layers.Dense(7 * 7 * 8)(x))
+    embedded = layers.Embedding(classes, 8, embeddings_initializer="random_normal")(label)
+    x = layers.Concatenate()([z, layers.Flatten()(embedded)])
+    x = layers.Reshape((7, 7, 8))(layers.Dense(7 * 7 * 8, **he)(x))
     x = layers.LeakyReLU(negative_slope=0.2)(layers.Conv2DTranspose(8, 4, strides=2,
-                                                                     padding="same")(x))
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
+                                                                     padding="same", **he)(x))
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", **he)(x)
     return keras.Model([label, z], x)  # the label first: the exporter reads which is which
-
-
-def _init(rng, shape, scale=0.02):
-    return rng.normal(0.0, scale, shape).astype(np.float32)
 
 
 def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batch="batch_size",
@@ -74,13 +78,18 @@ def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batc
     """An ONNX file laid out as torch.onnx.export writes the PyTorch examples' DCGAN generator
     (z [N, nz, 1, 1] named "input.1"; ConvTranspose 4x4 stride 1 to 4x4, then four stride 2
     pads 1 to 64x64, BatchNormalization and ReLU after each but the last, then Tanh; output
-    [N, 3, 64, 64] NCHW with an "onnx::"-style name), its widths (ngf 64 there) smaller."""
+    [N, 3, 64, 64] NCHW with an "onnx::"-style name), its widths (ngf 64 there) smaller.
+    Random He-initialised weights, and each batch normalisation's running statistics those of
+    its input on seeded latents, as after training: samples spread over the range."""
     rng = np.random.default_rng(3)
+    probe = {"input.1": rng.standard_normal((64, nz, 1, 1)).astype(np.float32)}
     widths = [ngf * 8, ngf * 4, ngf * 2, ngf, channels]
     nodes, inits, x, c_in = [], [], "input.1", nz
     for i, c_out in enumerate(widths):
         w = f"main.{3 * i}.weight"
-        inits.append(numpy_helper.from_array(_init(rng, (c_in, c_out, 4, 4)), w))
+        fan_in = c_in * (1 if i == 0 else 4)  # taps that reach one output pixel
+        weight = rng.normal(0.0, np.sqrt(2 / fan_in), (c_in, c_out, 4, 4))
+        inits.append(numpy_helper.from_array(weight.astype(np.float32), w))
         y = f"/main/main.{3 * i}/ConvTranspose_output_0"
         nodes.append(helper.make_node(
             "ConvTranspose", [x, w], [y], name=f"/main/main.{3 * i}/ConvTranspose",
@@ -89,34 +98,47 @@ def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batc
         x, c_in = y, c_out
         if i == len(widths) - 1:
             break
+        seen = _run(nodes, inits, nz, x, probe)
         bn = f"main.{3 * i + 1}"
-        for name, value in (("weight", rng.normal(1.0, 0.02, c_out)), ("bias", np.zeros(c_out)),
-                            ("running_mean", rng.normal(0.0, 0.1, c_out)),
-                            ("running_var", rng.uniform(0.5, 1.5, c_out))):
+        for name, value in (("weight", rng.normal(1.0, 0.1, c_out)),
+                            ("bias", rng.normal(0.0, 0.1, c_out)),
+                            ("running_mean", seen.mean(axis=(0, 2, 3))),
+                            ("running_var", seen.var(axis=(0, 2, 3)))):
             inits.append(numpy_helper.from_array(value.astype(np.float32), f"{bn}.{name}"))
+        normalised = f"/main/main.{3 * i + 1}/BatchNormalization_output_0"
         nodes += [helper.make_node("BatchNormalization",
                                    [x] + [f"{bn}.{n}" for n in ("weight", "bias", "running_mean",
                                                                 "running_var")],
-                                   [f"/main/main.{3 * i + 1}/BatchNormalization_output_0"],
-                                   epsilon=1e-5, momentum=0.9),
-                  helper.make_node("Relu", [f"/main/main.{3 * i + 1}/BatchNormalization_output_0"],
-                                   [f"/main/main.{3 * i + 2}/Relu_output_0"])]
+                                   [normalised], epsilon=1e-5, momentum=0.9),
+                  helper.make_node("Relu", [normalised], [f"/main/main.{3 * i + 2}/Relu_output_0"])]
         x = f"/main/main.{3 * i + 2}/Relu_output_0"
     out = "onnx::Tanh_out_27"
     if final:
         nodes.append(helper.make_node(final, [x], [out]))
     else:
         out = x
+    model = _model(nodes, inits, nz, batch, out, output_dims or [batch, channels, 64, 64])
+    onnx.save(model, str(path))
+    return path
+
+
+def _model(nodes, inits, nz, batch, out, out_dims):
     graph = helper.make_graph(
         nodes, "main_graph", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
                                                             [batch, nz, 1, 1])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT,
-                                       output_dims or [batch, channels, 64, 64])], inits)
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_dims)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               producer_name="pytorch")
     model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return model
+
+
+def _run(nodes, inits, nz, out, feed) -> np.ndarray:
+    """`out` of the graph so far, on `feed`."""
+    import onnxruntime as ort
+    model = _model(nodes, inits, nz, "N", out, None)
+    return ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feed)[0]
 
 
 # -- shared exports ----------------------------------------------------------------------------
@@ -197,3 +219,67 @@ def test_a_keras_discriminator_goes_with_its_generator_for_keep(face):
     want = np.asarray(logit_fn(critic)(samples)).ravel()
     got = disc.logits(samples)
     assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+
+
+# -- from an ONNX file -------------------------------------------------------------------------
+
+def test_a_torch_shaped_onnx_dcgan_exports_channels_last_and_matches_its_source(torch_shaped):
+    import onnxruntime as ort
+
+    from runtime.generator import Generator
+    manifest = _manifest(torch_shaped)
+    assert manifest["source"] == "onnx" and manifest["arch"] == "dcgan"
+    assert manifest["opset"] == 17 and "discriminator" not in manifest
+    source = ort.InferenceSession(str(torch_shaped / "dcgan.onnx"),
+                                  providers=["CPUExecutionProvider"])
+
+    def reference(z):  # the source as PyTorch's users run it: z [N, 100, 1, 1], NCHW out
+        return source.run(None, {"input.1": z.reshape(len(z), 100, 1, 1)})[0].transpose(0, 2, 3, 1)
+    z = np.random.default_rng(12).standard_normal((9, 100)).astype(np.float32)
+    for entry in manifest["files"]:
+        path = torch_shaped / "export" / entry["file"]
+        graph = onnx.load(str(path)).graph
+        assert [i.name for i in graph.input] == ["z"] and [o.name for o in graph.output] == \
+            ["sample"]
+        gen = Generator.from_file(path)
+        assert gen.info.sample_shape == (64, 64, 3) and gen.info.output_range == (-1.0, 1.0)
+        assert gen.info.latent_dim == 100 and gen.info.arch == "dcgan"
+        _assert_within_bounds(gen, reference, (-1, 1), entry["precision"], z)
+
+
+# -- a conditional Keras generator -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory, tiny_mnist):
+    """The conditional generator, exported as an MNIST generator, scored on the tiny data set."""
+    folder = tmp_path_factory.mktemp("conditional")
+    conditional_generator().save(folder / "cgan.keras")
+    result = ganexport("--keras", folder / "cgan.keras", "--dataset", "mnist", "--data-dir",
+                       tiny_mnist, "--name", "my-cgan", "--out", folder / "export")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_a_conditional_keras_generator_takes_labels_and_is_scored(conditional, tmp_path):
+    import keras
+    from PIL import Image
+
+    from runtime.generator import Generator
+    model = keras.saving.load_model(conditional / "cgan.keras", compile=False)
+    manifest = _manifest(conditional)
+    assert manifest["arch"] == "my-cgan"
+    rng = np.random.default_rng(13)
+    z, labels = rng.standard_normal((20, 16)).astype(np.float32), np.arange(20) % 10
+    for entry in manifest["files"]:
+        assert entry["quality"]["n_samples"] == 100
+        assert len(entry["parity"]["mean_abs_by_label"]) == 10
+        gen = Generator.from_file(conditional / "export" / entry["file"])
+        assert gen.info.class_names == tuple("0123456789")
+        assert gen.info.metadata["gan.dataset"] == "mnist"
+        _assert_within_bounds(gen, lambda x, k: model([k.astype(np.float32)[:, None], x]),
+                              (-1, 1), entry["precision"], z, labels)
+    out = tmp_path / "threes.png"
+    result = cli("runtime.cli", "--model", conditional / "export" / "generator.int8.onnx",
+                 "--n", "4", "--class", "3", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).size[0] > 2 * 28
