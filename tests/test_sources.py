@@ -283,3 +283,147 @@ def test_a_conditional_keras_generator_takes_labels_and_is_scored(conditional, t
                  "--n", "4", "--class", "3", "--out", out)
     assert result.returncode == 0, result.stderr
     assert Image.open(out).size[0] > 2 * 28
+
+
+# -- sources outside the contract --------------------------------------------------------------
+
+def _tiny_onnx(path: Path, inputs, out_dims, nodes, inits=(), out="out") -> Path:
+    """A hand-made ONNX generator file: `inputs` (name, elem type, dims), `nodes` to `out`."""
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info(n, t, d) for n, t, d in inputs],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_dims)], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _image_head(shape) -> tuple[list, list]:
+    """z [N, 4] -> MatMul -> Reshape to [-1, *shape] -> Tanh -> out."""
+    size = int(np.prod(shape))
+    w = np.random.default_rng(0).standard_normal((4, size)).astype(np.float32)
+    return ([helper.make_node("MatMul", ["z", "w"], ["flat"]),
+             helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+             helper.make_node("Tanh", ["image"], ["out"])],
+            [numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(np.array([-1, *shape], np.int64), "shape")])
+
+
+def _lambda_generator(path: Path) -> Path:
+    import keras
+    from keras import layers
+    z = keras.Input((8,))
+    x = layers.Lambda(lambda t: t * 2)(layers.Dense(4 * 4 * 3)(z))
+    keras.Model(z, layers.Activation("tanh")(layers.Reshape((4, 4, 3))(x))).save(path)
+    return path
+
+
+def _custom_layer_generator(path: Path) -> Path:
+    """A generator with a layer class of its own, saved, then its class forgotten (as on a
+    machine that does not have its code)."""
+    import keras
+    from keras import layers
+
+    @keras.saving.register_keras_serializable(package="test_sources")
+    class Doubled(layers.Layer):
+        def call(self, x):
+            return x * 2
+    z = keras.Input((8,))
+    x = Doubled()(layers.Dense(4 * 4 * 3)(z))
+    keras.Model(z, layers.Activation("tanh")(layers.Reshape((4, 4, 3))(x))).save(path)
+    del keras.saving.get_custom_objects()["test_sources>Doubled"]
+    return path
+
+
+def _two_latents(path: Path) -> Path:
+    head, inits = _image_head((3, 4, 4))
+    return _tiny_onnx(path, [("a", TensorProto.FLOAT, ["N", 4]), ("b", TensorProto.FLOAT, ["N", 4])],
+                      ["N", 3, 4, 4], [helper.make_node("Add", ["a", "b"], ["z"]), *head], inits)
+
+
+def _unknown_rank(path: Path) -> Path:
+    """The output is z reshaped to a shape whose length only running it tells."""
+    return _tiny_onnx(path, [("z", TensorProto.FLOAT, ["N", 4])], None, [
+        helper.make_node("Shape", ["z"], ["s"]),
+        helper.make_node("Compress", ["s", "keep"], ["kept"]),
+        helper.make_node("Reshape", ["z", "kept"], ["y"]),
+        helper.make_node("Tanh", ["y"], ["out"])],
+        [numpy_helper.from_array(np.array([True, True]), "keep")])
+
+
+def _unknown_op(path: Path) -> Path:
+    return _tiny_onnx(path, [("z", TensorProto.FLOAT, ["N", 4])], ["N", 4],
+                      [helper.make_node("NoSuchOp", ["z"], ["out"])])
+
+
+def _image(shape, dims):
+    def make(path: Path) -> Path:
+        head, inits = _image_head(shape)
+        return _tiny_onnx(path, [("z", TensorProto.FLOAT, ["N", 4])], dims, head, inits)
+    return make
+
+
+def _weights_outside(path: Path) -> Path:
+    """The torch-shaped file with its weights in a file one folder up."""
+    model = onnx.load(str(torch_dcgan(path)))
+    onnx.save(model, str(path), save_as_external_data=True, location="weights.bin",
+              size_threshold=0)
+    (path.parent.parent / "weights.bin").write_bytes((path.parent / "weights.bin").read_bytes())
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../weights.bin"
+    onnx.save(model, str(path))
+    (path.parent / "weights.bin").unlink()
+    return path
+
+
+def _junk(path: Path) -> Path:
+    path.write_bytes(b"not a model")
+    return path
+
+
+REFUSED = [
+    ("lambda.keras", _lambda_generator, [], "Lambda layer"),
+    ("custom.keras", _custom_layer_generator, [], "needs custom code (Doubled)"),
+    ("two.onnx", _two_latents, [], "2 float inputs"),
+    ("unknown.onnx", _unknown_rank, [], "unknown rank"),
+    ("unloadable.onnx", _unknown_op, [], "onnxruntime cannot load"),
+    ("dynamic.onnx", lambda p: torch_dcgan(p, output_dims=["batch_size", 3, "h", "w"]), [],
+     "dynamic sample size"),
+    ("linear.onnx", lambda p: torch_dcgan(p, final=None), [], "--output-range"),
+    ("tanh.onnx", torch_dcgan, ["--output-range", "0,1"], "contradicts"),
+    ("cgan.keras", lambda p: conditional_generator().save(p), [], "--classes"),
+    ("cgan3.keras", lambda p: conditional_generator().save(p), ["--classes", "a,b,c"],
+     "embedding has 10 rows"),
+    ("square.onnx", _image((3, 4, 3), ["N", 3, 4, 3]), [], "--layout"),
+    ("rgba.onnx", _image((4, 5, 6), ["N", 4, 5, 6]), [], "grey (1) or RGB (3)"),
+    ("fixed.onnx", lambda p: torch_dcgan(p, batch=1, output_dims=[1, 3, 64, 64]), [],
+     "dynamic batch"),
+    ("outside.onnx", _weights_outside, [], "outside its own folder"),
+    ("junk.onnx", _junk, [], "not a readable ONNX file"),
+    ("flags.keras", lambda p: face_dcgan(2).save(p), ["--layout", "nchw"],
+     "--layout cannot be used with --keras"),
+    ("epoch.onnx", torch_dcgan, ["--epoch", "3"], "--epoch cannot be used with --onnx"),
+    ("opset.onnx", torch_dcgan, ["--opset", "18"], "keeps its own opset"),
+]
+
+
+@pytest.mark.parametrize("name, make, flags, fragment", REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_source_outside_the_contract_is_one_line_and_writes_nothing(tmp_path, name, make,
+                                                                      flags, fragment):
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    make(source)
+    before = snapshot(tmp_path)
+    kind = "--keras" if name.endswith(".keras") else "--onnx"
+    result = ganexport(kind, source, *flags, "--out", tmp_path / "out")
+    assert_one_line_error(result, fragment)
+    assert result.returncode == 2
+    assert snapshot(tmp_path) == before
+
+
+def test_two_sources_at_once_are_refused(tmp_path):
+    assert_one_line_error(ganexport("--keras", tmp_path / "a.keras", "--onnx",
+                                    tmp_path / "b.onnx"), "pass one source")
