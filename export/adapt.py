@@ -177,9 +177,11 @@ class Wrapper:
         # Shape hints of the source's own tensors (some with its fixed batch size): onnxruntime
         # infers them again.
         del self.g.value_info[:]
+        self.moved = {}  # the source's tensors that had a contract name: their new names
         for name in names:
             if name in self._taken:
-                self._rename(name, self.fresh(name))
+                self.moved[name] = self.fresh(name)
+                self._rename(name, self.moved[name])
 
     def fresh(self, hint: str) -> str:
         n = 0
@@ -210,20 +212,25 @@ class Wrapper:
         """Graph input `old` becomes `new`: renamed where `nodes` is empty, else fed to `old`'s
         consumers through `nodes` (a reshape, a cast, a transpose)."""
         from onnx import helper
+        name = self.name(old.name)
         if not nodes:
-            self._rename(old.name, new)
+            self._rename(name, new)
         for i, v in enumerate(self.g.input):
-            if v.name in (old.name, new):
+            if v.name in (name, new):
                 self.g.input[i].CopyFrom(helper.make_tensor_value_info(new, elem_type, dims))
         for node in reversed(nodes):
             self.g.node.insert(0, node)
+
+    def name(self, source_name: str) -> str:
+        """What a tensor of the source is called in the graph being wrapped."""
+        return self.moved.get(source_name, source_name)
 
     def emit(self, old: str, new: str, dims: list, node=None) -> None:
         """The graph's one output becomes float32 `new` [*dims]: `old` renamed, or made from
         `old` by `node`."""
         from onnx import TensorProto, helper
         if node is None:
-            self._rename(old, new)
+            self._rename(self.name(old), new)
         else:
             self.g.node.append(node)
         del self.g.output[:]
@@ -235,25 +242,25 @@ class Wrapper:
         nodes = []
         if len(old.dims) == 4:
             shape = self.const(np.array([-1, latent_dim, 1, 1], np.int64), "z_shape")
-            nodes = [helper.make_node("Reshape", ["z", shape], [old.name])]
+            nodes = [helper.make_node("Reshape", ["z", shape], [self.name(old.name)])]
         self.feed(old, "z", TensorProto.FLOAT, ["batch", latent_dim], nodes)
 
     def label(self, old: Tensor) -> None:
         """label int64 [batch] into `old`, an integer [N] or [N, 1]."""
         from onnx import TensorProto, helper
-        nodes, current = [], "label"
+        nodes, current, target = [], "label", self.name(old.name)
         if old.elem_type != TensorProto.INT64:
-            cast = self.fresh("label_cast") if len(old.dims) == 2 else old.name
+            cast = self.fresh("label_cast") if len(old.dims) == 2 else target
             nodes.append(helper.make_node("Cast", [current], [cast], to=old.elem_type))
             current = cast
         if len(old.dims) == 2:
             shape = self.const(np.array([-1, 1], np.int64), "label_shape")
-            nodes.append(helper.make_node("Reshape", [current, shape], [old.name]))
+            nodes.append(helper.make_node("Reshape", [current, shape], [target]))
         self.feed(old, "label", TensorProto.INT64, ["batch"], nodes)
 
     def sample(self, old: Tensor, layout: str | None, shape: tuple[int, ...]) -> None:
         """The graph's output `old` as sample [batch, *shape], channels last."""
         from onnx import helper
-        node = (helper.make_node("Transpose", [old.name], ["sample"], perm=[0, 2, 3, 1])
+        node = (helper.make_node("Transpose", [self.name(old.name)], ["sample"], perm=[0, 2, 3, 1])
                 if layout == "nchw" else None)
         self.emit(old.name, "sample", ["batch", *shape], node)

@@ -126,8 +126,8 @@ def adapt_onnx(model, spec: Spec, path: Path):
         sigmoid = next(n for n in fp32.graph.node if n.output[0] == node.output[0])
         sigmoid.op_type = "Identity"
     wrapper = adapt.Wrapper(fp32, ("sample", "label", "logit"))
-    nodes = ([helper.make_node("Transpose", ["sample"], [x.name], perm=[0, 3, 1, 2])]
-             if layout else [])
+    nodes = ([helper.make_node("Transpose", ["sample"], [wrapper.name(x.name)],
+                               perm=[0, 3, 1, 2])] if layout else [])
     wrapper.feed(x, "sample", TensorProto.FLOAT, ["batch", *shape], nodes)
     if label is not None:
         wrapper.label(label)

@@ -1,7 +1,11 @@
 """ganexport --keras and --onnx: generators that gan-edge did not train, each built here with
 fixed seeds and random weights (the tests are about the graph), exported, validated against
 their source and run; and the sources it refuses, each with one line and nothing written."""
+import ast
 import json
+import re
+import shlex
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import assert_one_line_error, cli, snapshot
+from conftest import ROOT, assert_one_line_error, cli, snapshot
 
 PRECISIONS = ("fp32", "int8", "fp16")
 # What each file may differ from its source, as fractions of the output range: the largest
@@ -74,7 +78,8 @@ def conditional_generator(latent: int = 16, classes: int = 10):
 
 
 def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batch="batch_size",
-                output_dims=None, final="Tanh") -> Path:
+                output_dims=None, final="Tanh", names=("input.1", "onnx::Tanh_out_27"),
+                opset: int = 17) -> Path:
     """An ONNX file laid out as torch.onnx.export writes the PyTorch examples' DCGAN generator
     (z [N, nz, 1, 1] named "input.1"; ConvTranspose 4x4 stride 1 to 4x4, then four stride 2
     pads 1 to 64x64, BatchNormalization and ReLU after each but the last, then Tanh; output
@@ -82,9 +87,9 @@ def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batc
     Random He-initialised weights, and each batch normalisation's running statistics those of
     its input on seeded latents, as after training: samples spread over the range."""
     rng = np.random.default_rng(3)
-    probe = {"input.1": rng.standard_normal((64, nz, 1, 1)).astype(np.float32)}
+    probe = {names[0]: rng.standard_normal((64, nz, 1, 1)).astype(np.float32)}
     widths = [ngf * 8, ngf * 4, ngf * 2, ngf, channels]
-    nodes, inits, x, c_in = [], [], "input.1", nz
+    nodes, inits, x, c_in = [], [], names[0], nz
     for i, c_out in enumerate(widths):
         w = f"main.{3 * i}.weight"
         fan_in = c_in * (1 if i == 0 else 4)  # taps that reach one output pixel
@@ -98,7 +103,7 @@ def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batc
         x, c_in = y, c_out
         if i == len(widths) - 1:
             break
-        seen = _run(nodes, inits, nz, x, probe)
+        seen = _run(nodes, inits, (names[0], nz), x, probe)
         bn = f"main.{3 * i + 1}"
         for name, value in (("weight", rng.normal(1.0, 0.1, c_out)),
                             ("bias", rng.normal(0.0, 0.1, c_out)),
@@ -112,33 +117,70 @@ def torch_dcgan(path: Path, nz: int = 100, ngf: int = 4, channels: int = 3, batc
                                    [normalised], epsilon=1e-5, momentum=0.9),
                   helper.make_node("Relu", [normalised], [f"/main/main.{3 * i + 2}/Relu_output_0"])]
         x = f"/main/main.{3 * i + 2}/Relu_output_0"
-    out = "onnx::Tanh_out_27"
+    out = names[1]
     if final:
         nodes.append(helper.make_node(final, [x], [out]))
     else:
         out = x
-    model = _model(nodes, inits, nz, batch, out, output_dims or [batch, channels, 64, 64])
+    model = _model(nodes, inits, (names[0], nz), batch, out,
+                   output_dims or [batch, channels, 64, 64], opset)
     onnx.save(model, str(path))
     return path
 
 
-def _model(nodes, inits, nz, batch, out, out_dims):
+def _model(nodes, inits, latent, batch, out, out_dims, opset=17):
+    """A model of `nodes` from the latent input (name, size) [batch, size, 1, 1] to `out`."""
     graph = helper.make_graph(
-        nodes, "main_graph", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
-                                                            [batch, nz, 1, 1])],
+        nodes, "main_graph", [helper.make_tensor_value_info(latent[0], TensorProto.FLOAT,
+                                                            [batch, latent[1], 1, 1])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_dims)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="pytorch")
     model.ir_version = 8
     return model
 
 
-def _run(nodes, inits, nz, out, feed) -> np.ndarray:
+def _run(nodes, inits, latent, out, feed) -> np.ndarray:
     """`out` of the graph so far, on `feed`."""
     import onnxruntime as ort
-    model = _model(nodes, inits, nz, "N", out, None)
+    model = _model(nodes, inits, latent, "N", out, None)
     return ort.InferenceSession(model.SerializeToString(),
                                 providers=["CPUExecutionProvider"]).run(None, feed)[0]
+
+
+def torch_discriminator(path: Path, ndf: int = 4, names=("input.1", "18")) -> Path:
+    """The PyTorch examples' DCGAN discriminator as torch.onnx.export writes it: input
+    [N, 3, 64, 64], Conv 4x4 stride 2 pads 1 with LeakyReLU 0.2 four times, a Conv 4x4 to one
+    channel, Sigmoid, then view(-1, 1).squeeze(1): output [N]. Widths (ndf 64 there) smaller;
+    no batch normalisation (the generator's file has it)."""
+    rng = np.random.default_rng(5)
+    nodes, inits, x, c_in = [], [], names[0], 3
+    for i, c_out in enumerate((ndf, ndf * 2, ndf * 4, ndf * 8, 1)):
+        w = f"main.{2 * i}.weight"
+        weight = rng.normal(0.0, np.sqrt(2 / (c_in * 16)), (c_out, c_in, 4, 4))
+        inits.append(numpy_helper.from_array(weight.astype(np.float32), w))
+        y = f"/main/main.{2 * i}/Conv_output_0"
+        last = c_out == 1
+        nodes.append(helper.make_node("Conv", [x, w], [y], kernel_shape=[4, 4],
+                                      strides=[1, 1] if last else [2, 2],
+                                      pads=[0, 0, 0, 0] if last else [1, 1, 1, 1]))
+        x, c_in = y, c_out
+        if not last:
+            nodes.append(helper.make_node("LeakyRelu", [y], [f"/main/main.{2 * i + 1}/out"],
+                                          alpha=0.2))
+            x = f"/main/main.{2 * i + 1}/out"
+    inits.append(numpy_helper.from_array(np.array([-1], np.int64), "onnx::Reshape_9"))
+    nodes += [helper.make_node("Sigmoid", [x], ["/main/main.9/Sigmoid_output_0"]),
+              helper.make_node("Reshape", ["/main/main.9/Sigmoid_output_0", "onnx::Reshape_9"],
+                               [names[1]])]
+    graph = helper.make_graph(
+        nodes, "main_graph", [helper.make_tensor_value_info(names[0], TensorProto.FLOAT,
+                                                            ["batch_size", 3, 64, 64])],
+        [helper.make_tensor_value_info(names[1], TensorProto.FLOAT, ["batch_size"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
 
 
 # -- shared exports ----------------------------------------------------------------------------
@@ -163,7 +205,9 @@ def face(tmp_path_factory):
 def torch_shaped(tmp_path_factory):
     folder = tmp_path_factory.mktemp("torch")
     torch_dcgan(folder / "dcgan.onnx")
-    result = ganexport("--onnx", folder / "dcgan.onnx", "--out", folder / "export")
+    torch_discriminator(folder / "netD.onnx")
+    result = ganexport("--onnx", folder / "dcgan.onnx", "--discriminator", folder / "netD.onnx",
+                       "--out", folder / "export")
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -229,7 +273,7 @@ def test_a_torch_shaped_onnx_dcgan_exports_channels_last_and_matches_its_source(
     from runtime.generator import Generator
     manifest = _manifest(torch_shaped)
     assert manifest["source"] == "onnx" and manifest["arch"] == "dcgan"
-    assert manifest["opset"] == 17 and "discriminator" not in manifest
+    assert manifest["opset"] == 17
     source = ort.InferenceSession(str(torch_shaped / "dcgan.onnx"),
                                   providers=["CPUExecutionProvider"])
 
@@ -245,6 +289,86 @@ def test_a_torch_shaped_onnx_dcgan_exports_channels_last_and_matches_its_source(
         assert gen.info.sample_shape == (64, 64, 3) and gen.info.output_range == (-1.0, 1.0)
         assert gen.info.latent_dim == 100 and gen.info.arch == "dcgan"
         _assert_within_bounds(gen, reference, (-1, 1), entry["precision"], z)
+
+
+def test_an_onnx_discriminator_goes_with_its_generator_for_keep(torch_shaped):
+    """Its sigmoid is taken off (the file gives logits) and its NCHW input made channels last:
+    the file's logits are the source's pre-sigmoid values on the same samples."""
+    import onnxruntime as ort
+
+    from runtime.discriminator import Discriminator
+    from runtime.generator import Generator
+    entry = _manifest(torch_shaped)["discriminator"]
+    assert entry["ranking"]["n_samples"] == 100
+    gen = Generator.from_file(torch_shaped / "export" / "generator.int8.onnx")
+    disc = Discriminator.beside(gen)
+    assert disc.metadata["gan.source_file"] == "netD.onnx"
+    samples = gen.run(np.random.default_rng(6).standard_normal((32, 100)).astype(np.float32))
+    source = onnx.load(str(torch_shaped / "netD.onnx"))
+    source.graph.output.append(helper.make_tensor_value_info(
+        "/main/main.9/Sigmoid_output_0", TensorProto.FLOAT, None))
+    probability, _ = ort.InferenceSession(source.SerializeToString()).run(
+        None, {"input.1": samples.transpose(0, 3, 1, 2)})
+    want = np.log(probability) - np.log1p(-probability)
+    got = disc.logits(samples)
+    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+
+
+def test_a_discriminator_of_another_export_is_refused_for_keep(torch_shaped, face, tmp_path):
+    """Paired by the generator source's SHA-256: the face export's discriminator beside the
+    torch-shaped generator is not used."""
+    import shutil
+
+    from runtime.core.errors import GanEdgeError
+    from runtime.discriminator import Discriminator
+    from runtime.generator import Generator
+    shutil.copy(torch_shaped / "export" / "generator.int8.onnx", tmp_path)
+    shutil.copy(face / "export" / "discriminator.int8.onnx", tmp_path)
+    with pytest.raises(GanEdgeError, match="is not the discriminator of"):
+        Discriminator.beside(Generator.from_file(tmp_path / "generator.int8.onnx"))
+
+
+def test_validate_alone_checks_a_file_against_the_source_it_is_given(torch_shaped, face):
+    exported = torch_shaped / "export" / "generator.int8.onnx"
+    result = ganexport("--validate", exported, "--onnx", torch_shaped / "dcgan.onnx")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["parity"]["mean_abs"] < 0.04
+    assert_one_line_error(ganexport("--validate", face / "export" / "generator.fp32.onnx",
+                                    "--onnx", torch_shaped / "dcgan.onnx"),
+                          "metadata says face", "the source is dcgan")
+    assert_one_line_error(ganexport("--validate", exported), "--onnx FILE")
+
+
+def test_a_uniform_prior_is_what_the_file_draws_from_and_calibrates_on(tmp_path):
+    """--latent-prior uniform: the runtime draws z ~ U(-1, 1) for it, and int8 calibration
+    sees such latents (its activation ranges differ from a normal prior's)."""
+    from onnx import numpy_helper
+
+    from runtime.generator import Generator
+    torch_dcgan(tmp_path / "g.onnx")
+    scales = {}
+    for prior in ("normal", "uniform"):
+        result = ganexport("--onnx", tmp_path / "g.onnx", "--latent-prior", prior,
+                           "--precision", "fp32,int8", "--out", tmp_path / prior)
+        assert result.returncode == 0, result.stderr
+        graph = onnx.load(str(tmp_path / prior / "generator.int8.onnx")).graph
+        scales[prior] = {t.name: numpy_helper.to_array(t) for t in graph.initializer
+                         if t.name.endswith("_scale")}
+    assert scales["normal"].keys() == scales["uniform"].keys()
+    assert any(not np.allclose(scales["normal"][k], scales["uniform"][k]) for k in scales["normal"])
+    gen = Generator.from_file(tmp_path / "uniform" / "generator.fp32.onnx")
+    assert gen.info.metadata["gan.latent_prior"] == "uniform"
+    drawn = np.concatenate(list(gen.generate(5, seed=3, batch=2)))
+    z = np.random.default_rng(3).uniform(-1, 1, (5, 100)).astype(np.float32)
+    np.testing.assert_array_equal(drawn, gen.run(z))
+
+
+def test_the_normal_prior_draws_what_it_always_drew():
+    from runtime.core.spec import Spec
+    spec = Spec("m", 7, (2,), (-1.0, 1.0))
+    np.testing.assert_array_equal(
+        spec.latents(np.random.default_rng(9), 5),
+        np.random.default_rng(9).standard_normal((5, 7)).astype(np.float32))
 
 
 # -- a conditional Keras generator -------------------------------------------------------------
@@ -427,3 +551,57 @@ def test_a_source_outside_the_contract_is_one_line_and_writes_nothing(tmp_path, 
 def test_two_sources_at_once_are_refused(tmp_path):
     assert_one_line_error(ganexport("--keras", tmp_path / "a.keras", "--onnx",
                                     tmp_path / "b.onnx"), "pass one source")
+
+
+# -- docs/bring-your-own.md --------------------------------------------------------------------
+
+GUIDE = ROOT / "docs" / "bring-your-own.md"
+
+
+def _guide_commands(section: str = "") -> list[list[str]]:
+    """The ganexport command lines of the guide's shell blocks (of the section whose heading
+    starts with `section`), as argument lists."""
+    text = GUIDE.read_text()
+    if section:
+        text = text[text.index(f"## {section}"):]
+        text = text[:text.find("\n## ", 1) if "\n## " in text[1:] else len(text)]
+    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]
+    return [shlex.split(line, comments=True)[1:] for line in lines if line.startswith("ganexport ")]
+
+
+def test_every_ganexport_line_of_the_guide_parses_with_the_flags_ganexport_has():
+    from export.cli import main
+    commands = _guide_commands()
+    assert len(commands) >= 6
+    for args in commands:
+        main.make_context("ganexport", list(args))  # raises on an unknown flag or a bad value
+
+
+def test_the_guides_pytorch_route_exports_what_its_torch_snippet_writes(tmp_path):
+    """The heredoc script is valid Python that exports in inference mode with a dynamic batch;
+    a file named and laid out as it says (built here, without PyTorch) goes through every
+    ganexport line of that section."""
+    text = GUIDE.read_text()
+    script = textwrap.dedent(re.search(r"python - <<'EOF'\n(.*?)\n\s*EOF", text, re.S)[1])
+    tree = ast.parse(script)
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    export = next(c for c in calls if ast.unparse(c.func) == "torch.onnx.export")
+    assert any(ast.unparse(c.func) == "netG.eval" for c in calls)
+    assert calls.index(next(c for c in calls if ast.unparse(c.func) == "netG.eval")) < \
+        calls.index(export)
+    kw = {k.arg: ast.literal_eval(k.value) for k in export.keywords}
+    (latent,), (image,) = kw["input_names"], kw["output_names"]
+    assert kw["dynamic_axes"] == {latent: {0: "batch"}, image: {0: "batch"}}
+    assert kw["opset_version"] >= 13 and kw["dynamo"] is False
+    onnx_file = ast.literal_eval(export.args[2])
+    torch_dcgan(tmp_path / onnx_file, batch="batch", names=(latent, image),
+                opset=kw["opset_version"])
+    torch_discriminator(tmp_path / "netD.onnx")
+    commands = _guide_commands("From PyTorch") + _guide_commands("Validating")
+    assert [args[:2] for args in commands[:1]] == [["--onnx", onnx_file]]
+    for args in commands:
+        result = cli("export.cli", *args, "--quality-samples", "100", cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+    manifest = json.loads((tmp_path / "dcgan" / "manifest.json").read_text())
+    assert manifest["files"][0]["file"] == "generator.fp32.onnx" and "discriminator" in manifest
