@@ -45,7 +45,8 @@ def validate_only(path: Path, checkpoint: Path | None, quality_samples: int, dat
         except (ValueError, KeyError, TypeError, AttributeError):
             raise GanEdgeError(f"{manifest} is corrupt (no readable checkpoint); pass "
                                f"--checkpoint-dir, or export again") from None
-    source = run_source(checkpoint, gen.info.metadata.get("gan.weights", "raw"), data_dir)
+    source = run_source(checkpoint, gen.info.metadata.get("gan.weights", "raw"), data_dir,
+                        discriminator=False)
     return validate(path, source, gen.info.precision, quality_samples)
 
 

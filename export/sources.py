@@ -69,11 +69,12 @@ class Flags(NamedTuple):
 
 # -- a gan-edge run --------------------------------------------------------------------------
 
-def run_source(checkpoint_dir: Path, weights: str = "auto", data_dir=None,
-               opset: int = OPSET) -> Source:
+def run_source(checkpoint_dir: Path, weights: str = "auto", data_dir=None, opset: int = OPSET,
+               discriminator: bool = True) -> Source:
     """The generator of one checkpoint of a run: `weights` "raw", "ema" (the averaged one) or
-    "auto" (the one the best-checkpoint rule prefers there). Quality is scored against the
-    test split of `data_dir`, by default the run's own data set."""
+    "auto" (the one the best-checkpoint rule prefers there), with the checkpoint's
+    discriminator unless `discriminator` is False. Quality is scored against the test split of
+    `data_dir`, by default the run's own data set."""
     from training.rundir import RunDir
     checkpoint_dir = Path(checkpoint_dir)
     run = RunDir.of_checkpoint(checkpoint_dir)
@@ -94,7 +95,9 @@ def run_source(checkpoint_dir: Path, weights: str = "auto", data_dir=None,
             "epoch": round(checkpoint.epoch, 4), "metrics": run.metrics_for(checkpoint.name, weights),
             "weights": weights, "path": checkpoint_dir}
     source = gan_edge_source(generator, cfg, file, opset, data_dir or run.data_dir(), info)
-    source.discriminator = _run_discriminator(checkpoint.discriminator_file(), source.spec, opset)
+    if discriminator:
+        source.discriminator = _run_discriminator(checkpoint.discriminator_file(), source.spec,
+                                                  opset)
     return source
 
 
@@ -109,8 +112,8 @@ def spec_of(cfg) -> Spec:
 def gan_edge_source(generator, cfg, file: Path, opset: int = OPSET, data_dir=None,
                     checkpoint: dict | None = None) -> Source:
     """A Source of a Keras generator that gan-edge built for registry system `cfg`."""
-    spec = spec_of(cfg)
     from export.convert import generator_to_onnx
+    spec = spec_of(cfg)
     call = _keras_call(generator, 0, 1 if cfg.conditional else None, "int32", 1)
     return Source(RUN, Path(file), sha256_file(file), spec, _predict(call),
                   lambda: generator_to_onnx(call, spec.latent_dim, spec.conditional, opset),
