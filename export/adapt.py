@@ -110,13 +110,20 @@ def producers(model) -> dict:
     return {name: node for node in model.graph.node for name in node.output}
 
 
-def final_range(model) -> tuple[float, float] | None:
-    """(-1, 1) where the output comes from a Tanh, (0, 1) from a Sigmoid, through any layout
-    ops after it; None otherwise."""
+def final_op(model):
+    """The node that computes the graph's output, looking through the layout ops after it;
+    None where the output is an input or a constant."""
     made_by = producers(model)
     node = made_by.get(model.graph.output[0].name)
     while node is not None and node.op_type in _LAYOUT_OPS:
         node = made_by.get(node.input[0])
+    return node
+
+
+def final_range(model) -> tuple[float, float] | None:
+    """(-1, 1) where the output comes from a Tanh, (0, 1) from a Sigmoid, through any layout
+    ops after it; None otherwise."""
+    node = final_op(model)
     return _RANGES.get(node.op_type) if node is not None else None
 
 

@@ -89,14 +89,14 @@ def adapt_onnx(model, spec: Spec, path: Path):
     if not (layout or x.dims is not None and tuple(x.dims[1:]) == shape):
         raise GanEdgeError(f"--discriminator {path} takes {list(x.dims or ['?'])}; the "
                            f"generator's discriminator takes {want} (channels first or last)")
+    if adapt.is_fixed(x.dims[0]):
+        raise GanEdgeError(f"--discriminator {path} has a fixed batch size {x.dims[0]}; export "
+                           f"it with a dynamic batch")
     if len(model.graph.output) != 1:
         raise GanEdgeError(f"--discriminator {path} has {len(model.graph.output)} outputs; a "
                            f"discriminator has one, its score")
-    made_by = adapt.producers(model)
     out = model.graph.output[0].name
-    node = made_by.get(out)
-    while node is not None and node.op_type in adapt._LAYOUT_OPS:
-        node = made_by.get(node.input[0])
+    node = adapt.final_op(model)
     scored = out
     reference_model = model
     if node is not None and node.op_type == "Sigmoid":
@@ -120,6 +120,12 @@ def adapt_onnx(model, spec: Spec, path: Path):
                 (-1, 1) if len(label.dims) == 2 else (-1,))
         return session.run([scored], feed)[0].reshape(-1)
 
+    probe = np.zeros((2, *shape), np.float32)
+    try:
+        logits(probe, np.zeros(2, np.int64) if label is not None else None)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise GanEdgeError(f"--discriminator {path} fails on two probe samples ({first})") from None
     fp32 = onnx.ModelProto()
     fp32.CopyFrom(model)
     if scored != out:  # the sigmoid passes its input on: the layout ops after it stay

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_FLOAT_NODES, INT8_RANGES
-from export.sources import Source, run_source
+from export.sources import ONNX, Source, run_source
 from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
                                      generator_file)
 from runtime.core.errors import GanEdgeError
@@ -119,7 +119,7 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
     reference = reference_quality(source, quality_samples)  # once for all files
     if reference is None:
         progress(f"quality not scored: {source.unscored}")
-    what = "Keras" if source.kind != "onnx" else "the source ONNX file"
+    what = "the source ONNX file" if source.kind == ONNX else "Keras"
     try:
         with temp_folder(out_dir, ".tmp-export-") as tmp:
             built = []

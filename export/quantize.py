@@ -63,14 +63,28 @@ def quantize_int8(fp32_path: Path, out_path: Path, spec: Spec | None = None,
                 float_nodes = _name_nodes_and_pick_output_layer(prepared)
         method = {"percentile": CalibrationMethod.Percentile,
                   "minmax": CalibrationMethod.MinMax}[ranges]
-        # The percentile calibrator prints its settings to stdout, which is the CLIs' output.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # The percentile calibrator prints its settings to stdout, which is the CLIs' output,
+        # and the quantizer logs warnings for its developers (a batch normalisation's 1-D
+        # weights have no channel axis to quantize along) on the root logger.
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
             quantize_static(str(prepared), str(out_path), _BatchReader(inputs),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                             calibrate_method=method, nodes_to_exclude=float_nodes)
     if float_nodes:
         int8_weights_only(out_path, out_path)  # the float layer's weights: stored as int8 still
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    import logging
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def output_layer(graph) -> list:

@@ -363,6 +363,18 @@ def test_a_uniform_prior_is_what_the_file_draws_from_and_calibrates_on(tmp_path)
     np.testing.assert_array_equal(drawn, gen.run(z))
 
 
+def test_a_file_naming_an_unknown_prior_is_refused(torch_shaped, tmp_path):
+    from runtime.core.errors import GanEdgeError
+    from runtime.generator import Generator
+    model = onnx.load(str(torch_shaped / "export" / "generator.fp32.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "gan.latent_prior":
+            prop.value = "cauchy"
+    onnx.save(model, str(tmp_path / "g.onnx"))
+    with pytest.raises(GanEdgeError, match="impossible gan.* metadata"):
+        Generator.from_file(tmp_path / "g.onnx")
+
+
 def test_the_normal_prior_draws_what_it_always_drew():
     from runtime.core.spec import Spec
     spec = Spec("m", 7, (2,), (-1.0, 1.0))
@@ -407,6 +419,28 @@ def test_a_conditional_keras_generator_takes_labels_and_is_scored(conditional, t
                  "--n", "4", "--class", "3", "--out", out)
     assert result.returncode == 0, result.stderr
     assert Image.open(out).size[0] > 2 * 28
+
+
+def test_a_points_generator_with_a_linear_output_takes_its_range_from_the_flag(tmp_path):
+    """A generator of points (article 004's shape, built with Keras) ends in a linear layer:
+    --output-range gives its range, and ganrun draws its points."""
+    import keras
+    from keras import layers
+    from PIL import Image
+
+    from runtime.generator import Generator
+    keras.utils.set_random_seed(4)
+    keras.Sequential([keras.Input((5,)), layers.Dense(15, activation="relu"),
+                      layers.Dense(2)]).save(tmp_path / "points.keras")
+    result = ganexport("--keras", tmp_path / "points.keras", "--output-range", "-0.5,0.5",
+                       "--out", tmp_path / "export")
+    assert result.returncode == 0, result.stderr
+    gen = Generator.from_file(tmp_path / "export" / "generator.int8.onnx")
+    assert gen.info.sample_shape == (2,) and gen.info.output_range == (-0.5, 0.5)
+    ran = cli("runtime.cli", "--model", tmp_path / "export" / "generator.int8.onnx", "--n", "50",
+              "--out", tmp_path / "points.png")
+    assert ran.returncode == 0, ran.stderr
+    assert Image.open(tmp_path / "points.png").size[0] > 100
 
 
 # -- sources outside the contract --------------------------------------------------------------
