@@ -114,7 +114,7 @@ def gan_edge_source(generator, cfg, file: Path, opset: int = OPSET, data_dir=Non
     """A Source of a Keras generator that gan-edge built for registry system `cfg`."""
     from export.convert import generator_to_onnx
     spec = spec_of(cfg)
-    call = _keras_call(generator, 0, 1 if cfg.conditional else None, "int32", 1)
+    call = _keras_call(generator, 0, 1 if cfg.conditional else None)
     return Source(RUN, Path(file), sha256_file(file), spec, _predict(call),
                   lambda: generator_to_onnx(call, spec.latent_dim, spec.conditional, opset),
                   opset, checkpoint, scorer=_scorer(spec, data_dir))
@@ -148,9 +148,9 @@ def keras_source(path: Path, flags: Flags, opset: int = OPSET, data_dir=None) ->
     from export.convert import generator_to_onnx
     path = Path(path)
     model = _load_keras_file(path)
-    latent, label, label_dtype, label_rank = _keras_inputs(model, path)
+    latent, label = _keras_inputs(model, path)
     dims = _keras_output(model, path)
-    call = _keras_call(model, latent, label, label_dtype, label_rank)
+    call = _keras_call(model, latent, label)
     latent_dim = int(model.inputs[latent].shape[1])
     graph = generator_to_onnx(call, latent_dim, label is not None, opset)
     spec = _spec(graph, flags, path, latent_dim, tuple(dims[1:]), label is not None)
@@ -182,8 +182,8 @@ def _load_keras_file(path: Path):
                            f"file saved by Keras 3's model.save") from None
 
 
-def _keras_inputs(model, path: Path) -> tuple[int, int | None, str, int]:
-    """(latent input's index, label input's index or None, the label's dtype and rank)."""
+def _keras_inputs(model, path: Path) -> tuple[int, int | None]:
+    """(latent input's index, label input's index or None)."""
     try:
         inputs = list(model.inputs)
     except Exception:
@@ -210,10 +210,7 @@ def _keras_inputs(model, path: Path) -> tuple[int, int | None, str, int]:
                 f"{len(labels)} label inputs")
         raise GanEdgeError(f"{path} has {what}; gan-edge exports a generator of one latent "
                            f"[batch, L] and at most one label [batch]")
-    if not labels:
-        return latents[0], None, "", 0
-    t = inputs[labels[0]]
-    return latents[0], labels[0], str(t.dtype), len(t.shape)
+    return latents[0], labels[0] if labels else None
 
 
 def _keras_output(model, path: Path) -> tuple:
@@ -228,19 +225,18 @@ def _keras_output(model, path: Path) -> tuple:
     return dims
 
 
-def _keras_call(model, latent: int, label: int | None, label_dtype: str, label_rank: int):
-    """call(z) or call(z, label) -> the model's output, with the label (int64 [N] as the file
-    takes it, a tensor or an array) cast and shaped as the model's label input is."""
+def _keras_call(model, latent: int, label: int | None):
+    """call(z) or call(z, label) -> the model's output, with z and the label (int64 [N] as the
+    file takes it, a tensor or an array) in the order of the model's inputs. Keras casts and
+    shapes each to its input (a float32 [N, 1] label input takes int64 [N])."""
     import keras
     if label is None:
         return lambda z: model(z, training=False)
 
     def call(z, labels):
-        labels = keras.ops.cast(labels, label_dtype)
-        if label_rank == 2:
-            labels = keras.ops.reshape(labels, (-1, 1))
         inputs = [None, None]
-        inputs[latent], inputs[label] = keras.ops.convert_to_tensor(z), labels
+        inputs[latent] = keras.ops.convert_to_tensor(z)
+        inputs[label] = keras.ops.convert_to_tensor(labels)
         return model(inputs, training=False)
     return call
 

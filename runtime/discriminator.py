@@ -34,13 +34,12 @@ class Discriminator:
                                       f"this version of ganexport", "export the model again"),
                    path)
         meta, gmeta = disc.metadata, gen.info.metadata
-        # It names its generator's source file by SHA-256; a file without that key names the
-        # checkpoint the two share.
-        if "gan.generator_sha256" in meta:
-            paired = meta["gan.generator_sha256"] == gmeta.get("gan.source_sha256")
-        else:
-            paired = (meta.get("gan.checkpoint") == gmeta.get("gan.checkpoint")
-                      and meta.get("gan.step") == gmeta.get("gan.step"))
+        # What it says of its generator must all hold: the generator's source file (by
+        # SHA-256), and a run's checkpoint and step where it names them.
+        stated = [(key, own) for key, own in (("gan.generator_sha256", "gan.source_sha256"),
+                                              ("gan.checkpoint", "gan.checkpoint"),
+                                              ("gan.step", "gan.step")) if key in meta]
+        paired = bool(stated) and all(meta[key] == gmeta.get(own) for key, own in stated)
         if not (paired and meta.get("gan.role") == "discriminator"
                 and meta.get("gan.arch") == gen.arch):
             origin = gmeta.get("gan.checkpoint") or gmeta.get("gan.source_file", "?")

@@ -314,18 +314,25 @@ def test_an_onnx_discriminator_goes_with_its_generator_for_keep(torch_shaped):
     assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
 
 
-def test_a_discriminator_of_another_export_is_refused_for_keep(torch_shaped, face, tmp_path):
-    """Paired by the generator source's SHA-256: the face export's discriminator beside the
-    torch-shaped generator is not used."""
+def test_a_discriminator_of_another_export_is_refused_for_keep(torch_shaped, tmp_path):
+    """Paired by the generator source's SHA-256: the discriminator exported with another
+    generator of the same name (other weights: a retrained one) is not used beside this one."""
     import shutil
 
     from runtime.core.errors import GanEdgeError
     from runtime.discriminator import Discriminator
     from runtime.generator import Generator
-    shutil.copy(torch_shaped / "export" / "generator.int8.onnx", tmp_path)
-    shutil.copy(face / "export" / "discriminator.int8.onnx", tmp_path)
+    torch_dcgan(tmp_path / "dcgan.onnx", ngf=2)
+    result = ganexport("--onnx", tmp_path / "dcgan.onnx", "--discriminator",
+                       torch_shaped / "netD.onnx", "--precision", "fp32", "--out",
+                       tmp_path / "other")
+    assert result.returncode == 0, result.stderr
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(torch_shaped / "export" / "generator.int8.onnx", mixed)
+    shutil.copy(tmp_path / "other" / "discriminator.int8.onnx", mixed)
     with pytest.raises(GanEdgeError, match="is not the discriminator of"):
-        Discriminator.beside(Generator.from_file(tmp_path / "generator.int8.onnx"))
+        Discriminator.beside(Generator.from_file(mixed / "generator.int8.onnx"))
 
 
 def test_validate_alone_checks_a_file_against_the_source_it_is_given(torch_shaped, face):
