@@ -69,9 +69,9 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
     import keras
     import onnx
 
-    from export.convert import to_onnx
     from export.exporter import build_file, metadata, write_metadata
     from export.quantize import quantize_int8
+    from export.sources import gan_edge_source
     from runtime.core.artifacts import KERAS_GENERATOR_FILES
     from training.config import get_config
     from training.models import build_generator
@@ -89,17 +89,18 @@ def _models(arch: str, run: str | None, tmp: Path, log) -> tuple[dict, object, P
         keras_path = tmp / "generator.keras"
         generator.save(keras_path)
     log(f"models from: {source}")
-    files = {p: build_file(p, generator, cfg, tmp) for p in PRECISIONS}
-    plain = to_onnx(generator, cfg, rewrite=False)
+    source = gan_edge_source(generator, cfg, keras_path)
+    files = {p: build_file(p, source.model, source.spec, tmp) for p in PRECISIONS}
+    plain = source.model  # as tf2onnx writes it: build_file rewrites a copy
     if any(node.op_type == "ConvTranspose" for node in plain.graph.node):
         # the DCGAN: also fp32 and int8 as tf2onnx writes them, to show what the rewrite buys
         files["fp32_no_rewrite"] = tmp / "fp32_no_rewrite.onnx"
         onnx.save(plain, str(files["fp32_no_rewrite"]))
         files["int8_no_rewrite"] = tmp / "int8_no_rewrite.onnx"
-        quantize_int8(files["fp32_no_rewrite"], files["int8_no_rewrite"], cfg.latent_dim)
+        quantize_int8(files["fp32_no_rewrite"], files["int8_no_rewrite"], source.spec)
     info = {"name": "benchmark", "step": 0, "epoch": 0}
     for precision, path in files.items():
-        write_metadata(path, metadata(cfg, precision.split("_")[0], info, ""))
+        write_metadata(path, metadata(source.spec, precision.split("_")[0], checkpoint=info))
     return files, generator, keras_path, source
 
 

@@ -32,22 +32,23 @@ def measure(run, checkpoint, log=print) -> list[dict]:
     import keras
     import onnx
 
-    from export.convert import to_onnx
     from export.exporter import metadata, write_metadata
     from export.quantize import convert_fp16, quantize_int8
     from export.rewrite import rewrite
+    from export.sources import gan_edge_source
     from export.validate import MAX_ABS, MEAN_ABS, TAIL, differences, label_differences
     from runtime.generator import Generator
     cfg = run.gan_config()
     weights = run.preferred_weights(checkpoint.name)
     generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
+    source = gan_edge_source(generator, cfg, checkpoint.generator_file(weights))
     lo, hi = cfg.output_range
     info = {"name": checkpoint.name, "weights": weights, "step": checkpoint.step,
             "epoch": checkpoint.epoch}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fold in (True, False):
-            onnx.save(rewrite(to_onnx(generator, cfg, rewrite=False), fold=fold),
+            onnx.save(rewrite(source.build(), fold=fold),
                       str(Path(tmp) / f"fp32-{fold}.onnx"))
         for precision, fold, float_output in VARIANTS:
             log(f"{checkpoint.name}: {precision}, folded {fold}, output layer float {float_output}")
@@ -55,11 +56,12 @@ def measure(run, checkpoint, log=print) -> list[dict]:
             if precision == "fp16":
                 convert_fp16(fp32, path)
             else:
-                quantize_int8(fp32, path, cfg.latent_dim, n_classes=cfg.n_classes,
-                              float_output_layer=float_output)
-            write_metadata(path, metadata(cfg, precision, info, ""))  # what the runtime reads
+                quantize_int8(fp32, path, source.spec, float_output_layer=float_output)
+            # What the runtime reads
+            write_metadata(path, metadata(source.spec, precision, checkpoint=info))
             gen = Generator.from_file(path)
-            diffs = np.concatenate(list(differences(path, gen, generator, cfg).values()))
+            diffs = np.concatenate(list(differences(path, gen, source.predict,
+                                                    source.spec).values()))
             row = {"precision": precision, "folded": fold, "float_output_layer": float_output,
                    "bytes": path.stat().st_size,
                    "tail": float(np.quantile(diffs, TAIL[precision])) / (hi - lo),
@@ -67,7 +69,7 @@ def measure(run, checkpoint, log=print) -> list[dict]:
                    "worst": float(diffs.max()) / (hi - lo), "mean": float(diffs.mean()) / (hi - lo),
                    "mean_bound": MEAN_ABS[precision]}
             if cfg.conditional:
-                by_label = label_differences(gen, generator, cfg)
+                by_label = label_differences(gen, source.predict, source.spec)
                 means = [float(by_label[k].mean()) / (hi - lo) for k in range(cfg.n_classes)]
                 row.update(worst_label=int(np.argmax(means)), worst_label_mean=max(means))
             row["passes"] = bool(row["tail"] <= row["tail_bound"] and row["mean"] <= row[

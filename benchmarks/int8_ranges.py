@@ -33,25 +33,28 @@ def measure_checkpoint(run, checkpoint, log=print) -> dict:
     import keras
 
     from export.exporter import build_file, metadata, write_metadata
+    from export.sources import gan_edge_source
     from export.validate import differences, reference_quality
     from runtime.generator import Generator
     from training.evaluate import generate, score_samples
     cfg, data_dir = run.gan_config(), run.data_dir()
     weights = run.preferred_weights(checkpoint.name)
     generator = keras.saving.load_model(checkpoint.generator_file(weights), compile=False)
+    source = gan_edge_source(generator, cfg, checkpoint.generator_file(weights), 17, data_dir)
     lo, hi = cfg.output_range
-    keras_quality = reference_quality(generator, cfg, QUALITY_SAMPLES, data_dir)
+    keras_quality = reference_quality(source, QUALITY_SAMPLES)
     row = {"checkpoint": checkpoint.name, "weights": weights, "keras": _figures(keras_quality)}
     for ranges in RANGES:
         log(f"{checkpoint.name}: int8 with {ranges} ranges")
         with tempfile.TemporaryDirectory() as tmp:
-            path = build_file("int8", generator, cfg, Path(tmp), 17, int8_ranges=ranges)
+            path = build_file("int8", source.model, source.spec, Path(tmp), int8_ranges=ranges)
             # What the runtime reads to run it; a temp file, so no provenance beyond that.
-            write_metadata(path, metadata(cfg, "int8", {"name": checkpoint.name, "weights": weights,
-                                                        "step": checkpoint.step,
-                                                        "epoch": checkpoint.epoch}, ""))
+            write_metadata(path, metadata(source.spec, "int8", checkpoint={
+                "name": checkpoint.name, "weights": weights, "step": checkpoint.step,
+                "epoch": checkpoint.epoch}))
             gen = Generator.from_file(path)
-            diffs = np.concatenate(list(differences(path, gen, generator, cfg).values())) / (hi - lo)
+            diffs = np.concatenate(list(differences(path, gen, source.predict,
+                                                    source.spec).values())) / (hi - lo)
             quality = score_samples(cfg, generate(gen.run, cfg, QUALITY_SAMPLES, 500), data_dir)
         row[ranges] = {"worst": float(diffs.max()), "p99_9": float(np.quantile(diffs, 0.999)),
                        "mean": float(diffs.mean()), **_figures(quality)}

@@ -58,7 +58,7 @@ def export_classifier(dataset: str, data_dir=None, log=print) -> dict:
         onnx.save(to_onnx(model), str(fp32))
         log(f"quantizing, calibrated on {CALIBRATION} test images")
         # minmax, as the shipped classifiers were made: this command remakes them as they are
-        quantize_int8(fp32, int8, 0, inputs={"image": x[:CALIBRATION]}, ranges="minmax")
+        quantize_int8(fp32, int8, inputs={"image": x[:CALIBRATION]}, ranges="minmax")
         session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
         got = session.run(["probs"], {"image": x})[0].argmax(1)
         agreement = float(np.mean(got == want))

@@ -1,13 +1,10 @@
-"""Keras -> ONNX through tf2onnx: the one wrapper every export uses (generators,
-discriminators, classifiers), and the generator's conversion, followed by the exact rewrites
-that onnxruntime runs faster (export/rewrite.py).
+"""Keras -> ONNX through tf2onnx: the one wrapper every Keras conversion uses (generators,
+discriminators, classifiers), and a generator's conversion to the file contract.
 
 tf2onnx's `from_keras` fails on Keras 3 models (onnx/tensorflow-onnx#2448), so we convert a
 tf.function with a named input signature, returning a dict to name the output.
 """
 from __future__ import annotations
-
-from training.config import GANConfig
 
 # Col2Im, which the rewrite of a Conv to a few channels needs, came in opset 18.
 OPSET = 18
@@ -29,21 +26,12 @@ def function_to_onnx(call, inputs, output: str, opset: int):
     return model
 
 
-def to_onnx(generator, cfg: GANConfig, opset: int = OPSET, rewrite: bool = True):
-    """An onnx.ModelProto with input z [N, latent_dim] (and, for a conditional generator,
-    label int64 [N]) and output sample [N, *sample_shape]; `rewrite`: with the exact rewrites
-    (what every export ships; off only to compare)."""
+def generator_to_onnx(call, latent_dim: int, conditional: bool, opset: int = OPSET):
+    """An onnx.ModelProto of a Keras generator on the file contract: input z [N, latent_dim]
+    float32 (and, for a conditional generator, label int64 [N]), output sample
+    [N, *sample_shape]. `call(z)` or `call(z, label)` calls the model (export/sources.py)."""
     import tensorflow as tf
-
-    from export.rewrite import rewrite as rewrite_graph
-    inputs = [tf.TensorSpec((None, cfg.latent_dim), tf.float32, name="z")]
-    if cfg.conditional:
+    inputs = [tf.TensorSpec((None, latent_dim), tf.float32, name="z")]
+    if conditional:
         inputs.append(tf.TensorSpec((None,), tf.int64, name="label"))
-
-        def call(z, label):
-            return generator([z, tf.cast(label, tf.int32)], training=False)
-    else:
-        def call(z):
-            return generator(z, training=False)
-    model = function_to_onnx(call, inputs, "sample", opset)
-    return rewrite_graph(model) if rewrite else model
+    return function_to_onnx(call, inputs, "sample", opset)

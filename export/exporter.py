@@ -1,4 +1,5 @@
-"""Export one checkpoint's generator: convert, derive int8/fp16, validate, then publish.
+"""Export one generator, from any source (export/sources.py): rewrite, derive int8/fp16,
+validate, then publish.
 
 Every file is written under a temp name, validated, and only then renamed into place, so a
 file that fails validation is never left behind looking good. manifest.json is written last.
@@ -12,47 +13,49 @@ from pathlib import Path
 
 from export.convert import OPSET
 from export.quantize import INT8_FLOAT_NODES, INT8_RANGES
+from export.sources import ONNX, Source, run_source
 from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
                                      generator_file)
 from runtime.core.errors import GanEdgeError
 from runtime.core.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
 from runtime.core.precision import PRECISIONS, TARGET
-from training.config import GANConfig
-from training.rundir import RunDir
+from runtime.core.spec import Spec
 
 
-def metadata(cfg: GANConfig, precision: str, checkpoint: dict, source_sha: str) -> dict:
-    lo, hi = cfg.output_range
-    return {
-        "gan.arch": cfg.name, "gan.dataset": cfg.dataset, "gan.latent_dim": str(cfg.latent_dim),
-        "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
-        "gan.output_range": f"{lo:g},{hi:g}", "gan.epoch": f"{checkpoint['epoch']:g}",
-        "gan.step": str(checkpoint["step"]), "gan.checkpoint": checkpoint["name"],
-        "gan.precision": precision, "gan.metrics": json.dumps(checkpoint.get("metrics", {})),
-        "gan.source_sha256": source_sha,
-        "gan.target": TARGET[precision],
-        "gan.weights": checkpoint.get("weights", "raw"),  # "ema": the averaged generator
-        **conditional_metadata(cfg),
-    }
+def metadata(spec: Spec, precision: str, source_file: str = "", source_sha: str = "",
+             checkpoint: dict | None = None) -> dict:
+    """A generator file's gan.* keys: its Spec, its precision, where it came from (the source
+    file's name and SHA-256) and, for a run's checkpoint, which one and its scores."""
+    meta = {**spec.to_metadata(), "gan.precision": precision, "gan.target": TARGET[precision],
+            "gan.source_file": source_file, "gan.source_sha256": source_sha}
+    if checkpoint is not None:
+        meta.update({"gan.epoch": f"{checkpoint['epoch']:g}", "gan.step": str(checkpoint["step"]),
+                     "gan.checkpoint": checkpoint["name"],
+                     "gan.metrics": json.dumps(checkpoint.get("metrics", {})),
+                     # "ema": the averaged generator
+                     "gan.weights": checkpoint.get("weights", "raw")})
+    return meta
 
 
-def conditional_metadata(cfg: GANConfig) -> dict:
-    """What a conditional file says of its second input `label`: how many classes, and their
-    names in label order (the runtime's --class and the web page's picker read them)."""
-    if not cfg.conditional:
-        return {}
-    from training.data import CLASS_NAMES
-    return {"gan.conditional": "1", "gan.n_classes": str(cfg.n_classes),
-            "gan.class_names": json.dumps(list(CLASS_NAMES[cfg.dataset]))}
+def source_metadata(source: Source, precision: str) -> dict:
+    return metadata(source.spec, precision, source.file.name, source.sha256, source.checkpoint)
 
 
-def discriminator_metadata(cfg: GANConfig, checkpoint: dict, source_sha: str) -> dict:
-    """What ties the discriminator file to the generators of the same checkpoint."""
-    return {"gan.role": "discriminator", "gan.arch": cfg.name,
-            "gan.sample_shape": ",".join(map(str, cfg.sample_shape)),
-            "gan.checkpoint": checkpoint["name"], "gan.step": str(checkpoint["step"]),
-            "gan.precision": "int8", "gan.source_sha256": source_sha,
-            **conditional_metadata(cfg)}
+def discriminator_metadata(source: Source) -> dict:
+    """What ties the discriminator file to the generators of the same source: their source
+    file's SHA-256 (and a run's checkpoint)."""
+    spec, d = source.spec, source.discriminator
+    meta = {"gan.role": "discriminator", "gan.arch": spec.name,
+            "gan.sample_shape": ",".join(map(str, spec.sample_shape)), "gan.precision": "int8",
+            "gan.source_file": d.file.name, "gan.source_sha256": d.sha256,
+            "gan.generator_sha256": source.sha256}
+    if source.checkpoint is not None:
+        meta.update({"gan.checkpoint": source.checkpoint["name"],
+                     "gan.step": str(source.checkpoint["step"])})
+    if spec.conditional:
+        meta.update({k: v for k, v in spec.to_metadata().items()
+                     if k in ("gan.conditional", "gan.n_classes", "gan.class_names")})
+    return meta
 
 
 def write_metadata(path: Path, meta: dict) -> None:
@@ -66,54 +69,43 @@ def write_metadata(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def build_file(precision: str, generator, cfg: GANConfig, tmp: Path, opset: int = OPSET,
+def build_file(precision: str, source_model, spec: Spec, tmp: Path,
                int8_ranges: str = INT8_RANGES) -> Path:
-    """Write `precision`'s file into `tmp` and return its path (not yet validated).
-    `int8_ranges`: quantize_int8's `ranges`."""
+    """Write `precision`'s file into `tmp` and return its path (not yet validated): the fp32
+    graph `source_model` (a Source's, left as it is) with the exact rewrites (export/rewrite.py),
+    and from it int8 or fp16. `int8_ranges`: quantize_int8's `ranges`."""
     import onnx
 
-    from export.convert import to_onnx
     from export.quantize import convert_fp16, quantize_int8
+    from export.rewrite import rewrite
     fp32 = tmp / "fp32.onnx"
     if not fp32.exists():
-        onnx.save(to_onnx(generator, cfg, opset), str(fp32))
+        model = onnx.ModelProto()
+        model.CopyFrom(source_model)
+        onnx.save(rewrite(model), str(fp32))
     if precision == "fp32":
         return fp32
     out = tmp / f"{precision}.onnx"
     if precision == "fp16":
         convert_fp16(fp32, out)
     else:
-        quantize_int8(fp32, out, cfg.latent_dim, ranges=int8_ranges, n_classes=cfg.n_classes)
+        quantize_int8(fp32, out, spec, ranges=int8_ranges)
     return out
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = OPSET,
                       quality_samples: int = 2000, progress=print, data_dir=None,
                       weights: str = "auto") -> dict:
-    """Export, validate and publish; return the manifest. `weights`: "raw", "ema" (the averaged
-    generator) or "auto" (the one the best-checkpoint rule prefers at this checkpoint). Quality
-    is scored against the test split of `data_dir`, by default the run's own data set."""
+    """export_source() of a run's checkpoint (export/sources.py's run_source)."""
+    source = run_source(Path(checkpoint_dir), weights, data_dir, opset)
+    return export_source(source, out_dir, precisions, quality_samples, progress)
+
+
+def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
+                  quality_samples: int = 2000, progress=print) -> dict:
+    """Export, validate and publish; return the manifest."""
     from export.validate import ValidationError, reference_quality, validate
-    checkpoint_dir = Path(checkpoint_dir)
-    run = RunDir.of_checkpoint(checkpoint_dir)
-    data_dir = data_dir or run.data_dir()
-    cfg = run.gan_config()
-    checkpoint = run.checkpoint(checkpoint_dir.name)
-    if weights == "auto":
-        weights = run.preferred_weights(checkpoint.name)
-    if weights not in checkpoint.weights():
-        raise GanEdgeError(f"{checkpoint_dir} has no {weights} generator (it has: "
-                           f"{', '.join(checkpoint.weights()) or 'none'}); the averaged one exists "
-                           f"only in runs trained with --ema above 0")
-    source = checkpoint.generator_file(weights)
-    generator = _load_keras(source)
-    if generator.count_params() != cfg.param_counts[0] and cfg.param_counts[0]:
-        raise GanEdgeError(f"{source} has {generator.count_params()} parameters, not "
-                           f"{cfg.name}'s {cfg.param_counts[0]}: mismatched checkpoint")
-    source_sha = sha256_file(source)
-    metrics = run.metrics_for(checkpoint_dir.name, weights)
-    info = {"name": checkpoint.name, "step": checkpoint.step,
-            "epoch": round(checkpoint.epoch, 4), "metrics": metrics, "weights": weights}
+    out_dir = Path(out_dir)
     if len(set(precisions)) != len(precisions):
         raise GanEdgeError(f"--precision repeats a precision ({', '.join(precisions)}); name each "
                            f"once")
@@ -124,17 +116,19 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     for left in remove_stale_temps(out_dir):
         progress(f"removed {left.name}, left in {out_dir} by an export that was killed")
     entries = []
-    reference = reference_quality(generator, cfg, quality_samples, data_dir)  # once for all files
+    reference = reference_quality(source, quality_samples)  # once for all files
+    if reference is None:
+        progress(f"quality not scored: {source.unscored}")
+    what = "the source ONNX file" if source.kind == ONNX else "Keras"
     try:
         with temp_folder(out_dir, ".tmp-export-") as tmp:
             built = []
             for precision in precisions:
                 progress(f"{precision}: converting")
-                path = build_file(precision, generator, cfg, Path(tmp), opset)
-                write_metadata(path, metadata(cfg, precision, info, source_sha))
-                progress(f"{precision}: validating against Keras")
-                report = validate(path, generator, cfg, precision, quality_samples,
-                                  reference=reference, data_dir=data_dir)
+                path = build_file(precision, source.model, source.spec, Path(tmp))
+                write_metadata(path, source_metadata(source, precision))
+                progress(f"{precision}: validating against {what}")
+                report = validate(path, source, precision, quality_samples, reference=reference)
                 built.append(path)
                 entries.append({"file": generator_file(precision), "precision": precision,
                                 "target": TARGET[precision],
@@ -142,30 +136,30 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
                                 **({"int8_ranges": INT8_RANGES, "int8_float_nodes": INT8_FLOAT_NODES}
                                    if precision == "int8" else {}),
                                 **report})
-            progress("discriminator: converting to int8 and validating its ranking against Keras")
-            d_path, d_entry = _build_discriminator(checkpoint, generator, cfg, info, Path(tmp),
-                                                   opset, quality_samples)
+            d_path, d_entry = None, None
+            if source.discriminator is not None:
+                progress("discriminator: converting to int8 and validating its ranking against "
+                         "its source")
+                d_path, d_entry = _build_discriminator(source, Path(tmp), quality_samples)
             # All passed: publish by renames (each atomic; the targets were checked above), the
             # manifest last, and only then drop files of an earlier export that this one lacks.
-            published = {entry["file"] for entry in entries} | {d_entry["file"], MANIFEST_FILE}
+            published = {entry["file"] for entry in entries} | {MANIFEST_FILE}
+            if d_entry is not None:
+                published.add(d_entry["file"])
             stale = [p for pattern in EXPORTED_PATTERNS for p in out_dir.glob(pattern)
                      if p.is_file() and p.name not in published]
             for path, entry in zip(built, entries):
                 os.replace(path, out_dir / entry["file"])
                 progress(f"{entry['precision']}: {out_dir / entry['file']} "
                          f"({entry['bytes'] / 1e6:.2f} MB)")
-            os.replace(d_path, out_dir / d_entry["file"])
+            if d_path is not None:
+                os.replace(d_path, out_dir / d_entry["file"])
     except ValidationError as e:
-        # Its message names a file of the temp folder, gone by now: name the checkpoint instead.
-        raise ValidationError(str(e).replace(f"{tmp}{os.sep}", f"{checkpoint_dir}, exported as ")
+        # Its message names a file of the temp folder, gone by now: name the source instead.
+        where = source.checkpoint["path"] if source.checkpoint else source.file
+        raise ValidationError(str(e).replace(f"{tmp}{os.sep}", f"{where}, exported as ")
                               + "; nothing was written") from None
-    # The checkpoint relative to the manifest, so that no machine's own paths are published.
-    manifest = {"arch": cfg.name,
-                "checkpoint": os.path.relpath(checkpoint_dir.resolve(), out_dir.resolve()),
-                "checkpoint_name": checkpoint_dir.name, "weights": weights, "step": checkpoint.step,
-                "epoch": info["epoch"], "source_sha256": source_sha, "metrics": metrics,
-                "opset": opset, "tools": _versions(), "files": entries,
-                "discriminator": d_entry}
+    manifest = _manifest(source, out_dir, entries, d_entry)
     write_text_atomic(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     for path in stale:
         path.unlink()
@@ -174,32 +168,42 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS
     return manifest
 
 
-def _build_discriminator(checkpoint, generator, cfg: GANConfig, info: dict, tmp: Path, opset: int,
-                         n: int) -> tuple[Path, dict]:
-    """The checkpoint's discriminator as int8 (for ganrun --keep), validated on n samples of
-    the exported generator; returns its temp path and its manifest entry."""
-    import training.models  # noqa: F401  registers GlobalBatchDropout, which most of them hold
+def _manifest(source: Source, out_dir: Path, entries: list, d_entry: dict | None) -> dict:
+    """Where the files came from (by a path relative to the manifest, so that no machine's own
+    paths are published), the files, and the discriminator. A run's export names its checkpoint
+    and the scores the run recorded for it."""
+    manifest = {"arch": source.spec.name, "source": source.kind}
+    c = source.checkpoint
+    if c is not None:
+        manifest.update({"checkpoint": _relative(c["path"], out_dir), "checkpoint_name": c["name"],
+                         "weights": c["weights"], "step": c["step"], "epoch": c["epoch"]})
+    else:
+        manifest["source_path"] = _relative(source.file, out_dir)
+    manifest.update({"source_file": source.file.name, "source_sha256": source.sha256})
+    if c is not None:
+        manifest["metrics"] = c["metrics"]
+    manifest.update({"opset": source.opset, "tools": _versions(), "files": entries})
+    if d_entry is not None:
+        manifest["discriminator"] = d_entry
+    return manifest
+
+
+def _relative(path: Path, out_dir: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), out_dir.resolve())
+
+
+def _build_discriminator(source: Source, tmp: Path, n: int) -> tuple[Path, dict]:
+    """The source's discriminator as int8 (for ganrun --keep), validated on n samples of the
+    source generator; returns its temp path and its manifest entry."""
     from export import discriminator as disc
     from training.evaluate import eval_labels, generate
-    from training.reformulation import sampler
-    source = checkpoint.discriminator_file()
-    model = _load_keras(source)
-    path = disc.build(model, cfg, tmp, opset)
-    write_metadata(path, discriminator_metadata(cfg, info, sha256_file(source)))
-    samples = generate(sampler(generator), cfg, n)
-    report = disc.validate(path, model, samples, eval_labels(cfg, n))
+    d = source.discriminator
+    path = disc.build(d.build(), tmp)
+    write_metadata(path, discriminator_metadata(source))
+    samples = generate(source.predict, source.spec, n)
+    report = disc.validate(path, d.logits, samples, eval_labels(source.spec, n))
     return path, {"file": DISCRIMINATOR_FILE, "precision": "int8", "bytes": path.stat().st_size,
                   "sha256": sha256_file(path), "ranking": report}
-
-
-def _load_keras(source: Path):
-    """A checkpoint's Keras model, or a one-line error that says to pick another checkpoint."""
-    import keras
-    try:
-        return keras.saving.load_model(source, compile=False)
-    except Exception as e:
-        raise GanEdgeError(f"cannot load {source} ({type(e).__name__}); the checkpoint is "
-                           f"corrupt: pick another with --epoch/--step") from None
 
 
 def _versions() -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.core.spec import Spec
 
 INT8_RANGES = "percentile"  # how exports set activation ranges; see quantize_int8
 # What int8 files leave out of activation quantization (see float_output_layer): manifests say
@@ -28,12 +29,12 @@ class _BatchReader:
         return next(self._batches, None)
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration: int = 512,
-                  inputs: dict[str, np.ndarray] | None = None, ranges: str = INT8_RANGES,
-                  n_classes: int = 0, float_output_layer: bool = True) -> None:
-    """Static int8 of a generator, calibrated on seeded z ~ N(0, I) as it sees them in use (and,
-    for a conditional one, `n_classes` labels in turn); or, with `inputs` (input name ->
-    array), of any model, calibrated on those arrays.
+def quantize_int8(fp32_path: Path, out_path: Path, spec: Spec | None = None,
+                  calibration: int = 512, inputs: dict[str, np.ndarray] | None = None,
+                  ranges: str = INT8_RANGES, float_output_layer: bool = True) -> None:
+    """Static int8 of a generator of `spec`, calibrated on seeded latents from its prior as it
+    sees them in use (and, for a conditional one, every class in turn); or, with `inputs`
+    (input name -> array), of any model, calibrated on those arrays.
 
     A generator's output layer (`output_layer`) computes in float, from the 8-bit output of
     the layer before, with its weights stored as int8 (`int8_weights_only`): see
@@ -55,22 +56,35 @@ def quantize_int8(fp32_path: Path, out_path: Path, latent_dim: int, calibration:
         # measured here as errors of 2.3 on gan-1d's outputs instead of 0.07.
         float_nodes = None
         if inputs is None:  # a generator
-            z = np.random.default_rng(0).standard_normal((calibration, latent_dim))
-            inputs = {"z": z.astype(np.float32)}
-            if n_classes:
-                inputs["label"] = np.arange(calibration, dtype=np.int64) % n_classes
+            inputs = {"z": spec.latents(np.random.default_rng(0), calibration)}
+            if spec.conditional:
+                inputs["label"] = np.arange(calibration, dtype=np.int64) % spec.n_classes
             if float_output_layer:
                 float_nodes = _name_nodes_and_pick_output_layer(prepared)
         method = {"percentile": CalibrationMethod.Percentile,
                   "minmax": CalibrationMethod.MinMax}[ranges]
-        # The percentile calibrator prints its settings to stdout, which is the CLIs' output.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # The percentile calibrator prints its settings to stdout, which is the CLIs' output,
+        # and the quantizer logs warnings for its developers (a batch normalisation's 1-D
+        # weights have no channel axis to quantize along) on the root logger.
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
             quantize_static(str(prepared), str(out_path), _BatchReader(inputs),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                             calibrate_method=method, nodes_to_exclude=float_nodes)
     if float_nodes:
         int8_weights_only(out_path, out_path)  # the float layer's weights: stored as int8 still
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    import logging
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def output_layer(graph) -> list:

@@ -1,8 +1,10 @@
-"""Validation of an exported file against the Keras generator it came from, as its own step.
+"""Validation of an exported file against the source it came from, as its own step.
 
 Checks, in order: the ONNX checker; the generator interface (input z [batch, latent], output
-sample, dynamic batch, gan.* metadata); values against Keras on fixed seeded latents at batch
-1, 7 and 64; and for every precision the quality on the same latents against fp32.
+sample, dynamic batch, gan.* metadata that states the source's Spec); values against the
+source's reference (Keras's call, or onnxruntime on the source ONNX file) on fixed seeded
+latents from its prior at batch 1, 7 and 64; and, where a classifier fits the samples, for every
+precision the quality on the same latents against the source's.
 Any failure raises ValidationError: never a warning.
 """
 from __future__ import annotations
@@ -14,12 +16,12 @@ import numpy as np
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import POINT
 from runtime.core.scores import Scores
+from runtime.core.spec import Spec
 from runtime.generator import Generator
-from training.config import GANConfig
 
 BATCHES = (1, 7, 64)
-# Differences from Keras, as fractions of the output range (1 for [0,1], 2 for [-1,1]): the
-# TAIL share of the values within MAX_ABS, and their mean within MEAN_ABS.
+# Differences from the source, as fractions of the output range (1 for [0,1], 2 for [-1,1]):
+# the TAIL share of the values within MAX_ABS, and their mean within MEAN_ABS.
 MAX_ABS = {"fp32": 5e-6, "fp16": 5e-3, "int8": 0.5}  # fp32: 1e-5 absolute at most
 MEAN_ABS = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
 # int8 bounds its 99.9th percentile, not its worst value: a hidden activation rounded to its
@@ -28,127 +30,121 @@ MEAN_ABS = {"fp32": 1e-6, "fp16": 1e-3, "int8": 0.02}
 # to the next while the mean and the quality held (`python -m benchmarks.int8_ranges`). The
 # worst is still reported; the mean and the quality bound below hold int8 to fp32.
 TAIL = {"fp32": 1.0, "fp16": 1.0, "int8": 0.999}
-SCORE_DELTA = 0.1        # classifier score within 0.1 of fp32's, same latents
-ENERGY_DELTA = 0.01      # gan-1d: energy distance within 0.01 of fp32's
-ACCURACY_DELTA = 0.01    # conditional: per-class accuracy at most 1 point below fp32's
+SCORE_DELTA = 0.1        # classifier score within 0.1 of the source's, same latents
+ENERGY_DELTA = 0.01      # gan-1d: energy distance within 0.01 of the source's
+ACCURACY_DELTA = 0.01    # conditional: per-class accuracy at most 1 point below the source's
 
 
 class ValidationError(GanEdgeError):
     pass
 
 
-def reference_quality(keras_generator, cfg: GANConfig, n: int, data_dir=None) -> Scores:
-    """The Keras generator's own scores on the validation latents: what every file is held to.
-    `data_dir`: the data set whose test split the Frechet distance uses (None: the standard one)."""
-    from training.evaluate import score_generated
-    from training.reformulation import sampler
-    return score_generated(sampler(keras_generator), cfg, n, data_dir)
+def reference_quality(source, n: int) -> Scores | None:
+    """The source's own scores on the validation latents: what every file is held to; None
+    where no classifier fits its samples."""
+    return None if source.scorer is None else source.scorer(source.predict, n)
 
 
-def validate(path: Path, keras_generator, cfg: GANConfig, precision: str,
-             quality_samples: int = 2000, seed: int = 0, reference: Scores | None = None,
-             data_dir=None) -> dict:
-    """Return the parity and quality figures of `path`, or raise ValidationError.
-    `reference`: reference_quality() of the same generator and sample count, when a caller
-    validates several files and has it already."""
+def validate(path: Path, source, precision: str, quality_samples: int = 2000, seed: int = 0,
+             reference: Scores | None = None) -> dict:
+    """Return the parity and quality figures of `path`, or raise ValidationError. `source`:
+    the export/sources.py Source it came from. `reference`: reference_quality() of the same
+    source and sample count, when a caller validates several files and has it already."""
     import onnx
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
         raise ValidationError(f"{path}: onnx.checker failed: {str(e).splitlines()[0][:200]}") from None
     gen = Generator.from_file(path)
-    if gen.info.arch != cfg.name or gen.info.latent_dim != cfg.latent_dim:
-        raise ValidationError(f"{path}: metadata says {gen.info.arch} (latent "
-                              f"{gen.info.latent_dim}), the checkpoint is {cfg.name}")
+    spec = source.spec
+    if gen.info.spec != spec:
+        raise ValidationError(f"{path}: metadata says {gen.info.spec.describe()}; the source is "
+                              f"{spec.describe()}")
     graph = onnx.load(str(path), load_external_data=False).graph
     if not graph.output[0].type.tensor_type.shape.dim[0].dim_param:
         raise ValidationError(f"{path}: the batch dimension of 'sample' is fixed, not dynamic")
 
-    lo, hi = cfg.output_range
+    lo, hi = spec.output_range
     bound = MAX_ABS[precision] * (hi - lo)
-    by_batch = differences(path, gen, keras_generator, cfg, seed)
+    by_batch = differences(path, gen, source.predict, spec, seed)
     parity = {f"max_abs_batch_{batch}": float(d.max()) for batch, d in by_batch.items()}
     diffs = np.concatenate(list(by_batch.values()))
     tail, mean = float(np.quantile(diffs, TAIL[precision])), float(np.mean(diffs))
     mean_bound = MEAN_ABS[precision] * (hi - lo)
     if not tail <= bound:  # `not <=` also catches NaN
         share = "" if TAIL[precision] == 1 else f" on {TAIL[precision]:.1%} of its values"
-        raise ValidationError(f"{path}: {precision} differs from Keras by up to {tail:.3g}"
+        raise ValidationError(f"{path}: {precision} differs from its source by up to {tail:.3g}"
                               f"{share}, above its bound {bound:.3g}")
     if not mean <= mean_bound:
-        raise ValidationError(f"{path}: {precision} differs from Keras by {mean:.3g} on average, "
-                              f"above its bound {mean_bound:.3g}")
+        raise ValidationError(f"{path}: {precision} differs from its source by {mean:.3g} on "
+                              f"average, above its bound {mean_bound:.3g}")
     parity.update(tail_share=TAIL[precision], tail_abs=tail, bound=bound, mean_abs=mean,
                   mean_bound=mean_bound)
-    if cfg.conditional:
-        by_label = label_differences(gen, keras_generator, cfg, seed)
-        worst = max(range(cfg.n_classes), key=lambda k: by_label[k].mean())
+    if spec.conditional:
+        by_label = label_differences(gen, source.predict, spec, seed)
+        worst = max(range(spec.n_classes), key=lambda k: by_label[k].mean())
         if not by_label[worst].mean() <= mean_bound:
-            raise ValidationError(f"{path}: {precision} differs from Keras by "
+            raise ValidationError(f"{path}: {precision} differs from its source by "
                                   f"{by_label[worst].mean():.3g} on average for label {worst}, "
                                   f"above its bound {mean_bound:.3g}")
-        parity["mean_abs_by_label"] = [float(by_label[k].mean()) for k in range(cfg.n_classes)]
-    ref = reference or reference_quality(keras_generator, cfg, quality_samples, data_dir)
-    return {"parity": parity, "quality": _quality(path, gen, cfg, quality_samples, ref, data_dir)}
+        parity["mean_abs_by_label"] = [float(by_label[k].mean()) for k in range(spec.n_classes)]
+    if source.scorer is None:
+        return {"parity": parity, "quality": {"not_scored": source.unscored}}
+    ref = reference or reference_quality(source, quality_samples)
+    return {"parity": parity,
+            "quality": _quality(path, source.scorer(gen.run, quality_samples), ref)}
 
 
-def differences(path: Path, gen: Generator, keras_generator, cfg: GANConfig,
+def differences(path: Path, gen: Generator, predict, spec: Spec,
                 seed: int = 0) -> dict[int, np.ndarray]:
-    """|file - Keras|, flat, on seeded latents (and labels, every class at batch 64 and up) at
-    each of BATCHES (by batch size)."""
-    from training.reformulation import sampler
-    keras_predict = sampler(keras_generator)
+    """|file - source|, flat, on seeded latents from the prior (and labels, every class at
+    batch 64 and up) at each of BATCHES (by batch size); `predict`: the source's reference."""
     rng = np.random.default_rng(seed)
     out = {}
     for batch in BATCHES:
-        z = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-        if cfg.conditional:
-            labels = (np.arange(batch) + rng.integers(cfg.n_classes)) % cfg.n_classes
-            got, want = gen.run(z, labels), np.asarray(keras_predict(z, labels.astype(np.int32)))
+        z = spec.latents(rng, batch)
+        if spec.conditional:
+            labels = (np.arange(batch) + rng.integers(spec.n_classes)) % spec.n_classes
+            got, want = gen.run(z, labels), np.asarray(predict(z, labels))
         else:
-            got, want = gen.run(z), np.asarray(keras_predict(z))
-        if got.shape != (batch, *cfg.sample_shape):
+            got, want = gen.run(z), np.asarray(predict(z))
+        if got.shape != (batch, *spec.sample_shape):
             raise ValidationError(f"{path}: batch {batch} gave shape {got.shape}, expected "
-                                  f"{(batch, *cfg.sample_shape)}")
+                                  f"{(batch, *spec.sample_shape)}")
         out[batch] = np.abs(got - want).ravel()
     return out
 
 
-def label_differences(gen: Generator, keras_generator, cfg: GANConfig, seed: int = 0,
+def label_differences(gen: Generator, predict, spec: Spec, seed: int = 0,
                       per_label: int = 16) -> dict[int, np.ndarray]:
-    """|file - Keras|, flat, for each label on the same `per_label` seeded latents."""
-    from training.reformulation import sampler
-    keras_predict = sampler(keras_generator)
-    z = np.random.default_rng(seed + 1).standard_normal((per_label, cfg.latent_dim)).astype(
-        np.float32)
+    """|file - source|, flat, for each label on the same `per_label` seeded latents."""
+    z = spec.latents(np.random.default_rng(seed + 1), per_label)
     out = {}
-    for k in range(cfg.n_classes):
+    for k in range(spec.n_classes):
         labels = np.full(per_label, k)
-        want = np.asarray(keras_predict(z, labels.astype(np.int32)))
-        out[k] = np.abs(gen.run(z, labels) - want).ravel()
+        out[k] = np.abs(gen.run(z, labels) - np.asarray(predict(z, labels))).ravel()
     return out
 
 
-def _quality(path, gen, cfg, n, ref, data_dir) -> dict:
-    from training.evaluate import score_generated
-    ours = score_generated(gen.run, cfg, n, data_dir)
+def _quality(path, ours: Scores, ref: Scores) -> dict:
     if ours.kind == POINT:
         delta = ours.energy_distance - ref.energy_distance
         if not delta <= ENERGY_DELTA:
             raise ValidationError(f"{path}: energy distance {ours.energy_distance:.4f} is "
-                                  f"{delta:.4f} worse than fp32's, above {ENERGY_DELTA}")
+                                  f"{delta:.4f} worse than the source's, above {ENERGY_DELTA}")
         return {**ours.to_row(), "fp32_energy_distance": ref.energy_distance}
     delta = abs(ours.classifier_score - ref.classifier_score)
     if not delta <= SCORE_DELTA or ours.classes_covered != ref.classes_covered:
         raise ValidationError(
-            f"{path}: quality moved from fp32's (classifier score {ref.classifier_score:.3f} "
-            f"-> {ours.classifier_score:.3f}, classes {ref.classes_covered} -> "
-            f"{ours.classes_covered}); bound: score within {SCORE_DELTA}, classes unchanged")
+            f"{path}: quality moved from the source's (classifier score "
+            f"{ref.classifier_score:.3f} -> {ours.classifier_score:.3f}, classes "
+            f"{ref.classes_covered} -> {ours.classes_covered}); bound: score within "
+            f"{SCORE_DELTA}, classes unchanged")
     if ours.class_accuracy is not None:
         drop = ref.class_accuracy - ours.class_accuracy
         if not drop <= ACCURACY_DELTA:
             raise ValidationError(
-                f"{path}: per-class accuracy fell from fp32's {ref.class_accuracy:.2%} to "
-                f"{ours.class_accuracy:.2%}; bound: within {ACCURACY_DELTA:.0%}")
+                f"{path}: per-class accuracy fell from the source's {ref.class_accuracy:.2%} "
+                f"to {ours.class_accuracy:.2%}; bound: within {ACCURACY_DELTA:.0%}")
     return {**ours.to_row(lists=False), "fp32_classifier_score": ref.classifier_score,
             **({} if ref.class_accuracy is None else {"fp32_class_accuracy": ref.class_accuracy})}

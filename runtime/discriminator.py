@@ -2,9 +2,9 @@
 samples, keep the n that the model's own discriminator finds most real (after Azadi et al.,
 2019, "Discriminator Rejection Sampling", simplified to a top fraction).
 
-ganexport writes the checkpoint's discriminator beside the generator as
-discriminator.int8.onnx (input sample, output logit); its metadata names the checkpoint, so a
-discriminator is only ever paired with a generator of the same checkpoint.
+ganexport writes the source's discriminator beside the generator as discriminator.int8.onnx
+(input sample, output logit); its metadata names its generator's source file by SHA-256, so a
+discriminator is only ever paired with the generator it was exported with.
 """
 from __future__ import annotations
 
@@ -34,13 +34,17 @@ class Discriminator:
                                       f"this version of ganexport", "export the model again"),
                    path)
         meta, gmeta = disc.metadata, gen.info.metadata
-        same = (meta.get("gan.role") == "discriminator" and meta.get("gan.arch") == gen.arch
-                and meta.get("gan.checkpoint") == gmeta.get("gan.checkpoint")
-                and meta.get("gan.step") == gmeta.get("gan.step"))
-        if not same:
-            raise GanEdgeError(f"{path} is not the discriminator of {gen.path.name}'s checkpoint "
-                               f"({gen.arch} {gmeta.get('gan.checkpoint', '?')}); export both "
-                               f"together with ganexport")
+        # What it says of its generator must all hold: the generator's source file (by
+        # SHA-256), and a run's checkpoint and step where it names them.
+        stated = [(key, own) for key, own in (("gan.generator_sha256", "gan.source_sha256"),
+                                              ("gan.checkpoint", "gan.checkpoint"),
+                                              ("gan.step", "gan.step")) if key in meta]
+        paired = bool(stated) and all(meta[key] == gmeta.get(own) for key, own in stated)
+        if not (paired and meta.get("gan.role") == "discriminator"
+                and meta.get("gan.arch") == gen.arch):
+            origin = gmeta.get("gan.checkpoint") or gmeta.get("gan.source_file", "?")
+            raise GanEdgeError(f"{path} is not the discriminator of {gen.path.name}'s generator "
+                               f"({gen.arch} {origin}); export both together with ganexport")
         return disc
 
     def logits(self, samples: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:

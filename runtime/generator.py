@@ -1,7 +1,8 @@
 """Generator: an exported gan-edge ONNX file behind an onnxruntime session.
 
-Everything about the model (latent size, sample shape, output range, arch) comes from the
-file's metadata_props, written by ganexport; nothing is guessed from the graph.
+Everything about the model (latent size and prior, sample shape, output range, arch) comes from
+the file's metadata_props, written by ganexport (runtime/core/spec.py); nothing is guessed from
+the graph.
 """
 from __future__ import annotations
 
@@ -12,73 +13,55 @@ import numpy as np
 
 from runtime.core.errors import GanEdgeError
 from runtime.core.images import CHANNELS
-from runtime.core.samples import IMAGE, kind_of
+from runtime.core.samples import IMAGE
+from runtime.core.spec import REQUIRED_METADATA, Spec
 from runtime.session import CPU, import_onnxruntime, open_session
-
-REQUIRED_METADATA = ("gan.arch", "gan.latent_dim", "gan.sample_shape", "gan.output_range",
-                     "gan.precision")
-MAX_LATENT_DIM = 65_536          # far above any GAN here; keeps latent batches allocatable
-MAX_SAMPLE_VALUES = 16_777_216   # values in one sample (a 4096 x 4096 image)
 
 
 # NamedTuples, not dataclasses: defining a dataclass is start-up time that ganrun saves
 # (python -X importtime -m runtime.cli --n 25).
 class ModelInfo(NamedTuple):
-    arch: str
-    latent_dim: int
-    sample_shape: tuple[int, ...]
-    output_range: tuple[float, float]
+    spec: Spec      # what the model is (runtime/core/spec.py): the file contract's facts
     precision: str
     metadata: dict  # every metadata_prop, e.g. gan.metrics and gan.epoch, for callers to read
-    # A conditional generator's classes, by label (gan.class_names); empty: unconditional.
-    class_names: tuple[str, ...] = ()
+
+    @property
+    def arch(self) -> str:
+        return self.spec.name
+
+    @property
+    def latent_dim(self) -> int:
+        return self.spec.latent_dim
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.spec.sample_shape
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return self.spec.output_range
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """A conditional generator's classes, by label (gan.class_names); empty: unconditional."""
+        return self.spec.class_names
 
     @property
     def conditional(self) -> bool:
-        return bool(self.class_names)
+        return self.spec.conditional
 
     @property
     def kind(self) -> str:
         """runtime.core.samples.IMAGE or POINT."""
-        return kind_of(self.sample_shape)
+        return self.spec.kind
 
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":
-        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        missing = [k for k in (*REQUIRED_METADATA, "gan.precision") if k not in meta]
         if missing:
             raise GanEdgeError(f"{path} is not a gan-edge generator (metadata lacks "
                                f"{', '.join(missing)}); export it with ganexport")
-        try:
-            lo, hi = (float(v) for v in meta["gan.output_range"].split(","))
-            info = cls(meta["gan.arch"], int(meta["gan.latent_dim"]),
-                       tuple(int(d) for d in meta["gan.sample_shape"].split(",")), (lo, hi),
-                       meta["gan.precision"], meta, _class_names(meta))
-        except ValueError:
-            raise GanEdgeError(f"{path} has malformed gan.* metadata; re-export it with "
-                               f"ganexport") from None
-        values = 1
-        for d in info.sample_shape:
-            values *= d
-        if not (1 <= info.latent_dim <= MAX_LATENT_DIM and 1 <= len(info.sample_shape) <= 3
-                and min(info.sample_shape) >= 1 and values <= MAX_SAMPLE_VALUES
-                and np.isfinite([lo, hi]).all() and hi > lo):
-            raise GanEdgeError(f"{path} has impossible gan.* metadata (latent {info.latent_dim}, "
-                               f"sample shape {info.sample_shape}, range {lo:g}..{hi:g}); "
-                               f"re-export it with ganexport")
-        return info
-
-
-def _class_names(meta: dict) -> tuple[str, ...]:
-    """gan.class_names of a conditional file (a JSON list of strings); () otherwise. A
-    malformed value raises ValueError, which from_metadata turns into its one-line error."""
-    if meta.get("gan.conditional") != "1":
-        return ()
-    import json
-    names = json.loads(meta.get("gan.class_names", "null"))
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
-            and len(names) == int(meta.get("gan.n_classes", -1))):
-        raise ValueError("gan.class_names")
-    return tuple(names)
+        return cls(Spec.from_metadata(meta, path), meta["gan.precision"], meta)
 
 
 class Device(NamedTuple):
@@ -188,7 +171,7 @@ class Generator:
         """Hold the metadata to what the graph does: two seeded latents must give two samples
         of the declared shape, finite, and images inside the declared range (with a margin for
         int8's rounding), so a file whose metadata lies is refused before any work is done."""
-        z = np.random.default_rng(0).standard_normal((2, self.info.latent_dim))
+        z = self.info.spec.latents(np.random.default_rng(0), 2)
         try:
             out = self.run(z, np.zeros(2, np.int64) if self.conditional else None)  # run()
             # also refuses non-finite values
@@ -242,13 +225,13 @@ class Generator:
     def generate(self, n: int, seed: int = 0, batch: int = 256,
                  labels: np.ndarray | None = None):
         """Yield samples in the model's declared range, `batch` at a time (bounded memory).
-        Latents for the whole request come from one seeded stream, so the samples do not
-        depend on the batch size. A conditional generator makes sample i of class labels[i]
-        (default: labels_for(n, seed))."""
+        Latents for the whole request come from one seeded stream of the model's prior
+        (gan.latent_prior), so the samples do not depend on the batch size. A conditional
+        generator makes sample i of class labels[i] (default: labels_for(n, seed))."""
         if self.conditional and labels is None:
             labels = self.labels_for(n, seed)
         rng = np.random.default_rng(seed)
         for start in range(0, n, batch):
             k = min(batch, n - start)
-            z = rng.standard_normal((k, self.info.latent_dim)).astype(np.float32)
+            z = self.info.spec.latents(rng, k)
             yield self.run(z, None if labels is None else labels[start:start + k])

@@ -253,6 +253,7 @@ def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, exp
     """A bound between the 99.9th percentile and the worst value passes; one under the 99.9th
     percentile fails: a single stray pixel does not refuse an int8 file, a spread error does."""
     from export import validate
+    from export.sources import run_source
     from training.config import get_config
     run, cfg = exported_runs["dcgan-mnist"], get_config("dcgan-mnist")
     entry = next(f for f in exports["dcgan-mnist"]["files"] if f["precision"] == "int8")
@@ -260,15 +261,16 @@ def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, exp
     worst = max(v for k, v in parity.items() if k.startswith("max_abs_batch_"))
     assert parity["tail_share"] == 0.999 and parity["tail_abs"] < worst  # else nothing to tell
     lo, hi = cfg.output_range
-    keras_g = _keras_generator(run, exports["dcgan-mnist"]["weights"])
+    source = run_source(sorted((run / "checkpoints").iterdir())[-1],
+                        exports["dcgan-mnist"]["weights"])
     path = run / "export" / entry["file"]
     between = (parity["tail_abs"] + worst) / 2
     monkeypatch.setitem(validate.MAX_ABS, "int8", between / (hi - lo))
-    assert validate.validate(path, keras_g, cfg, "int8", 200)["parity"] == \
+    assert validate.validate(path, source, "int8", 200)["parity"] == \
         pytest.approx({**parity, "bound": between})
     monkeypatch.setitem(validate.MAX_ABS, "int8", parity["tail_abs"] * 0.9 / (hi - lo))
     with pytest.raises(validate.ValidationError, match=r"on 99\.9% of its values, above"):
-        validate.validate(path, keras_g, cfg, "int8", 200)
+        validate.validate(path, source, "int8", 200)
 
 
 def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, exported_runs, tmp_path):
@@ -374,7 +376,7 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, exporte
     import keras
 
     import training.models  # noqa: F401  registers the custom dropout layer
-    from export.discriminator import validate
+    from export.discriminator import logit_fn, validate
     from export.validate import ValidationError
     from training.config import get_config
     cfg = get_config("mlp-mnist")
@@ -383,9 +385,11 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, exporte
     samples = _keras_generator(exported_runs["mlp-mnist"])(
         np.random.default_rng(3).standard_normal((200, cfg.latent_dim)).astype(np.float32),
         training=False).numpy()
-    validate(exported_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", model, samples)
-    with pytest.raises(ValidationError, match="logits differ from Keras"):
-        validate(exported_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", model, samples)
+    logits = logit_fn(model)
+    validate(exported_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", logits, samples)
+    with pytest.raises(ValidationError, match="logits differ from the source's"):
+        validate(exported_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", logits,
+                 samples)
 
 
 @pytest.mark.slow

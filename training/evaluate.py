@@ -16,6 +16,7 @@ from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.samples import POINT
 from runtime.core.scores import ImageScores, PointScores, RowScores, Scores
+from runtime.core.spec import Spec
 from training.config import GANConfig, get_config
 from training.quality import function_metrics, image_metrics
 from training.rundir import RunDir
@@ -23,21 +24,26 @@ from training.rundir import RunDir
 EVAL_SEED = 1234  # every checkpoint is scored on the same latents
 
 
-def eval_latents(cfg: GANConfig, n: int, seed: int = EVAL_SEED) -> np.ndarray:
+def eval_latents(cfg: GANConfig | Spec, n: int, seed: int = EVAL_SEED) -> np.ndarray:
+    """The evaluation latents: from a registry system's normal prior, or a Spec's own (an
+    exported generator that gan-edge did not train may draw from a uniform one)."""
+    if isinstance(cfg, Spec):
+        return cfg.latents(np.random.default_rng(seed), n)
     return np.random.default_rng(seed).standard_normal((n, cfg.latent_dim)).astype("float32")
 
 
-def eval_labels(cfg: GANConfig, n: int) -> np.ndarray | None:
+def eval_labels(cfg: GANConfig | Spec, n: int) -> np.ndarray | None:
     """The class asked of each evaluation sample of a conditional system: 0, 1, .., 9, 0, ..
     (every class equally often, as labels drawn uniformly would be on average); None for an
     unconditional one."""
     return (np.arange(n) % cfg.n_classes).astype("int32") if cfg.conditional else None
 
 
-def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None,
+def score_samples(cfg: GANConfig | Spec, samples: np.ndarray, data_dir=None,
                   labels: np.ndarray | None = None) -> Scores:
     """Quality metrics of generated samples (in the generator's output range); with the
-    `labels` they were asked for, also the per-class accuracy."""
+    `labels` they were asked for, also the per-class accuracy. `cfg`: a registry system, or
+    the Spec of an exported generator of a data set that a classifier scores."""
     if cfg.kind == POINT:
         from training.data import x_squared_samples
         real = x_squared_samples(np.random.default_rng(EVAL_SEED + 1), len(samples))
@@ -51,7 +57,7 @@ def score_samples(cfg: GANConfig, samples: np.ndarray, data_dir=None,
                                        labels))
 
 
-def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
+def generate(predict, cfg: GANConfig | Spec, n: int, batch: int = 1000) -> np.ndarray:
     """`n` samples from the evaluation latents (and labels): predict(z) or predict(z, labels)."""
     z, labels = eval_latents(cfg, n), eval_labels(cfg, n)
     return np.concatenate([
@@ -60,7 +66,7 @@ def generate(predict, cfg: GANConfig, n: int, batch: int = 1000) -> np.ndarray:
         for i in range(0, n, batch)])
 
 
-def score_generated(predict, cfg: GANConfig, n: int, data_dir=None) -> Scores:
+def score_generated(predict, cfg: GANConfig | Spec, n: int, data_dir=None) -> Scores:
     """generate() then score_samples(), with the labels the samples were asked for."""
     return score_samples(cfg, generate(predict, cfg, n), data_dir, eval_labels(cfg, n))
 

@@ -45,9 +45,11 @@ function describe(model) {
       !(range[1] > range[0])) {
     throw new Error('model.json describes no image generator this page can draw');
   }
+  // A file of another source than a run has no epoch: it names its source file instead.
+  const origin = 'gan.epoch' in meta ? `epoch ${meta['gan.epoch']}` : meta['gan.source_file'] || '';
   return { arch: meta['gan.arch'], dataset: meta['gan.dataset'] || 'unknown data set',
-           epoch: meta['gan.epoch'], weights: meta['gan.weights'], latent, shape, range,
-           classNames: classNames(meta) };
+           origin, weights: meta['gan.weights'], latent, shape, range,
+           prior: meta['gan.latent_prior'] || 'normal', classNames: classNames(meta) };
 }
 
 // A conditional generator's class names, in label order (as ganrun's ModelInfo reads
@@ -98,6 +100,14 @@ function normals(count, seed) {
     if (i + 1 < count) out[i + 1] = r * Math.sin(phi);
   }
   return out;
+}
+
+// Seeded latents from the model's prior (gan.latent_prior): standard normals, or uniforms in
+// (-1, 1).
+function latents(count, seed, prior) {
+  if (prior !== 'uniform') return normals(count, seed);
+  const uniform = uniforms(seed, 0x9e3779b9);
+  return Float32Array.from({ length: count }, () => 2 * uniform() - 1);
 }
 
 // The class of each of n tiles: the picked class (its label, a string from the picker), or,
@@ -223,24 +233,24 @@ async function main() {
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
     const seed = Math.max(0, Number($('seed').value) || 0);
     const started = performance.now();
-    const latents = normals(n * info.latent, seed), labels = currentLabels(n, seed), asked = classText();
-    draw(await run(latents, n, labels), n, info);
+    const z = latents(n * info.latent, seed, info.prior), labels = currentLabels(n, seed), asked = classText();
+    draw(await run(z, n, labels), n, info);
     $('status').textContent = `${n} samples${asked} in ${(performance.now() - started).toFixed(0)} ms`;
-    return { n, latents: Array.from(latents), labels };
+    return { n, latents: Array.from(z), labels };
   }
   let walking = null;
   async function walk() {
     if (walking) { clearTimeout(walking); walking = null; $('walk').textContent = 'walk'; return; }
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
     const seed = Math.max(0, Number($('seed').value) || 0);
-    const keys = Array.from({ length: WALK_KEYS }, (_, k) => normals(n * info.latent, seed + 7919 * (k + 1)));
+    const keys = Array.from({ length: WALK_KEYS }, (_, k) => latents(n * info.latent, seed + 7919 * (k + 1), info.prior));
     let frame = 0;
     $('walk').textContent = 'stop';
     const step = async () => {
       const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
       // Each tile keeps its class along the walk; a class picked meanwhile shows from the next frame.
-      const latents = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
-      draw(await run(latents, n, currentLabels(n, seed)), n, info);
+      const z = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
+      draw(await run(z, n, currentLabels(n, seed)), n, info);
       frame += 1;
       if (walking !== null) walking = setTimeout(step, FRAME_MS);
     };
@@ -258,9 +268,9 @@ async function main() {
 
   const provider = backend.ep === 'webgpu' ? 'WebGPU' : 'WebAssembly';
   const [h, w, c] = info.shape;
-  $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}` +
-    `${info.epoch === undefined ? '' : `, epoch ${info.epoch}`}${info.weights === 'ema' ? ', averaged' : ''}; ` +
-    `${w} x ${h} ${c === 3 ? 'RGB' : 'grayscale'}), ${backend.precision} on ${provider}`;
+  $('model').textContent = `${model.name === info.arch ? '' : model.name + ': '}${info.arch} (${info.dataset}${info.origin ? ', ' + info.origin : ''}` +
+    `${info.weights === 'ema' ? ', averaged' : ''}; ${w} x ${h} ${c === 3 ? 'RGB' : 'grayscale'}), ` +
+    `${backend.precision} on ${provider}`;
   lastDraw = generate();
   await lastDraw;
   return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,
