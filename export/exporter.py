@@ -70,19 +70,24 @@ def write_metadata(path: Path, meta: dict) -> None:
 
 
 def build_file(precision: str, source_model, spec: Spec, tmp: Path,
-               int8_ranges: str = INT8_RANGES) -> Path:
+               int8_ranges: str = INT8_RANGES, progress=print) -> Path:
     """Write `precision`'s file into `tmp` and return its path (not yet validated): the fp32
     graph `source_model` (a Source's, left as it is) with the exact rewrites (export/rewrite.py),
-    and from it int8 or fp16. `int8_ranges`: quantize_int8's `ranges`."""
+    and from it int8 or fp16. `int8_ranges`: quantize_int8's `ranges`. Each layer that no
+    rewrite covers is said through `progress`, once: it stays as the source has it (in int8, a
+    ConvTranspose stays in float)."""
     import onnx
 
     from export.quantize import convert_fp16, quantize_int8
-    from export.rewrite import rewrite
+    from export.rewrite import rewrite, uncovered
     fp32 = tmp / "fp32.onnx"
     if not fp32.exists():
         model = onnx.ModelProto()
         model.CopyFrom(source_model)
-        onnx.save(rewrite(model), str(fp32))
+        rewrite(model)
+        for note in uncovered(model):
+            progress(f"no rewrite covers {note}; it stays as it is")
+        onnx.save(model, str(fp32))
     if precision == "fp32":
         return fp32
     out = tmp / f"{precision}.onnx"
@@ -125,7 +130,8 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
             built = []
             for precision in precisions:
                 progress(f"{precision}: converting")
-                path = build_file(precision, source.model, source.spec, Path(tmp))
+                path = build_file(precision, source.model, source.spec, Path(tmp),
+                                  progress=progress)
                 write_metadata(path, source_metadata(source, precision))
                 progress(f"{precision}: validating against {what}")
                 report = validate(path, source, precision, quality_samples, reference=reference)

@@ -646,3 +646,33 @@ def test_the_guides_pytorch_route_exports_what_its_torch_snippet_writes(tmp_path
         assert result.returncode == 0, (args, result.stderr)
     manifest = json.loads((tmp_path / "dcgan" / "manifest.json").read_text())
     assert manifest["files"][0]["file"] == "generator.fp32.onnx" and "discriminator" in manifest
+
+
+def test_the_rewrites_leave_no_transposed_convolution_or_batch_norm_in_the_torch_shaped_files(
+        torch_shaped):
+    """Every ConvTranspose of the PyTorch layout is rewritten and every BatchNormalization
+    folded, in every file: none is left slow, or in float in int8."""
+    for entry in _manifest(torch_shaped)["files"]:
+        ops = {n.op_type for n in onnx.load(str(torch_shaped / "export" / entry["file"])).graph.node}
+        assert not ops & {"ConvTranspose", "BatchNormalization"}, entry["precision"]
+
+
+def test_a_layer_that_no_rewrite_covers_stays_and_the_export_names_it(tmp_path):
+    """A ConvTranspose in two groups: no rule covers it, so it stays as it is, the export says
+    so in a line naming the layer, and the files still match their source."""
+    rng = np.random.default_rng(5)
+    weights = [numpy_helper.from_array(rng.standard_normal((4, 1, 4, 4)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal((3, 2, 1, 1)).astype(np.float32), "v")]
+    source = _tiny_onnx(tmp_path / "grouped.onnx", [("z", TensorProto.FLOAT, ["N", 4, 1, 1])],
+                        ["N", 3, 4, 4],
+                        [helper.make_node("ConvTranspose", ["z", "w"], ["up"], name="grouped_up",
+                                          kernel_shape=[4, 4], group=2),
+                         helper.make_node("Conv", ["up", "v"], ["rgb"]),
+                         helper.make_node("Sigmoid", ["rgb"], ["out"])], weights)
+    result = ganexport("--onnx", source, "--out", tmp_path / "export")
+    assert result.returncode == 0, result.stderr
+    named = [line for line in result.stderr.splitlines() if "grouped_up" in line]
+    assert len(named) == 1 and "2 groups" in named[0]
+    for entry in _manifest(tmp_path)["files"]:
+        ops = [n.op_type for n in onnx.load(str(tmp_path / "export" / entry["file"])).graph.node]
+        assert ops.count("ConvTranspose") == 1, entry["precision"]
