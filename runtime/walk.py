@@ -9,6 +9,7 @@ from PIL import Image
 
 from runtime.core.files import atomic_path
 from runtime.core.images import GridCanvas, pixel_shape, to_uint8, view_scale
+from runtime.core.spec import NORMAL
 
 FRAMES_PER_STEP = 12   # frames between two consecutive latents
 FRAME_MS = 80          # display time of one frame
@@ -29,10 +30,14 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def walk_latents(n: int, latent_dim: int, k: int, seed: int) -> np.ndarray:
-    """[k * FRAMES_PER_STEP, n, latent_dim]: frame f of the loop through k keys per tile."""
-    keys = np.random.default_rng(seed).standard_normal((k, n, latent_dim)).astype(np.float32)
-    return np.stack([slerp(keys[i], keys[(i + 1) % k], f / FRAMES_PER_STEP)
+def walk_latents(n: int, spec, k: int, seed: int) -> np.ndarray:
+    """[k * FRAMES_PER_STEP, n, latent_dim]: frame f of the loop through k keys per tile, the
+    keys drawn from the prior of `spec` (runtime/core/spec.py). Normal keys are joined along
+    great circles (slerp); uniform ones along straight lines, which stay in the prior's box."""
+    rng = np.random.default_rng(seed)
+    keys = [spec.latents(rng, n) for _ in range(k)]
+    step = slerp if spec.latent_prior == NORMAL else (lambda a, b, t: (1 - t) * a + t * b)
+    return np.stack([step(keys[i], keys[(i + 1) % k], f / FRAMES_PER_STEP).astype(np.float32)
                      for i in range(k) for f in range(FRAMES_PER_STEP)])
 
 
@@ -50,7 +55,7 @@ def render_walk(gen, n: int, k: int, seed: int, out: Path, cols: int | None,
             canvas.put(i, tile)
         return canvas.pixels
 
-    latents = walk_latents(n, gen.info.latent_dim, k, seed)
+    latents = walk_latents(n, gen.info.spec, k, seed)
     palette = None if len(shape) == 2 else color_palette(
         [frame(z) for z in latents[::FRAMES_PER_STEP]])
     frames = [_enlarged(_indexed(frame(z), palette)) for z in latents]

@@ -124,7 +124,7 @@ def test_colour_walk_is_a_gif_of_the_walks_samples_in_one_palette(foreign, tmp_p
     assert result.returncode == 0, result.stderr
     from runtime.generator import Generator
     gen = Generator.from_file(foreign("64x64x3"))
-    latents = walk_latents(4, LATENT, 2, 5)
+    latents = walk_latents(4, gen.info.spec, 2, 5)
     width = 2 * (64 + PAD) + PAD
     scale = max(1, min(4, 512 // width))
     with Image.open(out) as img:
@@ -160,7 +160,7 @@ def test_gray_walk_of_a_non_square_file_is_exact(foreign, tmp_path):
     gen = Generator.from_file(foreign("40x24x1"))
     with Image.open(out) as img:
         assert img.size == (width * scale, height * scale)
-        for f, z in enumerate(walk_latents(3, LATENT, 2, 0)):
+        for f, z in enumerate(walk_latents(3, gen.info.spec, 2, 0)):
             img.seek(f)
             frame = np.asarray(img.convert("L"))[::scale, ::scale, None]
             got, outside = tiles_of(frame, 3, 2, 40, 24)
@@ -273,3 +273,18 @@ def test_page_draws_a_colour_generator_in_colour(request, tmp_path):
     want = expected(path, z)[0].astype(np.int32)
     assert np.abs(got - want).max() <= 1 and not outside.any()
     assert np.abs(got[..., 0] - got[..., 1]).mean() > 10  # colour, not three equal channels
+
+
+def test_a_walk_draws_its_keys_from_the_files_prior():
+    """Normal keys are what numpy's seeded normal draws, joined along great circles; uniform
+    keys are U(-1, 1) and every frame between them stays in that box."""
+    from runtime.core.spec import NORMAL, UNIFORM, Spec
+    from runtime.walk import FRAMES_PER_STEP, walk_latents
+    normal = Spec("g", 6, (8, 8, 3), (0.0, 1.0), latent_prior=NORMAL)
+    keys = np.random.default_rng(3).standard_normal((2, 5, 6)).astype(np.float32)
+    walk = walk_latents(5, normal, 2, 3)
+    np.testing.assert_array_equal(walk[0], keys[0])
+    np.testing.assert_array_equal(walk[FRAMES_PER_STEP], keys[1])
+    uniform = walk_latents(5, normal._replace(latent_prior=UNIFORM), 2, 3)
+    assert uniform.dtype == np.float32 and np.abs(uniform).max() <= 1.0
+    assert np.abs(uniform[0]).max() > 0.5 and not np.array_equal(uniform[0], walk[0])

@@ -141,8 +141,8 @@ def test_walk_holds_each_tiles_class(conditional_file, tmp_path):
         with Image.open(out) as gif:
             got = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(gif)]
         assert len(got) == 24
-        for f, z in enumerate(walk_latents(4, gen.info.latent_dim, 2, seed=0)):
-            canvas = GridCanvas(4, h, w)
+        for f, z in enumerate(walk_latents(4, gen.info.spec, 2, seed=0)):
+            canvas = GridCanvas(4, (h, w))
             for i, tile in enumerate(to_uint8(gen.run(z, np.asarray(labels)),
                                               gen.info.output_range)):
                 canvas.put(i, tile)
