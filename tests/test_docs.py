@@ -120,7 +120,9 @@ def test_the_readmes_python_example_draws_what_ganrun_draws(tmp_path):
 
 def test_every_ganrun_line_of_the_readme_runs(tmp_path):
     """Each `ganrun ...` line of the README's code blocks, as a user types it, in an empty
-    folder that holds only the exported file the lines name (a shipped int8 file here)."""
+    folder that holds only the exported files the lines name (a shipped int8 file here, and a
+    64x64 RGB generator for the exported faces)."""
+    from foreign import color_generator
     from runtime.shipped import MODELS_DIR, load_index
     index = load_index()
     lines = [line.split("#")[0].strip() for block in _code_blocks(README.read_text(), "bash")
@@ -128,6 +130,8 @@ def test_every_ganrun_line_of_the_readme_runs(tmp_path):
     assert len(lines) >= 8
     exported = MODELS_DIR / index["models"]["dcgan-mnist"]["files"]["int8"]
     (tmp_path / "generator.int8.onnx").write_bytes(exported.read_bytes())
+    (tmp_path / "faces").mkdir()
+    color_generator(tmp_path / "faces" / "generator.int8.onnx", 64, 64, 3)
     for line in lines:
         args = shlex.split(line)[1:]
         result = subprocess.run([sys.executable, "-m", "runtime.cli", *args],
