@@ -237,12 +237,13 @@ def test_knobs_refuse_to_mix_sample_counts_before_measuring(tmp_path):
 
 def test_int8_ranges_builds_both_calibrations_and_measures_them_as_validation_does(tiny_runs,
                                                                                   tmp_path):
-    run = tiny_runs["dcgan-mnist"]
+    from conftest import cli
+    run = tiny_runs["mlp-mnist"]  # the smallest image model: what is measured is the same
     name = sorted((run / "checkpoints").iterdir())[-1].name
-    result = run_cli("-m", "benchmarks.int8_ranges", "--run", str(run), "--checkpoints", name,
-                     "--out", str(tmp_path))
+    result = cli("benchmarks.int8_ranges", "--run", str(run), "--checkpoints", name,
+                 "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "int8-ranges-dcgan-mnist.json").read_text())
+    report = json.loads((tmp_path / "int8-ranges-mlp-mnist.json").read_text())
     (row,) = report["rows"]
     assert row["checkpoint"] == name and "classifier_score" in row["keras"]
     for ranges in ("minmax", "percentile"):
@@ -250,7 +251,7 @@ def test_int8_ranges_builds_both_calibrations_and_measures_them_as_validation_do
         assert 0 < m["mean"] < m["p99_9"] < m["worst"] <= 1, m  # fractions of the range
         assert m["classifier_score"] >= 1 and m["frechet_distance"] > 0
     assert row["minmax"] != row["percentile"]  # two files, not one measured twice
-    markdown = (tmp_path / "int8-ranges-dcgan-mnist.md").read_text()
+    markdown = (tmp_path / "int8-ranges-mlp-mnist.md").read_text()
     assert f"| {name}, {row['weights']} |" in markdown and "| percentile |" in markdown
 
 

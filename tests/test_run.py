@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, assert_one_line_error, run_cli, tiny_run
+from conftest import ROOT, assert_one_line_error, cli, run_cli, tiny_run
 
 
 def test_a_few_steps_write_the_whole_run_directory(tiny_runs):
@@ -95,13 +95,19 @@ def test_a_run_without_an_average_starts_one_when_resumed_with_ema(tmp_path, tin
     assert "ema_energy_distance" in RunDir(run).read_metrics()[-1]
 
 
-def _train_1d(run_dir, *extra, steps=600, fault=None, timeout=240):
-    """gan-1d in a fresh process, evaluating every 100 steps; `fault`: GAN_EDGE_FAULT, which
+# gan-1d runs of a few steps, evaluated and checkpointed every EVERY: what resuming must carry
+# over (optimiser and RNG states, data and latents) is all there after one step, and a wrong
+# one moves the weights far beyond the tolerance within the steps after a resume.
+STEPS, EVERY = 60, 10
+
+
+def _train_1d(run_dir, *extra, steps=STEPS, fault=None, timeout=240):
+    """gan-1d in a fresh process, evaluating every EVERY steps; `fault`: GAN_EDGE_FAULT, which
     makes the process kill or interrupt itself at a known step instead of at a moment a test
     could only guess (training.callbacks.injected_fault)."""
     return subprocess.run(
         [sys.executable, "-m", "training.run", "--arch", "gan-1d", "--steps", str(steps),
-         "--eval-every", "100", "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
+         "--eval-every", str(EVERY), "--run-dir", str(run_dir), "--quiet", "--eval-samples", "200",
          *extra], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **({"GAN_EDGE_FAULT": fault} if fault else {})},
         # A shell runs background jobs with SIGINT ignored, and children inherit that; give
@@ -113,11 +119,21 @@ def _rows(run_dir) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_1d(tmp_path_factory):
+    """The gan-1d run that the killed and resumed ones must end as: one for the module."""
+    straight = tmp_path_factory.mktemp("straight") / "run"
+    done = _train_1d(straight)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return straight
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # three trainings of at most 240 s each
-@pytest.mark.parametrize("fault, steps_kept", [("kill@step:250", [100, 200]),
-                                               ("kill@checkpoint:3", [100, 200, 300])])
-def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, fault, steps_kept):
+@pytest.mark.timeout(600)  # two trainings of at most 240 s each
+@pytest.mark.parametrize("fault, steps_kept", [("kill@step:25", [10, 20]),
+                                               ("kill@checkpoint:3", [10, 20, 30])])
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, fault, steps_kept,
+                                                               uninterrupted_1d):
     """Killed between two checkpoints (its steps since the last one are lost and redone), or
     right after one; resumed, it ends where a run that was never killed ends."""
     killed = tmp_path / "killed"
@@ -127,15 +143,13 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, fault, s
     resumed = _train_1d(killed, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"from step_{steps_kept[-1]:06d}" in resumed.stderr
-    straight = tmp_path / "straight"
-    done = _train_1d(straight)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows, want = _rows(killed), _rows(straight)
-    assert [r["step"] for r in rows] == [r["step"] for r in want] == list(range(100, 601, 100))
+    rows, want = _rows(killed), _rows(uninterrupted_1d)
+    assert [r["step"] for r in rows] == [r["step"] for r in want] == list(
+        range(EVERY, STEPS + 1, EVERY))
     for got, ref in zip(rows, want):  # evaluations are seeded by step: same scores
         for key in ("d_acc_real", "d_acc_fake", "energy_distance", "mean_abs_error"):
             assert got[key] == pytest.approx(ref[key], abs=1e-5), (got["step"], key)
-    for a, b in zip(_final_weights(straight), _final_weights(killed), strict=True):
+    for a, b in zip(_final_weights(uninterrupted_1d), _final_weights(killed), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -144,10 +158,10 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, fault, s
 def test_ctrl_c_stops_with_one_line_that_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "int"
     result = _train_1d(run_dir, fault="interrupt@checkpoint:2")
-    assert_one_line_error(result, "interrupted at step 200", "last checkpoint: step_000200",
+    assert_one_line_error(result, "interrupted at step 20", "last checkpoint: step_000020",
                           "--resume")
     assert result.returncode == 2
-    assert [r["step"] for r in _rows(run_dir)] == [100, 200]
+    assert [r["step"] for r in _rows(run_dir)] == [10, 20]
 
 
 @pytest.mark.slow
@@ -210,9 +224,10 @@ def test_existing_run_without_resume_is_refused(tiny_runs):
 
 
 def test_missing_data_is_an_error(tmp_path):
-    result = run_cli("-m", "training.run", "--data-dir", str(tmp_path), "--steps", "1",
-                     "--run-dir", str(tmp_path / "run"))
+    result = cli("training.run", "--data-dir", str(tmp_path), "--steps", "1",
+                 "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, "holds no mnist files")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
