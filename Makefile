@@ -8,7 +8,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARCH ?= cgan-mnist
-# The shipped cgan-mnist trained 10 epochs; the demo trains the first 2 of them (the same steps,
+# The shipped cgan-mnist trained 30 epochs; the demo trains the first 2 of them (the same steps,
 # so the same scores at each epoch on a CPU of the same kind) to stay near 10 minutes on 2 cores.
 DEMO_EPOCHS ?= 2
 RUN ?= runs/demo-$(ARCH)

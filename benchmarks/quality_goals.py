@@ -8,9 +8,10 @@ Goals:
       KL to uniform <= 0.05 (its trained generator, as the article has it, and the averaged one)
   the generator ganrun uses by default: classifier score >= 9.0, Frechet distance <= 10
   mlp-fashion as shipped: 10/10 classes, its Frechet distance beside real data's
-  cgan-mnist as shipped (labels 0-9 in turn): score >= 9.7, FD <= 2.5, 10/10 classes,
-      KL <= 0.005, class accuracy >= 99 % on average and >= 98 % for every class, int8 <= 1 MB
-  cgan-fashion as shipped: FD <= 2.0, class accuracy >= 95 %, int8 <= 1 MB
+  cgan-mnist as shipped (labels 0-9 in turn): score >= 9.7, FD <= 2.0, 10/10 classes,
+      KL <= 0.005, class accuracy >= 99.4 % on average and >= 98.5 % for every class,
+      int8 <= 1 MB
+  cgan-fashion as shipped: FD <= 0.5, class accuracy >= real data's 90.5 %, int8 <= 1 MB
 
 It measures nothing itself, it collects: the DCGAN from its run's metrics.jsonl, the shipped
 models from runtime/models/index.json (each checkpoint's Keras generator on 10,000 samples),
@@ -40,10 +41,12 @@ DEFAULT_GOAL = (("classifier_score", ">=", 9.0), ("frechet_distance", "<=", 10.0
 FASHION_GOAL = (("classes_covered", ">=", N_CLASSES),)
 INT8_BYTES = ("int8_bytes", "<=", 1_000_000)
 CONDITIONAL_GOALS = {
-    "cgan-mnist": (("classifier_score", ">=", 9.7), ("frechet_distance", "<=", 2.5),
+    "cgan-mnist": (("classifier_score", ">=", 9.7), ("frechet_distance", "<=", 2.0),
                    ("classes_covered", ">=", N_CLASSES), ("kl_to_uniform", "<=", 0.005),
-                   ("class_accuracy", ">=", 0.99), ("class_accuracy_min", ">=", 0.98), INT8_BYTES),
-    "cgan-fashion": (("frechet_distance", "<=", 2.0), ("class_accuracy", ">=", 0.95), INT8_BYTES),
+                   ("class_accuracy", ">=", 0.994), ("class_accuracy_min", ">=", 0.985),
+                   INT8_BYTES),
+    # Real Fashion-MNIST test images: class accuracy 90.5 % by the same classifier.
+    "cgan-fashion": (("frechet_distance", "<=", 0.5), ("class_accuracy", ">=", 0.905), INT8_BYTES),
 }
 LABELS = {"classifier_score": "score", "frechet_distance": "FD", "classes_covered": "classes",
           "kl_to_uniform": "KL", "class_accuracy": "class accuracy",
@@ -138,7 +141,7 @@ def _conditional_rows(index: dict, name: str, goal) -> list[dict]:
 
 def _goal_text(goal) -> str:
     def value(key, target):
-        return (f"{target:.0%}" if key.startswith("class_accuracy")
+        return (f"{target:.1%}" if key.startswith("class_accuracy")
                 else f"{target / 1e6:g} MB" if key == "int8_bytes" else f"{target:g}")
     return ", ".join(f"{LABELS[key]} {op} {value(key, target)}" for key, op, target in goal)
 
