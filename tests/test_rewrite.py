@@ -420,6 +420,7 @@ def test_int8_of_a_pytorch_shaped_dcgan_keeps_its_output_layer_in_float(tmp_path
     output transposed to NHWC: every Conv quantized but the output layer's, which no
     QuantizeLinear touches, and the result near the fp32 one."""
     from export.quantize import output_layer, quantize_int8
+    from runtime.core.spec import Spec
     model = _nhwc_sample(dcgan_onnx(latent=16, widths=(32, 16, 16, 8)))
     graph = model.graph
     del graph.input[0].type.tensor_type.shape.dim[2:]
@@ -429,7 +430,8 @@ def test_int8_of_a_pytorch_shaped_dcgan_keeps_its_output_layer_in_float(tmp_path
         node.input[:] = ["z_img" if i == "z" else i for i in node.input]
     fp32 = tmp_path / "fp32.onnx"
     onnx.save(rewrite(model), str(fp32))
-    quantize_int8(fp32, tmp_path / "int8.onnx", latent_dim=16, calibration=64)
+    spec = Spec("dcgan", 16, (64, 64, 3), (-1.0, 1.0))  # calibration draws z from its prior
+    quantize_int8(fp32, tmp_path / "int8.onnx", spec, calibration=64)
     int8 = onnx.load(str(tmp_path / "int8.onnx"))
     layer = output_layer(int8.graph)
     tensors = {out for n in layer for out in n.output}
