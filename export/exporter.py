@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 
 from export.convert import OPSET
-from export.quantize import INT8_FLOAT_NODES, INT8_RANGES
+from export.quantize import CALIBRATION_SAMPLES, INT8_FLOAT_NODES, INT8_RANGES
 from export.sources import ONNX, Source, run_source
 from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
                                      generator_file)
@@ -70,12 +70,13 @@ def write_metadata(path: Path, meta: dict) -> None:
 
 
 def build_file(precision: str, source_model, spec: Spec, tmp: Path,
-               int8_ranges: str = INT8_RANGES, progress=print) -> Path:
+               int8_ranges: str = INT8_RANGES, progress=print,
+               calibration: int = CALIBRATION_SAMPLES) -> Path:
     """Write `precision`'s file into `tmp` and return its path (not yet validated): the fp32
     graph `source_model` (a Source's, left as it is) with the exact rewrites (export/rewrite.py),
     and from it int8 or fp16. `int8_ranges`: quantize_int8's `ranges`. Each layer that no
     rewrite covers is said through `progress`, once: it stays as the source has it (in int8, a
-    ConvTranspose stays in float)."""
+    ConvTranspose stays in float). `calibration`: the latents int8 ranges are set from."""
     import onnx
 
     from export.quantize import convert_fp16, quantize_int8
@@ -94,20 +95,21 @@ def build_file(precision: str, source_model, spec: Spec, tmp: Path,
     if precision == "fp16":
         convert_fp16(fp32, out)
     else:
-        quantize_int8(fp32, out, spec, ranges=int8_ranges)
+        quantize_int8(fp32, out, spec, calibration, ranges=int8_ranges)
     return out
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path, precisions=PRECISIONS, opset: int = OPSET,
                       quality_samples: int = 2000, progress=print, data_dir=None,
-                      weights: str = "auto") -> dict:
+                      weights: str = "auto", calibration: int = CALIBRATION_SAMPLES) -> dict:
     """export_source() of a run's checkpoint (export/sources.py's run_source)."""
     source = run_source(Path(checkpoint_dir), weights, data_dir, opset)
-    return export_source(source, out_dir, precisions, quality_samples, progress)
+    return export_source(source, out_dir, precisions, quality_samples, progress, calibration)
 
 
 def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
-                  quality_samples: int = 2000, progress=print) -> dict:
+                  quality_samples: int = 2000, progress=print,
+                  calibration: int = CALIBRATION_SAMPLES) -> dict:
     """Export, validate and publish; return the manifest."""
     from export.validate import ValidationError, reference_quality, validate
     out_dir = Path(out_dir)
@@ -131,7 +133,7 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
             for precision in precisions:
                 progress(f"{precision}: converting")
                 path = build_file(precision, source.model, source.spec, Path(tmp),
-                                  progress=progress)
+                                  progress=progress, calibration=calibration)
                 write_metadata(path, source_metadata(source, precision))
                 progress(f"{precision}: validating against {what}")
                 report = validate(path, source, precision, quality_samples, reference=reference)
@@ -139,7 +141,8 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
                 entries.append({"file": generator_file(precision), "precision": precision,
                                 "target": TARGET[precision],
                                 "bytes": path.stat().st_size, "sha256": sha256_file(path),
-                                **({"int8_ranges": INT8_RANGES, "int8_float_nodes": INT8_FLOAT_NODES}
+                                **({"int8_ranges": INT8_RANGES, "int8_float_nodes": INT8_FLOAT_NODES,
+                                    "int8_calibration_samples": calibration}
                                    if precision == "int8" else {}),
                                 **report})
             d_path, d_entry = None, None

@@ -14,6 +14,8 @@ INT8_RANGES = "percentile"  # how exports set activation ranges; see quantize_in
 # What int8 files leave out of activation quantization (see float_output_layer): manifests say
 # it, since files made before the rule quantize their output layer as well.
 INT8_FLOAT_NODES = "output-layer"
+# Seeded latents that int8 ranges are calibrated on (ganexport --calibration-samples).
+CALIBRATION_SAMPLES = 512
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
@@ -30,7 +32,7 @@ class _BatchReader:
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, spec: Spec | None = None,
-                  calibration: int = 512, inputs: dict[str, np.ndarray] | None = None,
+                  calibration: int = CALIBRATION_SAMPLES, inputs: dict[str, np.ndarray] | None = None,
                   ranges: str = INT8_RANGES, float_output_layer: bool = True) -> None:
     """Static int8 of a generator of `spec`, calibrated on seeded latents from its prior as it
     sees them in use (and, for a conditional one, every class in turn); or, with `inputs`

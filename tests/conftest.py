@@ -26,6 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# Test files by how long they take, longest first (`pytest --durations=0`, summed per file):
+# the parallel workers take whole files in this order (the Makefile's --no-loadscope-reorder),
+# so that no worker starts a long file while the other runs out of work. A file not named here
+# runs after these.
+LONGEST_FIRST = ("test_device.py", "test_run.py", "test_distribute.py", "test_export.py",
+                 "test_hostile.py", "test_sources.py", "test_web.py", "test_install.py",
+                 "test_color.py", "test_benchmarks.py", "test_quality.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
 def missing(what: str):
     """Skip a test whose resource is missing on this machine, saying which and how to get it;
     under CI=true fail instead, since CI installs it."""
@@ -74,16 +88,42 @@ def read_only(folder: Path, what: str):
     assert not changed, f"a test changed the shared {what} ({changed[:5]}); copy it first"
 
 
-@pytest.fixture(scope="session")
-def tiny_mnist(tmp_path_factory) -> Path:
-    """A 512/128-image data set in MNIST's IDX format (train .gz, test raw)."""
-    folder = tmp_path_factory.mktemp("tiny-mnist")
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder that every parallel worker of this pytest run sees (without workers: this
+    session's own), for what is built once and read by all (made_once)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def made_once(folder: Path, make) -> Path:
+    """`folder`, made by `make(folder)` (which creates it) in whichever worker asks first; the
+    others wait for it (a lock beside it) and read it as it is."""
+    import fcntl
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder.with_name(folder.name + ".done")
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed try left
+            make(folder)
+            done.touch()
+    return folder
+
+
+def _write_tiny_mnist(folder: Path) -> None:
+    folder.mkdir()
     x, y = make_digits(512, 0)
     xt, yt = make_digits(128, 1)
     write_idx(folder / "train-images-idx3-ubyte.gz", x, gz=True)
     write_idx(folder / "train-labels-idx1-ubyte.gz", y, gz=True)
     write_idx(folder / "t10k-images-idx3-ubyte", xt)
     write_idx(folder / "t10k-labels-idx1-ubyte", yt)
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory) -> Path:
+    """A 512/128-image data set in MNIST's IDX format (train .gz, test raw)."""
+    folder = made_once(shared_folder(tmp_path_factory) / "tiny-mnist", _write_tiny_mnist)
     with read_only(folder, "tiny data set"):
         yield folder
 
@@ -118,14 +158,24 @@ def real_fashion_mnist(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def device_wheel(tmp_path_factory) -> Path:
-    """The device wheel, built by device-wheel/build.py as `make wheel` builds it."""
-    out, staging = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("staging") / "stage"
-    built = subprocess.run([sys.executable, str(ROOT / "device-wheel" / "build.py"), "--out",
-                            str(out), "--staging", str(staging)], capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr  # includes the size budget
-    print(built.stdout.strip())
-    (found,) = out.glob("gan_edge_runtime-*-py3-none-any.whl")
+    """The device wheel, built by device-wheel/build.py as `make wheel` builds it (once for
+    all parallel workers)."""
+    def build(out: Path) -> None:
+        staging = tmp_path_factory.mktemp("staging") / "stage"
+        built = subprocess.run([sys.executable, str(ROOT / "device-wheel" / "build.py"), "--out",
+                                str(out), "--staging", str(staging)], capture_output=True,
+                               text=True)
+        assert built.returncode == 0, built.stdout + built.stderr  # includes the size budget
+        print(built.stdout.strip())
+    (found,) = made_once(shared_folder(tmp_path_factory) / "dist", build).glob(
+        "gan_edge_runtime-*-py3-none-any.whl")
     return found
+
+
+# Latents that the tests' int8 files are calibrated on: the exporter's 512 cost most of an
+# export's time, and what the tests check (the file contract, validation against the source
+# within its bounds) holds on fewer.
+CALIBRATION = 64
 
 
 def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Path:
@@ -139,17 +189,18 @@ def last_checkpoint(run: Path) -> Path:
 
 
 class _OnFirstUse(dict):
-    """A dict whose value for a key is made when a test first asks for it, so that the cost
-    of a session-wide fixture falls on the tests that use each part, never all of it on one
-    test (whose timeout would then have to cover every part). Read-only: what each value's
-    folder held when it was made is kept, and check() fails the session if a test changed it."""
+    """A dict of folders under `root`: the one for a key is made (`make(key, folder)`) when a
+    test first asks for it, once for all parallel workers (made_once), so that the cost of a
+    session-wide fixture falls on the tests that use each part, never all of it on one test
+    (whose timeout would then have to cover every part). Read-only: what each folder held when
+    this worker first used it is kept, and check() fails the session if a test changed it."""
 
-    def __init__(self, make, what: str):
+    def __init__(self, root: Path, make, what: str):
         super().__init__()
-        self.make, self.what, self.made = make, what, {}
+        self.root, self.make, self.what, self.made = root, make, what, {}
 
     def __missing__(self, key):
-        value = self[key] = self.make(key)
+        value = self[key] = made_once(self.root / key, lambda folder: self.make(key, folder))
         self.made[key] = snapshot(value)
         return value
 
@@ -166,8 +217,8 @@ class _OnFirstUse(dict):
 def tiny_runs(tmp_path_factory, tiny_mnist) -> dict[str, Path]:
     """A run of a few steps for each registry entry (Fashion-MNIST's format is MNIST's), made
     on first use. Read-only: copy one (private_copy) to change it."""
-    root = tmp_path_factory.mktemp("runs")
-    runs = _OnFirstUse(lambda arch: tiny_run(arch, root, tiny_mnist), "tiny run")
+    runs = _OnFirstUse(shared_folder(tmp_path_factory) / "runs",
+                       lambda arch, folder: tiny_run(arch, folder.parent, tiny_mnist), "tiny run")
     yield runs
     runs.check()
 
@@ -177,16 +228,29 @@ def exported_runs(tmp_path_factory, tiny_runs) -> dict[str, Path]:
     """Each tiny run with a full export (fp32, int8, fp16, the discriminator) in its export/,
     made on first use, once for the session. Read-only: copy one (private_copy) to change it."""
     from export.exporter import export_checkpoint
-    root = tmp_path_factory.mktemp("exported")
 
-    def export(arch: str) -> Path:
-        run = shutil.copytree(tiny_runs[arch], root / arch)
+    def export(arch: str, run: Path) -> None:
+        shutil.copytree(tiny_runs[arch], run)
         export_checkpoint(last_checkpoint(run), run / "export", quality_samples=200,
-                          progress=lambda m: None)
-        return run
-    runs = _OnFirstUse(export, "exported run")
+                          progress=lambda m: None, calibration=CALIBRATION)
+    runs = _OnFirstUse(shared_folder(tmp_path_factory) / "exported", export, "exported run")
     yield runs
     runs.check()
+
+
+@pytest.fixture(scope="session")
+def foreign_export(tmp_path_factory) -> Path:
+    """The export folder of a generator gan-edge did not train: tests/foreign.py's conditional
+    64x64 RGB one, as ONNX from elsewhere, through `ganexport --onnx` (once for all workers)."""
+    def export(folder: Path) -> None:
+        from foreign import color_generator
+        folder.mkdir()
+        source = color_generator(folder / "faces.onnx", 64, 64, 3, conditional=True)
+        result = cli("export.cli", "--onnx", source, "--classes", "cat,dog,owl",
+                     "--quality-samples", "100", "--calibration-samples", str(CALIBRATION),
+                     "--out", folder / "export")
+        assert result.returncode == 0, result.stderr
+    return made_once(shared_folder(tmp_path_factory) / "foreign", export) / "export"
 
 
 def private_copy(run: Path, dest: Path) -> Path:

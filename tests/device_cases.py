@@ -1,19 +1,22 @@
 """Every shipped model through ganrun, in one process, for comparing one machine's outputs with
 another's (tests/test_device.py runs it on x86 and on emulated arm64):
 
-    python device_cases.py OUT
+    python device_cases.py OUT [--values-only] [FILE...]
 
-Reads the shipped index, so a model shipped later is covered without an edit here. For every
-file of every model it writes OUT/<model>.<precision>.<case>.<ext> (image models: grid,
+Reads the shipped index, so a model shipped later is covered without an edit here, and runs the
+exported FILEs (named by their model's name and precision) likewise. For every file of every model it
+writes OUT/<model>.<precision>.<case>.<ext> (image models: grid,
 --class, --keep, --walk; gan-1d: CSV, scatter, --keep) through ganrun's own command, and
 OUT/<model>.<precision>.raw.npy: the generator's values for RAW_N seeded latents, and
 OUT/<model>.<precision>.keep-logits.npy: the discriminator's logits of the samples that --keep
-chooses from (its picks can differ where logits differ). Needs the runtime alone (the device
-wheel). The cases are small: under emulation the DCGAN, and the fp16 files on cortex-a76
-(whose fp16 arithmetic QEMU does in software), take most of the time.
+chooses from (its picks can differ where logits differ); --values-only writes these two alone,
+for a CPU whose arithmetic is all that differs from one that ran the ganrun cases. Needs the
+runtime alone (the device wheel). The cases are small: under emulation the DCGAN, and the fp16
+files on cortex-a76 (whose fp16 arithmetic QEMU does in software), take most of the time.
 """
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime import shipped
+from runtime.core.artifacts import DISCRIMINATOR_FILE
 from runtime.cli import main as ganrun
 from runtime.discriminator import Discriminator, check_keep
 from runtime.generator import Generator
@@ -37,36 +41,57 @@ def cases(is_1d: bool) -> dict[str, tuple[str, list[str]]]:
                 "scatter": ("png", ["--n", "500"]),
                 "keep": ("csv", ["--n", str(KEEP_N), "--keep", str(KEEP)])}
     return {"grid": ("png", ["--n", "25"]),
-            "class": ("png", ["--n", "2", "--class", "1,7", "--batch", "16"]),
+            "class": ("png", ["--n", "2", "--class", "1,2", "--batch", "16"]),
             "keep": ("png", ["--n", str(KEEP_N), "--keep", str(KEEP)]),
             "walk": ("gif", ["--n", "1", "--walk", "2"])}
 
 
-def main(out: Path) -> None:
+def models() -> dict[str, dict[str, Path]]:
+    """model name -> {precision: file} of every shipped model."""
+    return {name: {precision: shipped.model_file(entry, precision) for precision in entry["files"]}
+            for name, entry in shipped.load_index()["models"].items()}
+
+
+def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # Which machine this ran on, and which runtime it loaded: the caller checks both.
     (out / "where.txt").write_text(f"{platform.machine()}\n{Path(shipped.__file__).parent}\n")
-    for name, entry in shipped.load_index()["models"].items():
-        for precision in entry["files"]:
+    every = models()
+    for file in files:
+        gen = Generator.from_file(file)
+        every.setdefault(gen.arch, {})[gen.info.precision] = file
+    ranges = {}
+    for name, files_of in every.items():
+        for precision, path in files_of.items():
             started, cpu = time.perf_counter(), time.process_time()
-            path = shipped.model_file(entry, precision)
+            stem = f"{name}.{precision}"
             gen = Generator.from_file(path, "cpu")
+            ranges[stem] = gen.info.output_range
             z = np.random.default_rng(0).standard_normal((RAW_N, gen.info.latent_dim))
             labels = gen.labels_for(RAW_N, 0)  # a conditional model: classes drawn as ganrun draws them
-            np.save(out / f"{name}.{precision}.raw.npy", gen.run(z.astype(np.float32), labels))
-            n_tries = check_keep(KEEP, KEEP_N)
-            tries_labels = gen.labels_for(n_tries, 0)
-            tries = np.concatenate(list(gen.generate(n_tries, 0, labels=tries_labels)))
-            np.save(out / f"{name}.{precision}.keep-logits.npy",
-                    Discriminator.beside(gen).logits(tries, tries_labels))
-            for case, (ext, options) in cases(gen.info.sample_shape == (2,)).items():
-                ganrun.main(["--model", name, "--precision", precision, "--seed", "0",
-                             "--device", "cpu", "--quiet", *options,
-                             "--out", str(out / f"{name}.{precision}.{case}.{ext}")],
-                            standalone_mode=False)
-            print(f"{name} {precision}: {time.perf_counter() - started:.1f} s "
+            np.save(out / f"{stem}.raw.npy", gen.run(z.astype(np.float32), labels))
+            keeps = (path.parent / DISCRIMINATOR_FILE).is_file()
+            if keeps:
+                n_tries = check_keep(KEEP, KEEP_N)
+                tries_labels = gen.labels_for(n_tries, 0)
+                tries = np.concatenate(list(gen.generate(n_tries, 0, labels=tries_labels)))
+                np.save(out / f"{stem}.keep-logits.npy",
+                        Discriminator.beside(gen).logits(tries, tries_labels))
+            model = (["--model", str(path)] if path in files
+                     else ["--model", name, "--precision", precision])
+            for case, (ext, options) in ({} if values_only else
+                                         cases(gen.info.sample_shape == (2,))).items():
+                if case == "keep" and not keeps:
+                    continue
+                ganrun.main([*model, "--seed", "0", "--device", "cpu", "--quiet", *options,
+                             "--out", str(out / f"{stem}.{case}.{ext}")], standalone_mode=False)
+            print(f"{stem}: {time.perf_counter() - started:.1f} s "
                   f"({time.process_time() - cpu:.1f} s of CPU)", file=sys.stderr)
+    # Each file's output range, for comparing its values across machines.
+    (out / "ranges.json").write_text(json.dumps(ranges))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    main(Path(args[0]), "--values-only" in args[1:],
+         tuple(Path(a) for a in args[1:] if a != "--values-only"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_one_line_error, run_cli
+from conftest import CALIBRATION, assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def conditional_file(tiny_runs, tmp_path_factory):
     shutil.copytree(tiny_runs["cgan-mnist"], run, ignore=shutil.ignore_patterns("export"))
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
     export_checkpoint(ckpt, run / "export", ("int8",), quality_samples=200,
-                      progress=lambda msg: None)
+                      progress=lambda msg: None, calibration=CALIBRATION)
     return run / "export" / "generator.int8.onnx"
 
 

@@ -22,7 +22,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import (ROOT, assert_one_line_error, cli, make_digits, private_copy, run_cli,
+from conftest import (CALIBRATION, ROOT, assert_one_line_error, cli, make_digits, private_copy, run_cli,
                       save_graph, snapshot, write_idx)
 
 
@@ -148,7 +148,8 @@ def test_two_exports_into_one_folder_at_once(run):
     each finishes or is told that the other holds the folder, and the folder is one export's
     whole, consistent set."""
     results = _at_once(*(["-m", "export.cli", "--run", str(run), "--precision", p,
-                          "--quality-samples", "100"] for p in ("fp32", "int8")))
+                          "--quality-samples", "100", "--calibration-samples", str(CALIBRATION)]
+                         for p in ("fp32", "int8")))
     _finished_or_told(results, "export")
     manifest = _consistent_export(run / "export")
     assert [f["precision"] for f in manifest["files"]] in (["fp32"], ["int8"])
@@ -552,7 +553,7 @@ def test_out_dir_with_earlier_samples_is_refused_unless_replaced(run, tmp_path):
 
 def test_an_export_of_fewer_precisions_names_the_files_it_removed(run):
     result = cli("export.cli", "--run", str(run), "--precision", "int8", "--quality-samples",
-                 "100")
+                 "100", "--calibration-samples", str(CALIBRATION))
     assert result.returncode == 0, result.stderr
     export = run / "export"
     for gone in ("generator.fp32.onnx", "generator.fp16.onnx"):

@@ -1,7 +1,8 @@
 """What the README and docs/device.md promise a device: a wheel installed into a bare venv
 (gan-edge with its [cpu] extra from PyPI, or the device wheel offline from dependencies
 downloaded beforehand) runs `ganrun` from any folder, with the shipped models inside the
-package and no TensorFlow, and draws what this checkout draws."""
+package and no TensorFlow, and draws what this checkout draws, from its own models and (the
+device wheel) from a colour file exported from a generator gan-edge did not train."""
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,13 @@ def _install(wheel: Path, venv: Path, *options: str) -> Path:
 
 
 def _assert_generates_alone(bin_dir: Path, tmp_path: Path, distribution: str,
-                            not_importable: tuple[str, ...] = ()) -> None:
+                            not_importable: tuple[str, ...] = (),
+                            foreign: Path | None = None) -> None:
     """The venv holds `distribution` and the runtime's dependencies, neither the other wheel
     nor anything heavy; from a folder outside the checkout its `runtime` is the installed one,
     `not_importable` packages do not import, `ganrun --list` marks a default, and `ganrun --n
-    25` draws, byte for byte, the PNG this checkout's ganrun draws."""
+    25` draws, byte for byte, the PNG this checkout's ganrun draws; so does `ganrun --model
+    foreign` (an exported file of a generator gan-edge did not train), where given."""
     listed = _run(bin_dir / "python", "-m", "pip", "list", "--format=freeze").stdout
     names = {line.split("==")[0].lower() for line in listed.split()}
     assert {distribution, "onnxruntime", "numpy", "pillow", "click"} <= names
@@ -58,6 +61,14 @@ def _assert_generates_alone(bin_dir: Path, tmp_path: Path, distribution: str,
                      tmp_path / "reference.png", cwd=ROOT)
     assert reference.returncode == 0, reference.stderr
     assert (elsewhere / "grid.png").read_bytes() == (tmp_path / "reference.png").read_bytes()
+    if foreign is not None:
+        args = ["--model", foreign, "--n", "6", "--class", "all", "--seed", "3"]
+        result = _run(bin_dir / "ganrun", *args, "--out", "foreign.png", cwd=elsewhere)
+        assert result.returncode == 0, result.stderr
+        reference = _run(sys.executable, "-m", "runtime.cli", *args, "--out",
+                         tmp_path / "foreign.png", cwd=ROOT)
+        assert reference.returncode == 0, reference.stderr
+        assert (elsewhere / "foreign.png").read_bytes() == (tmp_path / "foreign.png").read_bytes()
 
 
 @pytest.mark.network
@@ -68,7 +79,10 @@ def test_the_wheel_with_the_cpu_extra_installs_and_generates_on_its_own(tmp_path
     _assert_generates_alone(_install(wheel, tmp_path / "device"), tmp_path, "gan-edge")
 
 
-def test_the_offline_route_installs_into_a_bare_venv_and_generates(device_wheel, tmp_path):
+@pytest.mark.network
+@pytest.mark.slow
+def test_the_offline_route_installs_into_a_bare_venv_and_generates(device_wheel, foreign_export,
+                                                                   tmp_path):
     # On a connected machine: the dependencies for the target (here the same platform).
     deps = tmp_path / "deps"
     fetched = _run(sys.executable, "-m", "pip", "download", "-q", "-d", deps,
@@ -82,4 +96,5 @@ def test_the_offline_route_installs_into_a_bare_venv_and_generates(device_wheel,
     bin_dir = _install(device_wheel, tmp_path / "device", "--isolated", "--no-index",
                        "--find-links", str(deps))
     _assert_generates_alone(bin_dir, tmp_path, "gan-edge-runtime",
-                            not_importable=("training", "export"))
+                            not_importable=("training", "export"),
+                            foreign=foreign_export / "generator.int8.onnx")

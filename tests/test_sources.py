@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import ROOT, assert_one_line_error, cli, snapshot
+from conftest import CALIBRATION, ROOT, assert_one_line_error, cli, snapshot
 
 PRECISIONS = ("fp32", "int8", "fp16")
 # What each file may differ from its source, as fractions of the output range: the largest
@@ -186,7 +186,8 @@ def torch_discriminator(path: Path, ndf: int = 4, names=("input.1", "18")) -> Pa
 # -- shared exports ----------------------------------------------------------------------------
 
 def ganexport(*args):
-    return cli("export.cli", *args, "--quality-samples", "100")
+    return cli("export.cli", *args, "--quality-samples", "100",
+               "--calibration-samples", str(CALIBRATION))
 
 
 @pytest.fixture(scope="module")
@@ -642,7 +643,8 @@ def test_the_guides_pytorch_route_exports_what_its_torch_snippet_writes(tmp_path
     commands = _guide_commands("From PyTorch") + _guide_commands("Validating")
     assert [args[:2] for args in commands[:1]] == [["--onnx", onnx_file]]
     for args in commands:
-        result = cli("export.cli", *args, "--quality-samples", "100", cwd=tmp_path)
+        result = cli("export.cli", *args, "--quality-samples", "100", "--calibration-samples",
+                     str(CALIBRATION), cwd=tmp_path)
         assert result.returncode == 0, (args, result.stderr)
     manifest = json.loads((tmp_path / "dcgan" / "manifest.json").read_text())
     assert manifest["files"][0]["file"] == "generator.fp32.onnx" and "discriminator" in manifest

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import ROOT, assert_one_line_error, cli, missing, run_cli
+from conftest import CALIBRATION, ROOT, assert_one_line_error, cli, missing, run_cli
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -383,7 +383,8 @@ def test_ganexport_web_writes_the_page_beside_the_export(tiny_runs, tmp_path):
     if shutil.which("npm") is None:
         missing("npm is not installed: it fetches onnxruntime-web (sudo make test-tools installs it)")
     result = cli("export.cli", "--run", str(tiny_runs["mlp-mnist"]), "--precision",
-                     "int8,fp16", "--quality-samples", "200", "--out", str(tmp_path / "export"),
+                     "int8,fp16", "--quality-samples", "200", "--calibration-samples",
+                 str(CALIBRATION), "--out", str(tmp_path / "export"),
                      "--web", str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr
     model = json.loads((tmp_path / "site" / "model.json").read_text())
