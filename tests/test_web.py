@@ -103,10 +103,11 @@ def serve():
 
 def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None = None,
               labels: np.ndarray | None = None, picks: list[str] | None = None,
-              canvas: bool = False) -> dict:
+              canvas: bool = False, walk_pick: str | None = None) -> dict:
     """page.mjs's report on the page at `url`; with `latents` (and `labels`), the samples the
     page's test hook gives for them; with `picks`, what the page drew for each picker choice;
-    with `canvas`, what it drew on clicking generate, in colour."""
+    with `canvas`, what it drew on clicking generate, in colour; with `walk_pick`, the walk's
+    last frame once that choice is picked before the walk."""
     args = ["node", "page.mjs", url]
     request = {"canvas": True} if canvas else {}
     if latents is not None:
@@ -115,6 +116,8 @@ def open_page(url: str, latents: np.ndarray | None = None, tmp_path: Path | None
         request["labels"] = labels.tolist()
     if picks:
         request["picks"] = picks
+    if walk_pick is not None:
+        request["walkPick"] = walk_pick
     if request:
         path = tmp_path / "request.json"
         path.write_text(json.dumps(request))
@@ -208,13 +211,14 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve,
 def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site, serve,
                                                 tmp_path):
     """The picker lists "any class" and each class name; picking a class and clicking
-    generate draws, tile for tile, Python onnxruntime's samples of the same file for the page's
-    latents with every label that class; "any class" draws labels of several classes; the walk
-    runs with labels (without, it would show the page's error); the status line names the
-    class. A tiny run's label moves a pixel by a
-    grey level or two, on about a fifth of them: the drawn grid is held to Python's on all but
-    a few pixels a rounding apart, a share that Python's own samples for other labels exceed
-    many times over."""
+    generate feeds the generator that class's label for every tile, and draws, tile for tile,
+    Python onnxruntime's samples of the same file for the latents and labels fed; "any class"
+    feeds labels of several classes; a class picked before the walk is fed along it, and its
+    frames are Python's samples too; the status line names the class. The labels are those
+    the generator got, as the page's test hook reads them back from its input tensors. A tiny
+    run's label moves a pixel by a grey level or two, on about a fifth of them: the drawn grid
+    is held to Python's on all but a few pixels a rounding apart, a share that Python's own
+    samples for other labels exceed many times over."""
     from runtime.generator import Generator
     model = json.loads((conditional_site / "model.json").read_text())
     assert model["metadata"]["gan.conditional"] == "1"
@@ -223,12 +227,12 @@ def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site
     path = conditional_site / "generator.fp32.onnx"
     info = Generator.from_file(path).info
     report = open_page(serve(conditional_site) + "index.html?backend=wasm&precision=fp32",
-                       tmp_path=tmp_path, picks=["any class", "7", "2"])
+                       tmp_path=tmp_path, picks=["any class", "7", "2"], walk_pick="3")
     assert report["consoleErrors"] == [] and "error" not in report, report
     assert report["classes"] == ["any class", *names]
     assert report["walkMoves"]
     drawn = {pick: d for pick, d in zip(["any", 7, 2], report["picks"])}
-    for pick, d in drawn.items():
+    for pick, d in [*drawn.items(), (3, report["walk"])]:
         assert d["error"] is None and d["n"] == 25, d["error"]
         labels = np.asarray(d["labels"], np.int64)
         if pick == "any":  # drawn uniformly: 25 tiles of 10 classes are not all of one class
@@ -244,8 +248,10 @@ def test_conditional_page_draws_the_picked_class(browser_tools, conditional_site
         # the tiles of other labels (each tile another class) lie outside that bound
         wrong = grey_levels(python_samples(path, z, (labels + 1) % 10), info.output_range)
         assert (got != wrong).mean() > 5 * ROUNDED_APART, (got != wrong).mean()
-    # the same seed's latents whatever the class, and the class changes the tiles
+    # the same seed's latents whatever the class, and the class changes the tiles; the walk's
+    # frame has latents of its own
     assert drawn[7]["latents"] == drawn[2]["latents"] == drawn["any"]["latents"]
+    assert report["walk"]["latents"] != drawn[7]["latents"]
     assert drawn[7]["grey"] != drawn[2]["grey"]
 
 

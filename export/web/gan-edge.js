@@ -218,7 +218,7 @@ async function main() {
       const feed = { z: new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]) };
       // onnxruntime-web takes int64 tensors as BigInt64Array.
       if (conditional) feed.label = new ort.Tensor('int64', BigInt64Array.from(labels, BigInt), [n]);
-      return (await session.run(feed)).sample.data;
+      return { samples: (await session.run(feed)).sample.data, feed };
     });
     queue = next.catch(() => {});
     return next;
@@ -228,15 +228,17 @@ async function main() {
     (conditional ? labelsFor(n, seed, $('class').value, info.classNames.length) : null);
   const classText = () => (!conditional ? '' : $('class').value === '' ? ', classes drawn at random,'
     : ` of class ${info.classNames[Number($('class').value)]}`);
+  // The feed of the grid now on the canvas (a generate's or a walk frame's), for the test hook.
   let lastDraw = Promise.resolve(null);
   async function generate() {
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
     const seed = Math.max(0, Number($('seed').value) || 0);
     const started = performance.now();
     const z = latents(n * info.latent, seed, info.prior), labels = currentLabels(n, seed), asked = classText();
-    draw(await run(z, n, labels), n, info);
+    const { samples, feed } = await run(z, n, labels);
+    draw(samples, n, info);
     $('status').textContent = `${n} samples${asked} in ${(performance.now() - started).toFixed(0)} ms`;
-    return { n, latents: Array.from(z), labels };
+    return feed;
   }
   let walking = null;
   async function walk() {
@@ -250,7 +252,11 @@ async function main() {
       const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
       // Each tile keeps its class along the walk; a class picked meanwhile shows from the next frame.
       const z = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
-      draw(await run(z, n, currentLabels(n, seed)), n, info);
+      lastDraw = run(z, n, currentLabels(n, seed)).then(({ samples, feed }) => {
+        draw(samples, n, info);
+        return feed;
+      });
+      await lastDraw;
       frame += 1;
       if (walking !== null) walking = setTimeout(step, FRAME_MS);
     };
@@ -275,12 +281,20 @@ async function main() {
   await lastDraw;
   return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,
            sampleSize: per, classNames: info.classNames,
-           run: async (latents, n, labels) => Array.from(await run(latents, n, labels)),
-           drawn: () => lastDraw };
+           run: async (latents, n, labels) => Array.from((await run(latents, n, labels)).samples),
+           drawn: async () => fedInputs(await lastDraw) };
+}
+
+// What a feed gave the generator, read back from its tensors (so that a test sees the labels
+// the generator got, not those the page meant to give it): {n, latents, labels}.
+function fedInputs(feed) {
+  return { n: feed.z.dims[0], latents: Array.from(feed.z.data),
+           labels: feed.label ? Array.from(feed.label.data, Number) : null };
 }
 
 // Test hook: window.ganEdge resolves to the backend chosen, a run(latents, n[, labels])
-// function and drawn(), the latest grid's {n, latents, labels} once it is on the canvas; or it
-// rejects with the message shown on the page.
+// function and drawn(), what was fed the generator for the grid now on the canvas (a
+// generate's or the walk's latest frame), once it is drawn; or it rejects with the message
+// shown on the page.
 window.ganEdge = main().catch((e) => { throw new Error(fail(String(e.message || e))); });
 window.ganEdge.catch(() => {});

@@ -2,9 +2,10 @@
 // its console errors, the backend it chose (or its error), its tiles, its class picker's
 // choices, and, as a JSON file asks: the samples for its latents (and labels), and for each
 // class it names, what the page drew once that class is picked and generate is clicked, and
-// with `canvas`, what it drew once generate is clicked, in full colour.
+// with `canvas`, what it drew once generate is clicked, in full colour; and what the walk's last
+// frame fed and drew (with `walkPick`, the class picked before the walk starts).
 // Usage: node page.mjs URL [REQUEST.json],
-//        REQUEST {latents, n, labels?, picks?: [option text], canvas?: true}
+//        REQUEST {latents, n, labels?, picks?: [option text], canvas?: true, walkPick?: option text}
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -36,6 +37,26 @@ try {
                errorShown: !document.getElementById('error').hidden };
     }
   }));
+  // the inputs of the grid now on the canvas, its pixels (rgb: three levels a pixel; grey: the
+  // first of them), the status line and the error shown, if any
+  const drawnNow = (colour) => page.evaluate(async (colour) => {
+    const drawn = await (await window.ganEdge).drawn();
+    const canvas = document.getElementById('grid');
+    const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const levels = colour ? rgba.filter((_, i) => i % 4 !== 3) : rgba.filter((_, i) => i % 4 === 0);
+    return { ...drawn, width: canvas.width, height: canvas.height,
+             [colour ? 'rgb' : 'grey']: Array.from(levels),
+             styleWidth: canvas.getBoundingClientRect().width,
+             styleHeight: canvas.getBoundingClientRect().height,
+             status: document.getElementById('status').textContent,
+             error: document.getElementById('error').hidden ? null
+               : document.getElementById('error').textContent };
+  }, colour);
+  if (request.walkPick && !report.error) {  // the class the walk is to draw, picked before it
+    await page.selectOption('#class', { label: request.walkPick });
+    await page.click('#generate');
+    await drawnNow(false);
+  }
   if (!report.error) {  // the walk button animates the grid, and stops on a second click
     await page.evaluate(() => {
       window.gridBefore = document.getElementById('grid').toDataURL();
@@ -52,26 +73,12 @@ try {
     }, null, { timeout: 120000 }).then(() => true, () => false);
     report.walkMoves = await changes() && await changes();
     await page.evaluate(() => document.getElementById('walk').click());
+    report.walk = await drawnNow(false);  // its last frame
   }
   if (request.latents && !report.error) {
     report.samples = await page.evaluate(async ([z, k, labels]) => (await window.ganEdge).run(z, k, labels),
                                          [request.latents, request.n, request.labels]);
   }
-  // the inputs of the grid now on the canvas, its pixels (rgb: three levels a pixel; grey: the
-  // first of them), the status line and the error shown, if any
-  const drawnNow = (colour) => page.evaluate(async (colour) => {
-    const drawn = await (await window.ganEdge).drawn();
-    const canvas = document.getElementById('grid');
-    const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    const levels = colour ? rgba.filter((_, i) => i % 4 !== 3) : rgba.filter((_, i) => i % 4 === 0);
-    return { ...drawn, width: canvas.width, height: canvas.height,
-             [colour ? 'rgb' : 'grey']: Array.from(levels),
-             styleWidth: canvas.getBoundingClientRect().width,
-             styleHeight: canvas.getBoundingClientRect().height,
-             status: document.getElementById('status').textContent,
-             error: document.getElementById('error').hidden ? null
-               : document.getElementById('error').textContent };
-  }, colour);
   report.picks = [];
   for (const option of (report.error ? [] : request.picks || [])) {
     await page.selectOption('#class', { label: option });
