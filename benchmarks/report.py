@@ -32,6 +32,19 @@ def cpu_text(avx512: bool = False) -> str:
     return text + (f", {'with' if has_avx512() else 'without'} AVX-512" if avx512 else "")
 
 
+def cpu_kind() -> str:
+    """The kind of CPU in a report's file name, for the reports kept one per kind: avx2,
+    avx512-amd, avx512-amx (Intel's with AMX), avx512 (another), else the machine's name."""
+    import platform
+
+    from runtime.core.cpu import cpu_flags, cpu_name
+    flags = cpu_flags()
+    if "avx512f" in flags:
+        return ("avx512-amx" if "amx_tile" in flags else
+                "avx512-amd" if "AMD" in cpu_name() else "avx512")
+    return "avx2" if "avx2" in flags else platform.machine()
+
+
 def table_head(*columns: str) -> list[str]:
     """A Markdown table's first two lines."""
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

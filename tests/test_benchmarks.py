@@ -279,3 +279,57 @@ def test_score_noise_scores_each_shipped_image_model_on_several_latent_sets(tmp_
         assert len(scores) == 2 and scores[0] != scores[1] and figures["classifier_score"]["std"] > 0
     assert report["margin"] == SCORE_MARGIN
     assert (tmp_path / "score-noise.md").read_text().startswith("# ")
+
+
+def test_foreign_measures_every_contender_of_both_shapes_and_states_each_goal(tmp_path,
+                                                                              monkeypatch):
+    """The foreign-generator report on narrow models, one short round: every contender of
+    each shape timed at each batch, gan-edge's files (made by the export pipeline) within the
+    validation bounds of their source on the report's own latents, every goal stated at each
+    batch. int8 calibrates on 64 latents here instead of 512: what is built is the same."""
+    import functools
+
+    from benchmarks import foreign
+    from benchmarks.report import cpu_kind
+    from export import quantize
+    from export.validate import MAX_ABS, MEAN_ABS
+    monkeypatch.setattr(quantize, "quantize_int8",
+                        functools.partial(quantize.quantize_int8, calibration=64))
+    monkeypatch.setattr(foreign, "CALIBRATION", 64)
+    result = cli("benchmarks.foreign", "--batches", "2,3", "--rounds", "1", "--seconds", "0",
+                 "--keras-width", "2", "--ngf", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    md = Path(result.stdout.strip())
+    assert md == tmp_path / f"foreign-{cpu_kind()}.md"
+    report = json.loads(md.with_suffix(".json").read_text())
+    shapes = report["shapes"]
+    assert list(shapes["keras"]["contenders"]) == list(foreign.CONTENDERS)
+    assert list(shapes["pytorch"]["contenders"]) == list(foreign.CONTENDERS)[1:]
+    for name, shape in shapes.items():
+        lo, hi = shape["output_range"]
+        for contender, c in shape["contenders"].items():
+            assert set(c["images_per_s"]) == {"2", "3"} and min(c["images_per_s"].values()) > 0
+            if contender == shape["reference"]:
+                continue
+            precision = c["precision"]
+            assert c["mean_abs"] <= c["max_abs"] and c["mean_bound"] == MEAN_ABS[precision] * (hi - lo)
+            if contender.startswith("gan_edge"):
+                assert c["within_bounds"] and c["conv_transpose"] == 0, (name, contender, c)
+                assert c["tail_abs"] <= MAX_ABS[precision] * (hi - lo)
+                assert c["mean_abs"] <= MEAN_ABS[precision] * (hi - lo)
+        assert shape["contenders"]["stock_int8"]["conv_transpose"] > 0  # no int8 kernel for them
+    ratios = [g for g in report["goals"] if g["batch"] is not None]
+    assert len(ratios) == len(foreign.GOALS) * 2 and all(isinstance(g["met"], bool) for g in ratios)
+    within = [g for g in report["goals"] if g["batch"] is None]
+    assert len(within) == 4 and all(g["met"] for g in within)
+    text = md.read_text()
+    assert "Made by `python -m benchmarks.foreign --batches 2,3 --rounds 1 --seconds 0 " \
+           "--keras-width 2 --ngf 2` on" in text
+    assert text.count("| keras | gan-edge int8 / Keras's own call |") == 2
+    assert "read the ratios" in text and "random weights" in text
+
+
+def test_foreign_refuses_a_bad_batch_list_in_one_line(tmp_path):
+    result = cli("benchmarks.foreign", "--batches", "64,x", "--out", str(tmp_path))
+    assert_one_line_error(result, "--batches", "64,256")
+    assert list(tmp_path.iterdir()) == []

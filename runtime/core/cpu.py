@@ -20,5 +20,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of the first CPU (empty where /proc/cpuinfo is not there)."""
+    for line in _cpuinfo():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
 def has_avx512() -> bool:
-    return any(line.startswith("flags") and " avx512f" in line for line in _cpuinfo())
+    return "avx512f" in cpu_flags()

@@ -1,0 +1,373 @@
+"""python -m benchmarks.foreign: gan-edge on generators it did not train, against the stock tools.
+
+Two shapes (benchmarks/foreign_shapes.py), with fixed-seed random weights: keras-io's face DCGAN
+as a Keras 3 model, and the PyTorch examples' DCGAN as torch.onnx.export lays it out. For each,
+images per second at each batch size of every contender, alternating in rounds in one process
+(benchmarks/generation.py), and each one's difference from the reference that ganexport
+validates against (Keras's call; onnxruntime on the source file) on the same latents:
+
+- Keras's own call (the Keras shape only);
+- source fp32: the file of Keras's `model.export(path, format="onnx")`, or the PyTorch-shaped
+  file itself, in onnxruntime;
+- stock int8: onnxruntime's `quant_pre_process` then `quantize_static` (QDQ, per channel,
+  otherwise its defaults) of that source file, calibrated on latents from the prior;
+- gan-edge fp32 and int8: what `ganexport --keras FILE` or `ganexport --onnx FILE` makes
+  (export/sources.py and export/exporter.py, validation included).
+
+Writes benchmarks/results/foreign-<CPU kind>.json and .md.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import click
+import numpy as np
+
+from benchmarks.foreign_shapes import KERAS_IO_WIDTH, PYTORCH_NGF
+from benchmarks.report import cpu_kind, cpu_text, table_head, write_report
+from runtime.core.command import run_cli
+from runtime.core.files import check_writable_dir
+
+CALIBRATION = 512     # latents that calibrate the stock int8 file, as many as gan-edge's int8 uses
+DIFF_SAMPLES = 256    # latents on which every contender is compared with the reference
+SEED = 1
+KERAS, PYTORCH = "keras", "pytorch"
+# name -> (what it is, precision whose validation bounds apply); in the report's order
+CONTENDERS = {
+    "keras_call": ("Keras's own call, model(z, training=False)", "fp32"),
+    "source_fp32": ("the source file in onnxruntime", "fp32"),
+    "stock_int8": ("onnxruntime's quantize_static of the source file", "int8"),
+    "gan_edge_fp32": ("gan-edge's fp32 file", "fp32"),
+    "gan_edge_int8": ("gan-edge's int8 file", "int8"),
+}
+# (shape, goal key, what, numerator, denominator, target): images/s ratios at each batch
+GOALS = [
+    (shape, f"int8_over_{other}", f"gan-edge int8 / {CONTENDERS[other][0]}", "gan_edge_int8",
+     other, target)
+    for shape in (KERAS, PYTORCH)
+    for other, target in (("source_fp32", 2.0), ("stock_int8", 2.5))
+] + [
+    (KERAS, "int8_over_keras_call", "gan-edge int8 / Keras's own call", "gan_edge_int8",
+     "keras_call", 2.0),
+    (KERAS, "fp32_over_source_fp32", "gan-edge fp32 / the file of Keras's own model.export",
+     "gan_edge_fp32", "source_fp32", 1.2),
+    (PYTORCH, "fp32_over_source_fp32", "gan-edge fp32 / the source file", "gan_edge_fp32",
+     "source_fp32", 0.95),
+]
+
+
+def _quiet():
+    """Keras's export and tf2onnx print progress and warnings meant for their developers."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def _session(path: Path):
+    """An onnxruntime session with the options gan-edge's own files get (runtime/session.py),
+    so that only the graphs differ."""
+    from runtime.session import open_session
+    return open_session(path, f"{path} was not written", "the benchmark made a broken file")
+
+
+def stock_int8(source: Path, out: Path, latents: np.ndarray) -> None:
+    """onnxruntime's static quantization as its documentation gives it: quant_pre_process,
+    then quantize_static with QDQ nodes, per-channel weights and its defaults otherwise,
+    calibrated on `latents` shaped as the source's input takes them."""
+    from onnxruntime.quantization import QuantFormat, quant_pre_process, quantize_static
+    name = _session(source).get_inputs()[0].name
+    prepared = out.with_name(f"{out.stem}-prepared.onnx")
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+
+    class Reader:  # onnxruntime's CalibrationDataReader protocol
+        batches = iter(latents[i:i + 64] for i in range(0, len(latents), 64))
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {name: batch}
+    with _quiet():
+        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True)
+
+
+def _onnx_runner(path: Path, latent_shape: tuple, nchw: bool):
+    """run(z [N, L]) -> samples NHWC, from a file whose input is [N, *latent_shape] and whose
+    output is NCHW where `nchw` (both a view: no copy is timed)."""
+    session = _session(path)
+    name = session.get_inputs()[0].name
+
+    def run(z):
+        out = session.run(None, {name: z.reshape(len(z), *latent_shape)})[0]
+        return out.transpose(0, 2, 3, 1) if nchw else out
+    return run
+
+
+def _gan_edge(source, out_dir: Path, log) -> tuple[dict, list[str]]:
+    """gan-edge's fp32 and int8 files of `source`, by the export pipeline (validated): name ->
+    path; and the lines it said about layers that no rewrite covers."""
+    from export.exporter import export_source
+    notes = []
+
+    def progress(line):
+        log(line)
+        if line.startswith("no rewrite covers"):
+            notes.append(line)
+    manifest = export_source(source, out_dir, ("fp32", "int8"), progress=progress)
+    return {f"gan_edge_{f['precision']}": out_dir / f["file"] for f in manifest["files"]}, notes
+
+
+def _keras_contenders(width: int, tmp: Path, log) -> tuple[dict, dict, dict]:
+    """The Keras shape: runners, their files, and what the report says of the shape."""
+    import keras
+
+    from benchmarks.foreign_shapes import face_dcgan
+    from export.sources import Flags, keras_source
+    from runtime.generator import Generator
+    model = face_dcgan(width)
+    calibration = np.random.default_rng(0).standard_normal((CALIBRATION, 128)).astype(np.float32)
+    model(calibration[:2], training=False)  # Keras exports only a model that has been called
+    keras_path, source_path = tmp / "face.keras", tmp / "face-keras-export.onnx"
+    model.save(keras_path)
+    log("keras: model.export(format='onnx')")
+    with _quiet():
+        model.export(str(source_path), format="onnx", verbose=False)
+    log("keras: stock quantize_static of that file")
+    stock_int8(source_path, tmp / "face-stock-int8.onnx", calibration)
+    log("keras: ganexport --keras")
+    files, notes = _gan_edge(keras_source(keras_path, Flags()), tmp / "face-export", log)
+    files.update(source_fp32=source_path, stock_int8=tmp / "face-stock-int8.onnx")
+    runners = {"keras_call": lambda z: model(z, training=False).numpy(),
+               **{n: _onnx_runner(files[n], (128,), False) for n in ("source_fp32", "stock_int8")},
+               **{n: Generator.from_file(files[n]).run for n in ("gan_edge_fp32", "gan_edge_int8")}}
+    shape = {"what": f"keras-io's face DCGAN, a Keras {keras.__version__} model: latent 128, "
+                     f"Dense to 8x8x{width}, Conv2DTranspose 4x4 stride 2 'same' to "
+                     f"{width}, {2 * width} and {4 * width} channels (LeakyReLU 0.2), Conv2D "
+                     f"5x5 'same' to 64x64x3, sigmoid",
+             "source": "the file of Keras's own model.export(path, format=\"onnx\")",
+             "reference": "keras_call", "latent_dim": 128, "output_range": [0.0, 1.0],
+             "no_rewrite": notes}
+    return runners, files, shape
+
+
+def _pytorch_contenders(ngf: int, tmp: Path, log) -> tuple[dict, dict, dict]:
+    """The PyTorch shape: runners, their files, and what the report says of the shape."""
+    from benchmarks.foreign_shapes import torch_dcgan
+    from export.sources import Flags, onnx_source
+    from runtime.generator import Generator
+    source_path = torch_dcgan(tmp / "netG.onnx", nz=100, ngf=ngf)
+    calibration = np.random.default_rng(0).standard_normal((CALIBRATION, 100, 1, 1))
+    log("pytorch: stock quantize_static of the source file")
+    stock_int8(source_path, tmp / "netG-stock-int8.onnx", calibration.astype(np.float32))
+    log("pytorch: ganexport --onnx")
+    files, notes = _gan_edge(onnx_source(source_path, Flags()), tmp / "netG-export", log)
+    files.update(source_fp32=source_path, stock_int8=tmp / "netG-stock-int8.onnx")
+    runners = {**{n: _onnx_runner(files[n], (100, 1, 1), True)
+                  for n in ("source_fp32", "stock_int8")},
+               **{n: Generator.from_file(files[n]).run for n in ("gan_edge_fp32", "gan_edge_int8")}}
+    widths = ", ".join(str(ngf * k) for k in (8, 4, 2, 1))
+    shape = {"what": f"the PyTorch examples' DCGAN as torch.onnx.export lays it out: z "
+                     f"[N, 100, 1, 1], ConvTranspose 4x4 to {widths} and 3 channels, "
+                     f"BatchNormalization and ReLU after each but the last, Tanh, sample "
+                     f"[N, 3, 64, 64] (NCHW)",
+             "source": "the file itself", "reference": "source_fp32", "latent_dim": 100,
+             "output_range": [-1.0, 1.0], "no_rewrite": notes}
+    return runners, files, shape
+
+
+def _differences(runners: dict, reference: str, latent_dim: int, output_range) -> dict:
+    """Each contender's |difference| from the reference on the same DIFF_SAMPLES seeded
+    latents, with the bounds export/validate.py holds a file of its precision to."""
+    from export.validate import MAX_ABS, MEAN_ABS, TAIL
+    z = np.random.default_rng(SEED).standard_normal((DIFF_SAMPLES, latent_dim)).astype(np.float32)
+
+    def samples(run):
+        return np.concatenate([run(z[i:i + 64]) for i in range(0, len(z), 64)])
+    want = samples(runners[reference])
+    span = output_range[1] - output_range[0]
+    out = {}
+    for name, run in runners.items():
+        if name == reference:
+            continue
+        precision = CONTENDERS[name][1]
+        diffs = np.abs(samples(run) - want).ravel()
+        tail = float(np.quantile(diffs, TAIL[precision]))
+        out[name] = {"mean_abs": float(diffs.mean()), "max_abs": float(diffs.max()),
+                     "tail_share": TAIL[precision], "tail_abs": tail,
+                     "tail_bound": MAX_ABS[precision] * span,
+                     "mean_bound": MEAN_ABS[precision] * span,
+                     "within_bounds": bool(tail <= MAX_ABS[precision] * span
+                                           and diffs.mean() <= MEAN_ABS[precision] * span)}
+    return out
+
+
+def _file_facts(path: Path) -> dict:
+    """Size, and the ConvTranspose layers left (onnxruntime's CPU provider has no int8 kernel
+    for them: in an int8 file they compute in float)."""
+    import onnx
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    return {"bytes": path.stat().st_size, "conv_transpose": ops.count("ConvTranspose")}
+
+
+def measure_shape(kind: str, width: int, batches, rounds: int, seconds: float, log=print) -> dict:
+    """One shape's contenders: images per second (medians of alternating rounds), differences
+    from the reference, file facts."""
+    from benchmarks.generation import time_contenders
+    with tempfile.TemporaryDirectory() as tmp_name:
+        make = _keras_contenders if kind == KERAS else _pytorch_contenders
+        runners, files, shape = make(width, Path(tmp_name), log)
+        log(f"{kind}: differences from {shape['reference']}")
+        diffs = _differences(runners, shape["reference"], shape["latent_dim"],
+                             shape["output_range"])
+        log(f"{kind}: images per second at batch {', '.join(map(str, batches))}")
+        speed = time_contenders(runners, batches, shape["latent_dim"], seconds, rounds)
+        shape["contenders"] = {
+            name: {"what": CONTENDERS[name][0], "precision": CONTENDERS[name][1],
+                   "images_per_s": speed[name], **diffs.get(name, {}),
+                   **(_file_facts(files[name]) if name in files else {})}
+            for name in CONTENDERS if name in runners}
+    return shape
+
+
+def goals(shapes: dict, batches) -> list[dict]:
+    """Each goal at each batch, and each gan-edge file within its validation bounds."""
+    rows = []
+    for shape, key, what, num, den, target in GOALS:
+        speed = shapes[shape]["contenders"]
+        for b in batches:
+            ratio = speed[num]["images_per_s"][b] / speed[den]["images_per_s"][b]
+            rows.append({"shape": shape, "goal": key, "what": what, "batch": b,
+                         "target": f">= {target:g}", "measured": ratio, "met": ratio >= target})
+    for shape, figures in shapes.items():
+        for name in ("gan_edge_fp32", "gan_edge_int8"):
+            c = figures["contenders"][name]
+            rows.append({"shape": shape, "goal": f"{name}_within_bounds",
+                         "what": f"{c['what']} within the validation bounds of its source",
+                         "batch": None, "target": "within", "measured": c["within_bounds"],
+                         "met": c["within_bounds"]})
+    return rows
+
+
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def markdown(r: dict) -> str:
+    from export.validate import BATCHES
+    batches = r["settings"]["batches"]
+    m = r["machine"]
+    lines = [f"# gan-edge on generators it did not train ({r['kind']})", "",
+             f"Made by `{r['command']}` on {r['date']} ({m['cpu']}, {m['cpus']} CPUs).", "",
+             f"Load average (1 min) {m['load_average_at_start']:.1f} at the start and "
+             f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work shared "
+             f"the machine. The contenders alternate in rounds ({r['settings']['rounds']} rounds, "
+             f"medians), so drift hits them all alike: read the ratios, not the rates.", "",
+             "The generators have fixed-seed random weights (benchmarks/foreign_shapes.py), not "
+             "trained ones: speed does not depend on the weights. Their widths: the Keras "
+             f"model's first is {r['settings']['keras_width']} (keras-io's: {KERAS_IO_WIDTH}), "
+             f"the PyTorch-shaped one's ngf {r['settings']['ngf']} (the PyTorch example's: "
+             f"{PYTORCH_NGF}). The differences are from the "
+             "reference that `ganexport` validates against (Keras's own call for the Keras "
+             "model, onnxruntime on the source file for the PyTorch-shaped one), on the same "
+             f"{r['settings']['diff_samples']} seeded latents for every contender; 'within "
+             "bounds' applies export/validate.py's bounds for the contender's precision (fp32: "
+             "worst value and mean; int8: 99.9th percentile and mean), which `ganexport` also "
+             f"checks on its own latents (batches {', '.join(map(str, BATCHES))}). Stock int8: "
+             "onnxruntime's `quant_pre_process`, then `quantize_static` with QDQ nodes and "
+             "per-channel weights (its defaults otherwise), calibrated on "
+             f"{r['settings']['calibration']} latents from N(0, 1). onnxruntime has no int8 "
+             "ConvTranspose kernel: the ConvTranspose column counts those a file has left.", "",
+             "## Goals", "", *table_head("shape", "goal", "batch", "target", "measured", "met")]
+    for g in r["goals"]:
+        measured = (f"{g['measured']:.2f}x" if isinstance(g["measured"], float)
+                    else ("yes" if g["measured"] else "no"))
+        lines.append(f"| {g['shape']} | {g['what']} | {g['batch'] or '-'} | {g['target']} | "
+                     f"{measured} | {'yes' if g['met'] else '**no**'} |")
+    for kind, shape in r["shapes"].items():
+        uncovered = "; ".join(shape["no_rewrite"]) or "none"
+        lines += ["", f"## {kind}: {shape['what']}", "",
+                  f"Source fp32: {shape['source']}. Reference for the differences: "
+                  f"{shape['reference']}. Layers that no gan-edge rewrite covers (they stay as "
+                  f"the source has them): {uncovered}.", "",
+                  *table_head("contender", *(f"images/s, batch {b}" for b in batches),
+                              "mean abs diff", "max abs diff", "within bounds", "size",
+                              "ConvTranspose")]
+        for name, c in shape["contenders"].items():
+            if name == shape["reference"]:
+                diff = ["reference", "reference", "-"]
+            else:
+                diff = [f"{c['mean_abs']:.2g}", f"{c['max_abs']:.2g}",
+                        "yes" if c["within_bounds"] else "**no**"]
+            size = f"{c['bytes'] / 1e6:.2f} MB" if "bytes" in c else "-"
+            lines.append(f"| {name} | " + " | ".join(_rate(c["images_per_s"][b])
+                                                      for b in batches)
+                         + f" | {' | '.join(diff)} | {size} | {c.get('conv_transpose', '-')} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(out_dir: Path, batches, rounds: int, seconds: float, keras_width: int, ngf: int,
+        command: str, log=print) -> Path:
+    start = os.getloadavg()[0]
+    shapes = {KERAS: measure_shape(KERAS, keras_width, batches, rounds, seconds, log),
+              PYTORCH: measure_shape(PYTORCH, ngf, batches, rounds, seconds, log)}
+    report = {"kind": cpu_kind(), "date": time.strftime("%Y-%m-%d"), "command": command,
+              "machine": {"cpu": cpu_text(avx512=True), "cpus": os.cpu_count(),
+                          "load_average_at_start": start,
+                          "load_average_at_end": os.getloadavg()[0]},
+              "weights": "fixed-seed random",
+              "settings": {"batches": list(batches), "rounds": rounds, "min_seconds": seconds,
+                           "keras_width": keras_width, "ngf": ngf, "calibration": CALIBRATION,
+                           "diff_samples": DIFF_SAMPLES},
+              "shapes": shapes, "goals": goals(shapes, batches)}
+    return write_report(out_dir, f"foreign-{report['kind']}", report, markdown(report))
+
+
+def _batches(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(b) for b in value.split(","))
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive batch "
+                                 f"sizes, e.g. 64,256")
+    return batches
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--batches", default="64,256", show_default=True, callback=_batches,
+              help="Batch sizes to time, comma-separated.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Alternating rounds; each rate is the median of its rounds.")
+@click.option("--seconds", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Least time each contender runs in a round (at least 2 calls).")
+@click.option("--keras-width", default=KERAS_IO_WIDTH, show_default=True,
+              type=click.IntRange(1), help="The Keras model's first width (keras-io's: 128).")
+@click.option("--ngf", default=PYTORCH_NGF, show_default=True, type=click.IntRange(1),
+              help="The PyTorch-shaped model's ngf (the PyTorch example's: 64).")
+@click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False))
+def main(batches, rounds, seconds, keras_width, ngf, out_dir):
+    """Compare gan-edge's fp32 and int8 files of two foreign generator shapes with Keras's call,
+    the source file in onnxruntime and onnxruntime's stock int8 (minutes at full width)."""
+    check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
+    defaults = {"--batches": "64,256", "--rounds": 3, "--seconds": 1.0,
+                "--keras-width": KERAS_IO_WIDTH, "--ngf": PYTORCH_NGF}
+    given = {"--batches": ",".join(map(str, batches)), "--rounds": rounds, "--seconds": seconds,
+             "--keras-width": keras_width, "--ngf": ngf}
+    command = " ".join(["python -m benchmarks.foreign", *(f"{k} {v:g}" if isinstance(v, float)
+                                                          else f"{k} {v}"
+                                                          for k, v in given.items()
+                                                          if v != defaults[k])])
+    click.echo(str(run(Path(out_dir), batches, rounds, seconds, keras_width, ngf, command,
+                       log=lambda m: click.echo(m, err=True))))
+
+
+if __name__ == "__main__":
+    run_cli(main)
