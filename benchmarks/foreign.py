@@ -31,10 +31,11 @@ import numpy as np
 
 from benchmarks.foreign_shapes import KERAS_IO_WIDTH, PYTORCH_NGF
 from benchmarks.report import cpu_kind, cpu_text, table_head, write_report
+from export.quantize import CALIBRATION_SAMPLES
 from runtime.core.command import run_cli
 from runtime.core.files import check_writable_dir
 
-CALIBRATION = 512     # latents that calibrate the stock int8 file, as many as gan-edge's int8 uses
+CALIBRATION = CALIBRATION_SAMPLES  # latents that calibrate both int8 files, ours and the stock one
 DIFF_SAMPLES = 256    # latents on which every contender is compared with the reference
 SEED = 1
 KERAS, PYTORCH = "keras", "pytorch"
@@ -120,7 +121,8 @@ def _gan_edge(source, out_dir: Path, log) -> tuple[dict, list[str]]:
         log(line)
         if line.startswith("no rewrite covers"):
             notes.append(line)
-    manifest = export_source(source, out_dir, ("fp32", "int8"), progress=progress)
+    manifest = export_source(source, out_dir, ("fp32", "int8"), progress=progress,
+                             calibration=CALIBRATION)
     return {f"gan_edge_{f['precision']}": out_dir / f["file"] for f in manifest["files"]}, notes
 
 

@@ -240,15 +240,15 @@ def exported_runs(tmp_path_factory, tiny_runs) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def foreign_export(tmp_path_factory) -> Path:
-    """The export folder of a generator gan-edge did not train: tests/foreign.py's conditional
-    64x64 RGB one, as ONNX from elsewhere, through `ganexport --onnx` (once for all workers)."""
+    """The export folder of a generator gan-edge did not train: the PyTorch examples' DCGAN
+    (64x64 RGB, narrowed to ngf 8), as torch.onnx.export writes it, through `ganexport --onnx`
+    (once for all workers)."""
     def export(folder: Path) -> None:
-        from foreign import color_generator
+        from benchmarks.foreign_shapes import torch_dcgan
         folder.mkdir()
-        source = color_generator(folder / "faces.onnx", 64, 64, 3, conditional=True)
-        result = cli("export.cli", "--onnx", source, "--classes", "cat,dog,owl",
-                     "--quality-samples", "100", "--calibration-samples", str(CALIBRATION),
-                     "--out", folder / "export")
+        source = torch_dcgan(folder / "dcgan.onnx", ngf=8)
+        result = cli("export.cli", "--onnx", source, "--quality-samples", "100",
+                     "--calibration-samples", str(CALIBRATION), "--out", folder / "export")
         assert result.returncode == 0, result.stderr
     return made_once(shared_folder(tmp_path_factory) / "foreign", export) / "export"
 

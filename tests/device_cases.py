@@ -81,7 +81,7 @@ def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> 
                      else ["--model", name, "--precision", precision])
             for case, (ext, options) in ({} if values_only else
                                          cases(gen.info.sample_shape == (2,))).items():
-                if case == "keep" and not keeps:
+                if case == "keep" and not keeps or case == "class" and not gen.info.conditional:
                     continue
                 ganrun.main([*model, "--seed", "0", "--device", "cpu", "--quiet", *options,
                              "--out", str(out / f"{stem}.{case}.{ext}")], standalone_mode=False)

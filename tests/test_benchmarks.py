@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import assert_one_line_error, cli, run_cli
+from conftest import CALIBRATION, assert_one_line_error, cli, run_cli
 
 
 def _measurements() -> dict:
@@ -287,15 +287,10 @@ def test_foreign_measures_every_contender_of_both_shapes_and_states_each_goal(tm
     each shape timed at each batch, gan-edge's files (made by the export pipeline) within the
     validation bounds of their source on the report's own latents, every goal stated at each
     batch. int8 calibrates on 64 latents here instead of 512: what is built is the same."""
-    import functools
-
     from benchmarks import foreign
     from benchmarks.report import cpu_kind
-    from export import quantize
     from export.validate import MAX_ABS, MEAN_ABS
-    monkeypatch.setattr(quantize, "quantize_int8",
-                        functools.partial(quantize.quantize_int8, calibration=64))
-    monkeypatch.setattr(foreign, "CALIBRATION", 64)
+    monkeypatch.setattr(foreign, "CALIBRATION", CALIBRATION)
     result = cli("benchmarks.foreign", "--batches", "2,3", "--rounds", "1", "--seconds", "0",
                  "--keras-width", "2", "--ngf", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
