@@ -4,15 +4,17 @@ another's (tests/test_device.py runs it on x86 and on emulated arm64):
     python device_cases.py OUT [--values-only] [FILE...]
 
 Reads the shipped index, so a model shipped later is covered without an edit here, and runs the
-exported FILEs (named by their model's name and precision) likewise. For every file of every model it
-writes OUT/<model>.<precision>.<case>.<ext> (image models: grid,
---class, --keep, --walk; gan-1d: CSV, scatter, --keep) through ganrun's own command, and
-OUT/<model>.<precision>.raw.npy: the generator's values for RAW_N seeded latents, and
-OUT/<model>.<precision>.keep-logits.npy: the discriminator's logits of the samples that --keep
-chooses from (its picks can differ where logits differ); --values-only writes these two alone,
-for a CPU whose arithmetic is all that differs from one that ran the ganrun cases. Needs the
-runtime alone (the device wheel). The cases are small: under emulation the DCGAN, and the fp16
-files on cortex-a76 (whose fp16 arithmetic QEMU does in software), take most of the time.
+exported FILEs (named by their model's name and precision) likewise. For every file of every
+model it writes OUT/<model>.<precision>.raw.npy: the generator's values for RAW_N seeded
+latents, and OUT/<model>.<precision>.keep-logits.npy: the discriminator's logits of the samples
+that --keep chooses from (its picks can differ where logits differ). Through ganrun's own
+command it writes OUT/<model>.<precision>.<case>.<ext> (images: grid, --class, --keep, --walk;
+points: CSV, scatter, --keep) for the smallest file of each kind of model (points or images,
+conditional or not, colour or grey): those are the same Python for every file of a kind, whose
+arithmetic the values show. --values-only writes the values and logits alone, for a CPU whose
+arithmetic is all that differs from one that ran the cases. Needs the runtime alone (the device
+wheel). Under emulation the fp16 files on cortex-a76 (whose fp16 arithmetic QEMU does in
+software) take most of the time.
 """
 from __future__ import annotations
 
@@ -52,6 +54,19 @@ def models() -> dict[str, dict[str, Path]]:
             for name, entry in shipped.load_index()["models"].items()}
 
 
+def _smallest_of_each_kind(every: dict[str, dict[str, Path]]) -> set[Path]:
+    """Of each kind of model (points or images, conditional or not, channels), its smallest
+    file."""
+    smallest = {}
+    for files_of in every.values():
+        for path in files_of.values():
+            info = Generator.from_file(path).info
+            kind = (info.sample_shape[-1:], info.conditional)
+            if kind not in smallest or path.stat().st_size < smallest[kind].stat().st_size:
+                smallest[kind] = path
+    return set(smallest.values())
+
+
 def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # Which machine this ran on, and which runtime it loaded: the caller checks both.
@@ -60,7 +75,7 @@ def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> 
     for file in files:
         gen = Generator.from_file(file)
         every.setdefault(gen.arch, {})[gen.info.precision] = file
-    ranges = {}
+    ranges, with_cases = {}, _smallest_of_each_kind(every)
     for name, files_of in every.items():
         for precision, path in files_of.items():
             started, cpu = time.perf_counter(), time.process_time()
@@ -79,7 +94,7 @@ def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> 
                         Discriminator.beside(gen).logits(tries, tries_labels))
             model = (["--model", str(path)] if path in files
                      else ["--model", name, "--precision", precision])
-            for case, (ext, options) in ({} if values_only else
+            for case, (ext, options) in ({} if values_only or path not in with_cases else
                                          cases(gen.info.sample_shape == (2,))).items():
                 if case == "keep" and not keeps or case == "class" and not gen.info.conditional:
                     continue

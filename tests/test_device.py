@@ -1,6 +1,7 @@
 """The device wheel (`make wheel`, docs/device.md): what it holds, and ganrun from it on an
-emulated Raspberry Pi (tests/arm64.py) drawing what x86 draws, for every shipped model. Its
-offline install route into a bare venv: tests/test_install.py.
+emulated Raspberry Pi (tests/arm64.py) drawing what x86 draws, for every shipped model and an
+exported one that gan-edge did not train. Its offline install route into a bare venv:
+tests/test_install.py.
 
 The emulated test needs Debian's and PyPI's registries once (tests/arm64.py caches what it
 fetches); where they cannot be reached it skips saying so, and under CI=true it fails instead.

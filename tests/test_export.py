@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import CALIBRATION, assert_one_line_error, run_cli
 from training.config import REGISTRY
 
 
@@ -240,7 +240,7 @@ def test_validation_failure_is_typed_and_leaves_no_file(exported_runs, tmp_path,
     monkeypatch.setitem(validate.MAX_ABS, "int8", 0.0)  # no int8 file can pass this
     with pytest.raises(validate.ValidationError, match="above its bound") as failure:
         exporter.export_checkpoint(ckpt, tmp_path, ("fp32", "int8"), quality_samples=200,
-                                   progress=lambda m: None)
+                                   progress=lambda m: None, calibration=CALIBRATION)
     assert list(tmp_path.iterdir()) == []
     # It names the checkpoint, not the temp file that is gone with the temp folder.
     assert str(failure.value).startswith(f"{ckpt}, exported as int8.onnx: int8 differs")
@@ -309,7 +309,7 @@ def test_export_without_a_test_split_says_so_and_validates_the_rest(exported_run
     config["data"]["dir"] = str(tmp_path / "moved-away")  # the data the run was trained on is gone
     (run / "config.json").write_text(json.dumps(config))
     result = run_cli("-m", "export.cli", "--run", str(run), "--precision", "fp32,int8",
-                     "--quality-samples", "200")
+                     "--quality-samples", "200", "--calibration-samples", str(CALIBRATION))
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "Frechet distance left out" in notes[0], result.stderr
@@ -499,7 +499,8 @@ def test_weights_auto_exports_the_generator_the_best_checkpoint_rule_prefers(exp
 def test_opset_is_the_one_asked_for(exported_runs, tmp_path):
     from conftest import cli
     result = cli("export.cli", "--run", str(exported_runs["dcgan-mnist"]), "--precision",
-                 "fp32,int8", "--opset", "13", "--quality-samples", "100", "--out",
+                 "fp32,int8", "--opset", "13", "--quality-samples", "100",
+                 "--calibration-samples", str(CALIBRATION), "--out",
                  str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["opset"] == 13
