@@ -395,7 +395,9 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, exporte
 @pytest.mark.slow
 def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monkeypatch):
     """python -m export.ship: the files asked for, an index naming the MNIST default, the budget.
-    A fresh process, with the DCGAN: its discriminator holds our own dropout layer."""
+    The DCGAN's in a fresh process (its discriminator holds our own dropout layer, which must
+    load there); the rest in this one, through ganexport's own wrapper."""
+    from conftest import cli
     from export import ship
     from runtime.core.errors import GanEdgeError
     models = tmp_path / "models"
@@ -404,23 +406,23 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
     assert shipped.returncode == 0, shipped.stderr
     assert f"{models / 'dcgan-mnist' / 'generator.int8.onnx'} (" in shipped.stderr
     assert ".dcgan-mnist.new" not in shipped.stderr  # the staging folder is not the user's concern
-    shipped = run_cli("-m", "export.ship", "--run", str(exported_runs["gan-1d"]), "--best",
-                      "--models-dir", str(models))
+    shipped = cli("export.ship", "--run", str(exported_runs["gan-1d"]), "--best",
+                  "--models-dir", str(models))
     assert shipped.returncode == 0, shipped.stderr
     index = json.loads((models / "index.json").read_text())
     assert sorted(index["models"]["dcgan-mnist"]["files"]) == ["fp16", "int8"]
     # --drop: room in the budget without the run that made the model
     for drop, fragment in (("int8,fp16", "would have no generator file left"),
                            ("fp32", "dcgan-mnist ships no fp32 file (it has int8, fp16)")):
-        assert_one_line_error(run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", drop,
-                                      "--models-dir", str(models)), fragment)
-    assert_one_line_error(run_cli("-m", "export.ship", "--name", "nope", "--drop", "fp16",
-                                  "--models-dir", str(models)), "no shipped model 'nope'")
-    assert_one_line_error(run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
-                                  "--precision", "int8", "--models-dir", str(models)),
+        assert_one_line_error(cli("export.ship", "--name", "dcgan-mnist", "--drop", drop,
+                                  "--models-dir", str(models)), fragment)
+    assert_one_line_error(cli("export.ship", "--name", "nope", "--drop", "fp16",
+                              "--models-dir", str(models)), "no shipped model 'nope'")
+    assert_one_line_error(cli("export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
+                              "--precision", "int8", "--models-dir", str(models)),
                           "--drop takes --name NAME")
-    dropped = run_cli("-m", "export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
-                      "--models-dir", str(models))
+    dropped = cli("export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
+                  "--models-dir", str(models))
     assert dropped.returncode == 0, dropped.stderr
     index = json.loads((models / "index.json").read_text())
     assert index["default"] == "dcgan-mnist"  # the only MNIST generator
