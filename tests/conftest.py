@@ -31,7 +31,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # so that no worker starts a long file while the other runs out of work. A file not named here
 # runs after these.
 LONGEST_FIRST = ("test_device.py", "test_run.py", "test_distribute.py", "test_export.py",
-                 "test_hostile.py", "test_sources.py", "test_web.py", "test_install.py",
+                 "test_hostile.py", "test_sources.py", "test_gan.py", "test_web.py", "test_install.py",
                  "test_color.py", "test_benchmarks.py", "test_quality.py")
 
 

@@ -223,6 +223,7 @@ def test_ganrun_on_an_emulated_raspberry_pi_draws_what_x86_draws(cpu, emulated, 
     assert problems == []
 
 
+@pytest.mark.slow  # it builds what the emulated test compares, and guards only that test
 def test_the_comparison_finds_a_changed_pixel_and_a_moved_value(x86_outputs, tmp_path):
     """compare() is what the emulated test rests on: it must see a difference beyond a bound."""
     import shutil

@@ -44,7 +44,14 @@ PROMISED_SHARE = {"fp32": 1.0, "fp16": 1.0, "int8": 0.999}
 PROMISED_MEAN = {"fp32": 1e-6, "fp16": 2e-3, "int8": 0.03}
 
 
-@pytest.mark.parametrize("arch", sorted(REGISTRY))
+# Every system's export, in `make test`; in test-fast one of each family (MLP, DCGAN,
+# conditional, points): the others take their family's code paths.
+FAST_LOOP = {"mlp-mnist", "dcgan-mnist", "cgan-mnist", "gan-1d"}
+EVERY_ARCH = [pytest.param(arch, marks=() if arch in FAST_LOOP else pytest.mark.slow)
+              for arch in sorted(REGISTRY)]
+
+
+@pytest.mark.parametrize("arch", EVERY_ARCH)
 def test_every_precision_matches_keras_within_what_the_readme_promises(arch, exports, exported_runs):
     from runtime.generator import Generator
     from training.config import get_config
@@ -187,7 +194,7 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, exported_runs):
     assert d["ranking"]["gain_kept"] >= 0.9 or not d["ranking"]["ranking_checked"]
 
 
-@pytest.mark.parametrize("arch", sorted(REGISTRY))
+@pytest.mark.parametrize("arch", EVERY_ARCH)
 def test_discriminator_file_gives_the_keras_logits_of_its_checkpoint(arch, exports, exported_runs):
     """The exported discriminator is the checkpoint's, as logits (the sigmoid's inverse of
     what Keras outputs), close enough that ranking by it is ranking by Keras."""
@@ -275,21 +282,23 @@ def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, exp
 
 def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, exported_runs, tmp_path):
     good = exported_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
-    result = run_cli("-m", "export.cli", "--validate", str(good), "--quality-samples", "200")
+    from conftest import cli
+    result = cli("export.cli", "--validate", str(good), "--quality-samples", "200")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["parity"]["max_abs_batch_64"] <= 1e-5
     model = onnx.load(str(good))
     del model.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(model, str(foreign))
-    assert_one_line_error(run_cli("-m", "export.cli", "--validate", str(foreign)),
+    assert_one_line_error(cli("export.cli", "--validate", str(foreign)),
                           "not a gan-edge generator")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not onnx")
-    assert_one_line_error(run_cli("-m", "export.cli", "--validate", str(junk)),
+    assert_one_line_error(cli("export.cli", "--validate", str(junk)),
                           "not a loadable ONNX model")
 
 
+@pytest.mark.slow  # the Fashion-MNIST system's export, which the fast loop leaves out
 def test_export_scores_against_the_data_the_run_was_trained_on(exports, exported_runs, tiny_mnist):
     """The tiny runs train on a --data-dir; export must score against that folder's test split,
     not reach for the real data set (CI hides the system's copies, as on a fresh machine)."""
@@ -362,12 +371,13 @@ def test_bad_export_arguments(exported_runs, tmp_path):
 
 def test_corrupt_checkpoint_is_refused(exported_runs, tmp_path):
     import shutil
+
+    from conftest import cli
     run = tmp_path / "run"
     shutil.copytree(exported_runs["mlp-mnist"], run, ignore=shutil.ignore_patterns("export"))
     g = run / "checkpoints" / "step_000004" / "generator.keras"
     g.write_bytes(g.read_bytes()[:500])
-    assert_one_line_error(run_cli("-m", "export.cli", "--run", str(run), "--step", "4"),
-                          "corrupt")
+    assert_one_line_error(cli("export.cli", "--run", str(run), "--step", "4"), "corrupt")
     assert not (run / "export").exists() or not list((run / "export").glob("*.onnx"))
 
 
@@ -388,7 +398,7 @@ def test_a_discriminator_file_of_another_model_fails_validation(exports, exporte
     logits = logit_fn(model)
     validate(exported_runs["mlp-mnist"] / "export" / "discriminator.int8.onnx", logits, samples)
     with pytest.raises(ValidationError, match="logits differ from the source's"):
-        validate(exported_runs["mlp-fashion"] / "export" / "discriminator.int8.onnx", logits,
+        validate(exported_runs["dcgan-mnist"] / "export" / "discriminator.int8.onnx", logits,
                  samples)
 
 
@@ -448,19 +458,20 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
                           "unknown precision int4")
 
 
-def test_a_conditional_file_says_so_and_names_its_classes(exports, exported_runs):
+@pytest.mark.parametrize("arch", ["cgan-mnist", pytest.param("cgan-fashion",
+                                                               marks=pytest.mark.slow)])
+def test_a_conditional_file_says_so_and_names_its_classes(arch, exports, exported_runs):
     from runtime.generator import Generator
     from training.data import CLASS_NAMES
-    for arch in ("cgan-mnist", "cgan-fashion"):
-        path = exported_runs[arch] / "export" / "generator.int8.onnx"
-        gen = Generator.from_file(path)
-        assert gen.info.class_names == CLASS_NAMES[gen.info.metadata["gan.dataset"]]
-        assert [i.name for i in gen.session.get_inputs()] == ["z", "label"]
-        assert gen.session.get_inputs()[1].type == "tensor(int64)"
-        parity = {f["precision"]: f["parity"] for f in exports[arch]["files"]}
-        assert all(len(p["mean_abs_by_label"]) == 10 for p in parity.values())
-        quality = exports[arch]["files"][0]["quality"]
-        assert 0 <= quality["class_accuracy_min"] <= quality["class_accuracy"] <= 1
+    path = exported_runs[arch] / "export" / "generator.int8.onnx"
+    gen = Generator.from_file(path)
+    assert gen.info.class_names == CLASS_NAMES[gen.info.metadata["gan.dataset"]]
+    assert [i.name for i in gen.session.get_inputs()] == ["z", "label"]
+    assert gen.session.get_inputs()[1].type == "tensor(int64)"
+    parity = {f["precision"]: f["parity"] for f in exports[arch]["files"]}
+    assert all(len(p["mean_abs_by_label"]) == 10 for p in parity.values())
+    quality = exports[arch]["files"][0]["quality"]
+    assert 0 <= quality["class_accuracy_min"] <= quality["class_accuracy"] <= 1
     unconditional = Generator.from_file(exported_runs["mlp-mnist"] / "export" / "generator.int8.onnx")
     assert not unconditional.conditional and unconditional.labels_for(4, 0) is None
 

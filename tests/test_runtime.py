@@ -201,6 +201,7 @@ def test_shipped_models_load_and_agree_with_their_manifests():
     assert total <= BUDGET_BYTES  # the budget for everything shipped
 
 
+@pytest.mark.slow
 def test_shipped_files_reproduce_their_manifests_quality_figures():
     """The documents' figures for the shipped files come from their manifests: regenerate each
     file's validation samples (the same seeded latents) on this machine and score them again.
