@@ -12,7 +12,8 @@ import platform
 from pathlib import Path
 
 from export.convert import OPSET
-from export.quantize import CALIBRATION_SAMPLES, INT8_FLOAT_NODES, INT8_RANGES
+from export.quantize import CALIBRATION_SAMPLES, INT8_FLOAT_NODES, INT8_RANGES, INT8_RULES
+from export.rewrite import RULES as REWRITE_RULES
 from export.sources import ONNX, Source, run_source
 from runtime.core.artifacts import (DISCRIMINATOR_FILE, EXPORTED_PATTERNS, MANIFEST_FILE,
                                      generator_file)
@@ -20,6 +21,10 @@ from runtime.core.errors import GanEdgeError
 from runtime.core.files import remove_stale_temps, sha256_file, temp_folder, write_text_atomic
 from runtime.core.precision import PRECISIONS, TARGET
 from runtime.core.spec import Spec
+
+# The rules that made a file, listed in its manifest: a shipped file whose manifest lacks one of
+# today's was made before that rule, and exporting its checkpoint again gives another file.
+EXPORT_RULES = [*REWRITE_RULES, *INT8_RULES]
 
 
 def metadata(spec: Spec, precision: str, source_file: str = "", source_sha: str = "",
@@ -191,7 +196,8 @@ def _manifest(source: Source, out_dir: Path, entries: list, d_entry: dict | None
     manifest.update({"source_file": source.file.name, "source_sha256": source.sha256})
     if c is not None:
         manifest["metrics"] = c["metrics"]
-    manifest.update({"opset": source.opset, "tools": _versions(), "files": entries})
+    manifest.update({"opset": source.opset, "tools": _versions(), "export_rules": EXPORT_RULES,
+                     "files": entries})
     if d_entry is not None:
         manifest["discriminator"] = d_entry
     return manifest

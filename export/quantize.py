@@ -16,6 +16,9 @@ INT8_RANGES = "percentile"  # how exports set activation ranges; see quantize_in
 INT8_FLOAT_NODES = "output-layer"
 # Seeded latents that int8 ranges are calibrated on (ganexport --calibration-samples).
 CALIBRATION_SAMPLES = 512
+# The int8 rules by name, for manifests (export.exporter.EXPORT_RULES).
+INT8_RULES = (f"int8-ranges-{INT8_RANGES}", f"int8-float-{INT8_FLOAT_NODES}",
+              "int8-calibration-by-batch")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 

@@ -38,6 +38,10 @@ NARROW = 4  # the most output channels the taps rewrite takes (gray, RGB, RGBA)
 _ACTIVATIONS = ("LeakyRelu", "Relu", "Sigmoid", "Tanh")
 
 
+# What rewrite() does, by name: manifests list these (export.exporter.EXPORT_RULES).
+RULES = ("fold-batch-norm", "conv-transpose-sub-pixel", "few-channel-conv-taps")
+
+
 def rewrite(model, fold: bool = True):
     """Rewrite `model` (an onnx.ModelProto, NCHW as tf2onnx and torch.onnx.export write it) in
     place; return it. `fold`: fold batch normalisations into the layers before them (off only

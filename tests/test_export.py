@@ -179,6 +179,10 @@ def test_manifest_lists_files_with_hashes_and_figures(exports, exported_runs):
     run = exported_runs["mlp-mnist"]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["arch"] == "mlp-mnist" and manifest["tools"]["tf2onnx"]
+    from export.exporter import EXPORT_RULES
+    assert manifest["export_rules"] == EXPORT_RULES  # the rules that made its files
+    assert [f["int8_calibration_samples"] for f in manifest["files"] if f["precision"] == "int8"
+            ] == [CALIBRATION]
     assert not Path(manifest["checkpoint"]).is_absolute()  # no path of this machine
     assert (run / "export" / manifest["checkpoint"]).resolve() == \
         sorted((run / "checkpoints").iterdir())[-1].resolve()
