@@ -205,11 +205,18 @@ def _keras_inputs(model, path: Path) -> tuple[int, int | None]:
             raise GanEdgeError(f"{path}: input {t.name} is {t.dtype} {list(shape)}; a generator "
                                f"takes a latent [batch, L] and, if conditional, an integer "
                                f"label [batch]")
+    return _one_latent(path, latents, labels, ("latent", "label"), "[batch, L]")
+
+
+def _one_latent(path: Path, latents: list, labels: list, kinds: tuple[str, str], shapes: str):
+    """(the latent input, the label input or None) of a source's inputs sorted into `latents`
+    and `labels`, or a one-line error where they are not one latent and at most one label;
+    `kinds` names the two sorts of input, `shapes` the latent shapes taken."""
     if len(latents) != 1 or len(labels) > 1:
-        what = (f"{len(latents)} latent inputs" if len(latents) != 1 else
-                f"{len(labels)} label inputs")
+        what = (f"{len(latents)} {kinds[0]} inputs" if len(latents) != 1 else
+                f"{len(labels)} {kinds[1]} inputs")
         raise GanEdgeError(f"{path} has {what}; gan-edge exports a generator of one latent "
-                           f"[batch, L] and at most one label [batch]")
+                           f"{shapes} and at most one label [batch]")
     return latents[0], labels[0] if labels else None
 
 
@@ -274,12 +281,8 @@ def onnx_source(path: Path, flags: Flags, data_dir=None) -> Source:
             raise GanEdgeError(f"{path}: input {t.name} is neither float32 (a latent) nor an "
                                f"integer (a label); gan-edge exports a generator of one latent "
                                f"and at most one label")
-    if len(latents) != 1 or len(labels) > 1:
-        what = (f"{len(latents)} float inputs (latents)" if len(latents) != 1 else
-                f"{len(labels)} integer inputs (labels)")
-        raise GanEdgeError(f"{path} has {what}; gan-edge exports a generator of one latent "
-                           f"[batch, L] or [batch, L, 1, 1] and at most one label [batch]")
-    latent, label = latents[0], labels[0] if labels else None
+    latent, label = _one_latent(path, latents, labels, ("float (latent)", "integer (label)"),
+                                "[batch, L] or [batch, L, 1, 1]")
     latent_dim = _onnx_latent_dim(latent, path)
     if label is not None and (label.dims is None or len(label.dims) not in (1, 2)
                               or len(label.dims) == 2 and label.dims[1] != 1):

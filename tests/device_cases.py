@@ -54,16 +54,14 @@ def models() -> dict[str, dict[str, Path]]:
             for name, entry in shipped.load_index()["models"].items()}
 
 
-def _smallest_of_each_kind(every: dict[str, dict[str, Path]]) -> set[Path]:
+def _smallest_of_each_kind(gens: dict[Path, Generator]) -> set[Path]:
     """Of each kind of model (points or images, conditional or not, channels), its smallest
     file."""
     smallest = {}
-    for files_of in every.values():
-        for path in files_of.values():
-            info = Generator.from_file(path).info
-            kind = (info.sample_shape[-1:], info.conditional)
-            if kind not in smallest or path.stat().st_size < smallest[kind].stat().st_size:
-                smallest[kind] = path
+    for path, gen in gens.items():
+        kind = (gen.info.sample_shape[-1:], gen.info.conditional)
+        if kind not in smallest or path.stat().st_size < smallest[kind].stat().st_size:
+            smallest[kind] = path
     return set(smallest.values())
 
 
@@ -72,15 +70,18 @@ def main(out: Path, values_only: bool = False, files: tuple[Path, ...] = ()) -> 
     # Which machine this ran on, and which runtime it loaded: the caller checks both.
     (out / "where.txt").write_text(f"{platform.machine()}\n{Path(shipped.__file__).parent}\n")
     every = models()
+    # Each file opened once, for choosing which run the cases and for running them.
+    gens = {path: Generator.from_file(path, "cpu")
+            for files_of in every.values() for path in files_of.values()}
     for file in files:
-        gen = Generator.from_file(file)
+        gen = gens[file] = Generator.from_file(file, "cpu")
         every.setdefault(gen.arch, {})[gen.info.precision] = file
-    ranges, with_cases = {}, _smallest_of_each_kind(every)
+    ranges, with_cases = {}, _smallest_of_each_kind(gens)
     for name, files_of in every.items():
         for precision, path in files_of.items():
             started, cpu = time.perf_counter(), time.process_time()
             stem = f"{name}.{precision}"
-            gen = Generator.from_file(path, "cpu")
+            gen = gens[path]
             ranges[stem] = gen.info.output_range
             z = np.random.default_rng(0).standard_normal((RAW_N, gen.info.latent_dim))
             labels = gen.labels_for(RAW_N, 0)  # a conditional model: classes drawn as ganrun draws them

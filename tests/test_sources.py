@@ -463,7 +463,7 @@ def _junk(path: Path) -> Path:
 REFUSED = [
     ("lambda.keras", _lambda_generator, [], "Lambda layer"),
     ("custom.keras", _custom_layer_generator, [], "needs custom code (Doubled)"),
-    ("two.onnx", _two_latents, [], "2 float inputs"),
+    ("two.onnx", _two_latents, [], "2 float (latent) inputs"),
     ("unknown.onnx", _unknown_rank, [], "unknown rank"),
     ("unloadable.onnx", _unknown_op, [], "onnxruntime cannot load"),
     ("dynamic.onnx", lambda p: torch_dcgan(p, output_dims=["batch_size", 3, "h", "w"]), [],
