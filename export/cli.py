@@ -63,6 +63,18 @@ def checkpoint_options(command):
     return command
 
 
+def sampling_options(command):
+    """--quality-samples, --calibration-samples: how much validation scores, how much int8
+    calibration sees (ganexport and export.ship)."""
+    command = click.option(
+        "--calibration-samples", default=CALIBRATION_SAMPLES, show_default=True,
+        type=click.IntRange(16, 100_000),
+        help="Seeded latents from the prior that set the int8 file's activation ranges.")(command)
+    return click.option(
+        "--quality-samples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
+        help="Samples scored to check that each file keeps its source's quality.")(command)
+
+
 def _output_range(ctx, param, value):
     if value is None:
         return None
@@ -134,11 +146,7 @@ FILE_ONLY = {"name": None, "output_range": None, "classes": None, "latent_prior"
               help=f"ONNX opset of --run and --keras files [default: {OPSET}]; below 18 a "
                    f"single-channel last layer is not rewritten (no Col2Im). An --onnx file "
                    f"keeps its own.")
-@click.option("--quality-samples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
-              help="Samples scored to check that each file keeps its source's quality.")
-@click.option("--calibration-samples", default=CALIBRATION_SAMPLES, show_default=True,
-              type=click.IntRange(16, 100_000),
-              help="Seeded latents from the prior that set the int8 file's activation ranges.")
+@sampling_options
 @click.option("--validate", "validate_file", type=click.Path(dir_okay=False),
               help="Only validate this exported file against its source: a run's checkpoint "
                    "(from the manifest beside it), or --keras/--onnx FILE with the export's "

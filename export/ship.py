@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from export.cli import checkpoint_options
+from export.cli import checkpoint_options, sampling_options
 from runtime.core.artifacts import MANIFEST_FILE, SHIPPED_INDEX_FILE
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
@@ -103,7 +103,7 @@ def _drop(models_dir: Path, name: str, precisions) -> None:
             (folder / f["file"]).unlink(missing_ok=True)
 
 
-def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
+def _ship(checkpoint: Path, models_dir: Path, name: str, precisions, **sampling) -> None:
     """Export into models_dir/.NAME.new (the manifest's relative paths come out as they will
     stay), check the budget with it in place of NAME, then swap it in: a failed export or a
     model over budget leaves the shipped models as they were."""
@@ -114,7 +114,7 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         # Name the files where they will be once the budget holds, not the staging folder.
-        export_checkpoint(checkpoint, staging, precisions,
+        export_checkpoint(checkpoint, staging, precisions, **sampling,
                           progress=lambda msg: click.echo(msg.replace(str(staging), str(target)),
                                                           err=True))
         others = sum(_onnx_bytes(d) for d in models_dir.iterdir()
@@ -136,13 +136,15 @@ def _ship(checkpoint: Path, models_dir: Path, name: str, precisions) -> None:
 @click.option("--name", help="The shipped name [default: the run's arch].")
 @click.option("--precision", help="Files to ship, comma-separated: int8, fp16, fp32 "
               "[default: int8,fp16 for image models, int8 for gan-1d].")
+@sampling_options
 @click.option("--reindex", is_flag=True, help="Only rewrite index.json from the shipped manifests.")
 @click.option("--drop", help="Remove these files (comma-separated precisions) from the shipped "
               "model --name, to make room in the budget.")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=str(MODELS_DIR),
               help="The folder of shipped models [default: the package's runtime/models]; "
                    "another one to try a set of models out before it goes into the package.")
-def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir):
+def main(run_dir, epoch, step, best, name, precision, quality_samples, calibration_samples,
+         reindex, drop, models_dir):
     """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
     if drop:
         if not name or run_dir or reindex or precision or best or epoch is not None \
@@ -161,7 +163,8 @@ def main(run_dir, epoch, step, best, name, precision, reindex, drop, models_dir)
             precisions = parse_precisions(precision)
         else:
             precisions = ("int8",) if cfg.kind == POINT else ("int8", "fp16")
-        _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions)
+        _ship(checkpoint.path, Path(models_dir), name or cfg.name, precisions,
+              quality_samples=quality_samples, calibration=calibration_samples)
     index, total = build_index(Path(models_dir))
     index_file = Path(models_dir) / SHIPPED_INDEX_FILE
     write_text_atomic(index_file, json.dumps(index, indent=2) + "\n")

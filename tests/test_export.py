@@ -284,6 +284,23 @@ def test_int8_bound_holds_its_99_9th_percentile_not_its_worst_value(exports, exp
         validate.validate(path, source, "int8", 200)
 
 
+def test_quality_bound_refuses_a_lost_class_but_not_a_gained_one():
+    """A file that covers fewer classes than its source dropped a mode; one that covers more
+    only tipped a class over the coverage threshold."""
+    from export.validate import ValidationError, _quality
+    from runtime.core.scores import ImageScores
+
+    def scores(covered, score=5.0):
+        return ImageScores(n_samples=200, classifier_score=score, frechet_distance=None,
+                           classes_covered=covered, class_histogram=None, kl_to_uniform=0.1,
+                           confident_share=0.5)
+    assert _quality("f", scores(6), scores(5))["classes_covered"] == 6
+    with pytest.raises(ValidationError, match="5 -> 4.*no class lost"):
+        _quality("f", scores(4), scores(5))
+    with pytest.raises(ValidationError, match="score within"):
+        _quality("f", scores(5, score=5.2), scores(5))
+
+
 def test_validate_alone_accepts_a_good_file_and_rejects_a_foreign_one(exports, exported_runs, tmp_path):
     good = exported_runs["mlp-mnist"] / "export" / "generator.fp32.onnx"
     from conftest import cli
@@ -415,13 +432,14 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
     from export import ship
     from runtime.core.errors import GanEdgeError
     models = tmp_path / "models"
+    small = ("--quality-samples", "200", "--calibration-samples", str(CALIBRATION))
     shipped = run_cli("-m", "export.ship", "--run", str(exported_runs["dcgan-mnist"]), "--best",
-                      "--precision", "int8,fp16", "--models-dir", str(models))
+                      "--precision", "int8,fp16", "--models-dir", str(models), *small)
     assert shipped.returncode == 0, shipped.stderr
     assert f"{models / 'dcgan-mnist' / 'generator.int8.onnx'} (" in shipped.stderr
     assert ".dcgan-mnist.new" not in shipped.stderr  # the staging folder is not the user's concern
     shipped = cli("export.ship", "--run", str(exported_runs["gan-1d"]), "--best",
-                  "--models-dir", str(models))
+                  "--models-dir", str(models), *small)
     assert shipped.returncode == 0, shipped.stderr
     index = json.loads((models / "index.json").read_text())
     assert sorted(index["models"]["dcgan-mnist"]["files"]) == ["fp16", "int8"]
@@ -446,6 +464,8 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
         "discriminator.int8.onnx", "generator.int8.onnx", "manifest.json"]
     manifest = json.loads((models / "dcgan-mnist" / "manifest.json").read_text())
     assert not Path(manifest["checkpoint"]).is_absolute()
+    int8 = next(f for f in manifest["files"] if f["precision"] == "int8")
+    assert int8["int8_calibration_samples"] == CALIBRATION and int8["quality"]["n_samples"] == 200
     assert ship.build_index(models) == (index, sum(p.stat().st_size
                                                    for p in models.glob("*/*.onnx")))
     assert "MB of the 16 MB budget" in dropped.stdout
@@ -455,7 +475,7 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
     before = {p: p.read_bytes() for p in models.rglob("*") if p.is_file()}
     with pytest.raises(GanEdgeError, match="nothing was changed: with gan-1d .* above the 0 MB budget"):
         ship.main.main(["--run", str(exported_runs["gan-1d"]), "--best", "--precision", "int8,fp32",
-                        "--models-dir", str(models)], standalone_mode=False)
+                        "--models-dir", str(models), *small], standalone_mode=False)
     assert {p: p.read_bytes() for p in models.rglob("*") if p.is_file()} == before
     assert_one_line_error(run_cli("-m", "export.ship", "--run", str(exported_runs["gan-1d"]),
                                   "--precision", "int4", "--models-dir", str(models)),
