@@ -52,7 +52,8 @@ class Source:
 
     @cached_property
     def model(self):
-        """The fp32 graph, made on first use (validating an existing file needs none)."""
+        """The fp32 graph, made on first use: by an export, and by the validation of an fp32
+        file, whose bounds follow the source's longest sums."""
         return self.build()
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import CALIBRATION, assert_one_line_error, run_cli
-from runtime.classify import MIN_TRIES
+from runtime.classify import MIN_TRIES, TRIES_PER_SAMPLE
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,12 @@ def _tile(out_dir, i):
 
 def _stream(gen, n, seed, labels):
     """The tiles of the seed's first n latents (numpy's stream, as ganrun draws them) made with
-    `labels`, by Generator.run: what ganrun's samples must be."""
+    `labels`, by Generator.run 256 at a time: what ganrun's samples must be."""
     from runtime.core.images import to_uint8
     z = np.random.default_rng(seed).standard_normal((n, gen.info.latent_dim)).astype(np.float32)
-    return to_uint8(gen.run(z, np.asarray(labels)), gen.info.output_range)
+    labels = np.asarray(labels)
+    return np.concatenate([to_uint8(gen.run(z[i:i + 256], labels[i:i + 256]),
+                                    gen.info.output_range) for i in range(0, n, 256)])
 
 
 def _positions(out_dir, rows, stream):
@@ -120,7 +122,8 @@ def test_keep_and_min_confidence_keep_the_asked_class(conditional_file, tmp_path
     # --min-confidence still asks the classifier: a sample is kept where it agrees with the ask
     assert [r["class"] for r in sure] == ["1"] * 4 and all("confidence" in r for r in sure)
     # its samples lie anywhere in the tries it may make before it gives up
-    _positions(out_dir, sure, _stream(gen, MIN_TRIES, 0, np.ones(MIN_TRIES, np.int64)))
+    tries = max(MIN_TRIES, TRIES_PER_SAMPLE * 4)
+    _positions(out_dir, sure, _stream(gen, tries, 0, np.ones(tries, np.int64)))
 
 
 def test_walk_holds_each_tiles_class(conditional_file, tmp_path):

@@ -30,7 +30,10 @@ def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(ca) + np.trace(cb) - 2 * cross)
 
 
-def class_coverage(probs: np.ndarray, min_share: float = 0.01) -> dict:
+COVERED_SHARE = 0.01  # a class is covered where it holds at least this share of the samples
+
+
+def class_coverage(probs: np.ndarray, min_share: float = COVERED_SHARE) -> dict:
     """Predicted-class histogram, classes holding >= 1 % of samples, KL(histogram || uniform)."""
     n_classes = probs.shape[1]
     hist = np.bincount(probs.argmax(axis=1), minlength=n_classes) / len(probs)
