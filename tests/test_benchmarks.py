@@ -281,6 +281,7 @@ def test_score_noise_scores_each_shipped_image_model_on_several_latent_sets(tmp_
     assert (tmp_path / "score-noise.md").read_text().startswith("# ")
 
 
+@pytest.mark.slow  # a fresh process per contender and round
 def test_foreign_measures_every_contender_of_both_shapes_and_states_each_goal(tmp_path,
                                                                               monkeypatch):
     """The foreign-generator report on narrow models, one short round: every contender of
