@@ -178,11 +178,6 @@ def device_wheel(tmp_path_factory) -> Path:
 CALIBRATION = 64
 
 
-# The DCGAN's tiny run trains without XLA on every CPU (its default on AVX-512 ones), so that
-# test_run's resume test has the plain TensorFlow path to compare with on every machine.
-TINY_RUN_OPTIONS = {"dcgan-mnist": {"xla": False}}
-
-
 def tiny_run(arch: str, root: Path, data_dir: Path, steps: int = 4, **kw) -> Path:
     from training.run import train
     return train(arch, steps=steps, run_dir=root / arch, data_dir=data_dir, progress=False,
@@ -223,9 +218,7 @@ def tiny_runs(tmp_path_factory, tiny_mnist) -> dict[str, Path]:
     """A run of a few steps for each registry entry (Fashion-MNIST's format is MNIST's), made
     on first use. Read-only: copy one (private_copy) to change it."""
     runs = _OnFirstUse(shared_folder(tmp_path_factory) / "runs",
-                       lambda arch, folder: tiny_run(arch, folder.parent, tiny_mnist,
-                                                     **TINY_RUN_OPTIONS.get(arch, {})),
-                       "tiny run")
+                       lambda arch, folder: tiny_run(arch, folder.parent, tiny_mnist), "tiny run")
     yield runs
     runs.check()
 
