@@ -170,6 +170,13 @@ def _spawn_workers(run_dirs, data_dir, *args, env=None) -> list[subprocess.Popen
 def _finish(procs, timeout=240) -> list[subprocess.CompletedProcess]:
     try:
         outputs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:  # say why: a worker that never joined, or one stuck
+        for p in procs:
+            p.kill()
+        said = [p.communicate()[1] for p in procs]  # retried, communicate loses no output
+        pytest.fail(f"a worker did not finish in {timeout} s; what each said:\n" + "\n".join(
+            f"worker {i} (exit {p.returncode}): {err[-1500:]}"
+            for i, (p, err) in enumerate(zip(procs, said))), pytrace=False)
     finally:
         for p in procs:
             p.kill()

@@ -69,6 +69,22 @@ def test_a_run_folder_without_config_is_never_adopted(run):
             "holds files but no config.json")
 
 
+def test_a_folder_of_temp_files_alone_is_a_new_run_not_a_foreign_folder(tmp_path):
+    """The chief of a multi-worker run probes its new folder (a temp file, for an instant)
+    while its workers check the folder: they must not take the probe for foreign files."""
+    from runtime.core.errors import GanEdgeError
+    from training.rundir import RunDir
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".lock").touch()
+    (folder / ".write-test.0123456789ab").touch()
+    (folder / ".tmp-export-0123456789ab").mkdir()
+    assert RunDir(folder).prepare("gan-1d", resume=False, writer=False) is None
+    (folder / "notes.txt").touch()
+    with pytest.raises(GanEdgeError, match="holds files but no config.json"):
+        RunDir(folder).prepare("gan-1d", resume=False, writer=False)
+
+
 def test_a_run_folder_in_use_is_refused(run):
     """A second training process on a held run folder gets one line (the lock is the kernel's:
     held here by the test itself, as a running training would hold it; flock locks of two

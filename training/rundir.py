@@ -26,7 +26,7 @@ from runtime.core.artifacts import (BEST_FILE, CHECKPOINT_STATE_FILE, CONFIG_FIL
                                      KERAS_DISCRIMINATOR_FILE, KERAS_GENERATOR_FILES, METRICS_FILE,
                                      format_checkpoint, parse_checkpoint)
 from runtime.core.errors import GanEdgeError
-from runtime.core.files import check_writable_dir, write_text_atomic
+from runtime.core.files import check_writable_dir, is_temp_name, write_text_atomic
 from runtime.core.scores import (best_row, is_number, own_scores, read_scores, row_problem,
                                  weight_views, without_histogram)
 from training.config import GANConfig
@@ -396,8 +396,11 @@ class RunDir:
         elif resume:
             raise GanEdgeError(f"{self.path} has no config.json, so there is nothing to resume; "
                                f"drop --resume to start a new run there")
-        elif self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
-            # A run that lost its config.json, or someone else's folder: never written to.
+        elif self.path.is_dir() and any(p.name != LOCK_FILE and not is_temp_name(p.name)
+                                        for p in self.path.iterdir()):
+            # A run that lost its config.json, or someone else's folder: never written to. (A
+            # temp file is no sign of either: the chief of a multi-worker run probes the folder
+            # while its workers check it.)
             raise GanEdgeError(f"{self.path} holds files but no config.json, so it is not a "
                                f"gan-edge run (or a damaged one); pass a new --run-dir")
         if writer:

@@ -63,6 +63,11 @@ _TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{12}(\.[^.]*)?$")
 _TEMP_FOLDER = ".tmp-"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one of the temp files or folders above (a writer's, live or killed)."""
+    return bool(_TEMP_FILE.match(name)) or name.startswith(_TEMP_FOLDER)
+
+
 def _hold(fd: int) -> None:
     """Hold a temp file or folder by the kernel's lock on it for as long as its writer has it
     open, so that remove_stale_temps can tell a live writer's temp from a killed one's (the
