@@ -147,8 +147,11 @@ def main(run_dir, epoch, step, best, name, precision, quality_samples, calibrati
          reindex, drop, models_dir):
     """Ship a generator inside the package (runtime/models/NAME/) and rewrite the index."""
     if drop:
+        source = click.get_current_context().get_parameter_source
+        sampled = any(source(p) != click.core.ParameterSource.DEFAULT
+                      for p in ("quality_samples", "calibration_samples"))
         if not name or run_dir or reindex or precision or best or epoch is not None \
-                or step is not None:
+                or step is not None or sampled:
             raise GanEdgeError("--drop takes --name NAME of a shipped model (and --models-dir), "
                                "nothing else: it exports nothing")
         _drop(Path(models_dir), name, parse_precisions(drop))

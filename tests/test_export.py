@@ -498,9 +498,10 @@ def test_ship_fills_a_models_folder_and_its_index(exported_runs, tmp_path, monke
                                   "--models-dir", str(models)), fragment)
     assert_one_line_error(cli("export.ship", "--name", "nope", "--drop", "fp16",
                               "--models-dir", str(models)), "no shipped model 'nope'")
-    assert_one_line_error(cli("export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
-                              "--precision", "int8", "--models-dir", str(models)),
-                          "--drop takes --name NAME")
+    for stray in (("--precision", "int8"), ("--quality-samples", "200")):
+        assert_one_line_error(cli("export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
+                                  *stray, "--models-dir", str(models)),
+                              "--drop takes --name NAME")
     dropped = cli("export.ship", "--name", "dcgan-mnist", "--drop", "fp16",
                   "--models-dir", str(models))
     assert dropped.returncode == 0, dropped.stderr
