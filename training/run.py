@@ -74,7 +74,12 @@ class TrainArgs:
 def train(arch: str = "mlp-mnist", **options) -> Path:
     """Train `arch` to its article's schedule (or `epochs`/`steps`) under the tf.distribute
     `strategy`, keeping an averaged generator with decay `ema`; `options` are TrainArgs's
-    fields. Return the run folder."""
+    fields. Return the run folder.
+
+    Runs of one arch in one process repeat each other. A run without XLA turns TensorFlow's
+    op determinism on for the whole process, and neither turning it off again nor clearing the
+    kernel cache gives a later XLA run a fresh process's numbers (mlp-fashion after a DCGAN
+    run: 1e-3 apart after 4 steps), so compare runs of both kinds in separate processes."""
     args = TrainArgs(arch, **options)
     cfg = args.config()
     writer = is_writer(args.strategy)
