@@ -76,10 +76,11 @@ def train(arch: str = "mlp-mnist", **options) -> Path:
     `strategy`, keeping an averaged generator with decay `ema`; `options` are TrainArgs's
     fields. Return the run folder.
 
-    Runs of one arch in one process repeat each other. A run without XLA turns TensorFlow's
-    op determinism on for the whole process, and neither turning it off again nor clearing the
-    kernel cache gives a later XLA run a fresh process's numbers (mlp-fashion after a DCGAN
-    run: 1e-3 apart after 4 steps), so compare runs of both kinds in separate processes."""
+    A run without XLA turns TensorFlow's op determinism on for the whole process, and a later
+    XLA run in that process computes differently from a fresh process's (mlp-fashion after a
+    DCGAN run: 1e-3 apart after 4 steps, where two mlp-fashion runs in one process agree
+    exactly). Neither turning determinism off again nor clearing the eager kernel cache undoes
+    it, so runs with and without XLA that must compare go in separate processes."""
     args = TrainArgs(arch, **options)
     cfg = args.config()
     writer = is_writer(args.strategy)
