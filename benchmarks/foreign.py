@@ -31,13 +31,16 @@ import click
 import numpy as np
 
 from benchmarks.foreign_shapes import KERAS_IO_WIDTH, PYTORCH_NGF
+from benchmarks.generation import WARM_UP_CALLS
 from benchmarks.report import cpu_kind, cpu_text, table_head, write_report
 from export.quantize import CALIBRATION_SAMPLES
 from runtime.core.command import run_cli
 from runtime.core.files import check_writable_dir
+from runtime.generator import CALL_TENSOR_BYTES, MAX_DEFAULT_BATCH
 
 CALIBRATION = CALIBRATION_SAMPLES  # latents that calibrate both int8 files, ours and the stock one
 DIFF_SAMPLES = 256    # latents on which every contender is compared with the reference
+GANRUN_N = 1024       # samples each whole ganrun process draws, by default
 SEED = 1
 KERAS, PYTORCH = "keras", "pytorch"
 # name -> (what it is, precision whose validation bounds apply); in the report's order
@@ -264,7 +267,8 @@ def _file_facts(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "conv_transpose": ops.count("ConvTranspose")}
 
 
-def measure_shape(kind: str, width: int, batches, rounds: int, seconds: float, log=print) -> dict:
+def measure_shape(kind: str, width: int, batches, rounds: int, seconds: float, ganrun_n: int,
+                  log=print) -> dict:
     """One shape's contenders: images per second (medians of alternating rounds), differences
     from the reference, file facts."""
     import onnx
@@ -281,12 +285,42 @@ def measure_shape(kind: str, width: int, batches, rounds: int, seconds: float, l
         log(f"{kind}: images per second at batch {', '.join(map(str, batches))}, each "
             f"contender alone in a process")
         speed = time_apart(recipes, batches, shape["latent_dim"], seconds, rounds, log)
+        shape["ganrun"] = ganrun_runs({n: files[n] for n in ("gan_edge_fp32", "gan_edge_int8")},
+                                      ganrun_n, max(batches), rounds, log)
         shape["contenders"] = {
             name: {"what": CONTENDERS[name][0], "precision": CONTENDERS[name][1],
                    "images_per_s": speed[name], **diffs.get(name, {}),
                    **(_file_facts(files[name]) if name in files else {})}
             for name in CONTENDERS if name in recipes}
     return shape
+
+
+def ganrun_runs(files: dict, n: int, batch: int, rounds: int, log=print) -> list[dict]:
+    """Whole `ganrun --n N` processes on each file, at the batch the file picks by itself
+    and at `batch`, alternating in rounds: a row for each, with the medians of wall seconds and
+    peak RSS."""
+    import sys
+
+    from benchmarks.cold_start import run_once
+    from runtime.generator import Generator
+    picks = {name: Generator.from_file(path).info.default_batch for name, path in files.items()}
+    cases = [(name, None) for name in files] + [(name, batch) for name in files
+                                                if picks[name] != batch]
+    got = {case: [] for case in cases}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            log(f"ganrun --n {n}: round {r + 1} of {rounds}")
+            for name, asked in cases:
+                got[name, asked].append(run_once(
+                    [sys.executable, "-m", "runtime.cli", "--model", str(files[name]), "--n",
+                     str(n), "--out", f"{tmp}/grid.png", "--quiet",
+                     *([] if asked is None else ["--batch", str(asked)])]))
+    rows = []
+    for (name, asked), runs in got.items():
+        wall, rss = np.median(np.array(runs), axis=0)
+        rows.append({"file": name, "batch": asked or picks[name], "default": asked is None,
+                     "wall_s": float(wall), "peak_rss_mb": float(rss)})
+    return rows
 
 
 def goals(shapes: dict, batches) -> list[dict]:
@@ -322,7 +356,9 @@ def markdown(r: dict) -> str:
              f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work shared "
              f"the machine. The contenders alternate in rounds ({r['settings']['rounds']} rounds, "
              f"medians), so drift hits them all alike: read the ratios, not the rates. Each is "
-             f"timed alone in a fresh process, so none holds another's memory.", "",
+             f"timed alone in a fresh process, so none holds another's memory, and only after "
+             f"{r['settings']['warm_up_calls']} calls of each batch size (onnxruntime allocates a "
+             f"new size's memory on its second).", "",
              "The generators have fixed-seed random weights (benchmarks/foreign_shapes.py), not "
              "trained ones: speed does not depend on the weights. Their widths: the Keras "
              f"model's first is {r['settings']['keras_width']} (keras-io's: {KERAS_IO_WIDTH}), "
@@ -367,14 +403,22 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(_rate(c["images_per_s"][b])
                                                       for b in batches)
                          + f" | {' | '.join(diff)} | {size} | {c.get('conv_transpose', '-')} |")
+        lines += ["", f"Whole `ganrun --n {r['settings']['ganrun_n']}` processes on gan-edge's "
+                      f"files (medians of the rounds): at the batch each file picks by itself (the graph's "
+                      f"largest tensor within {CALL_TENSOR_BYTES >> 20} MB a call, at most "
+                      f"{MAX_DEFAULT_BATCH}) and at `--batch {max(batches)}`.", "",
+                  *table_head("file", "batch", "seconds", "peak memory")]
+        for row in shape["ganrun"]:
+            lines.append(f"| {row['file']} | {row['batch']}{' (its own)' if row['default'] else ''}"
+                         f" | {row['wall_s']:.1f} | {row['peak_rss_mb']:,.0f} MB |")
     return "\n".join(lines) + "\n"
 
 
 def run(out_dir: Path, batches, rounds: int, seconds: float, keras_width: int, ngf: int,
-        command: str, log=print) -> Path:
+        ganrun_n: int, command: str, log=print) -> Path:
     start = os.getloadavg()[0]
-    shapes = {KERAS: measure_shape(KERAS, keras_width, batches, rounds, seconds, log),
-              PYTORCH: measure_shape(PYTORCH, ngf, batches, rounds, seconds, log)}
+    shapes = {KERAS: measure_shape(KERAS, keras_width, batches, rounds, seconds, ganrun_n, log),
+              PYTORCH: measure_shape(PYTORCH, ngf, batches, rounds, seconds, ganrun_n, log)}
     report = {"kind": cpu_kind(), "date": time.strftime("%Y-%m-%d"), "command": command,
               "machine": {"cpu": cpu_text(avx512=True), "cpus": os.cpu_count(),
                           "load_average_at_start": start,
@@ -382,7 +426,8 @@ def run(out_dir: Path, batches, rounds: int, seconds: float, keras_width: int, n
               "weights": "fixed-seed random",
               "settings": {"batches": list(batches), "rounds": rounds, "min_seconds": seconds,
                            "keras_width": keras_width, "ngf": ngf, "calibration": CALIBRATION,
-                           "diff_samples": DIFF_SAMPLES},
+                           "diff_samples": DIFF_SAMPLES, "ganrun_n": ganrun_n,
+                           "warm_up_calls": WARM_UP_CALLS},
               "shapes": shapes, "goals": goals(shapes, batches)}
     return write_report(out_dir, f"foreign-{report['kind']}", report, markdown(report))
 
@@ -409,22 +454,24 @@ def _batches(ctx, param, value: str) -> tuple[int, ...]:
               type=click.IntRange(1), help="The Keras model's first width (keras-io's: 128).")
 @click.option("--ngf", default=PYTORCH_NGF, show_default=True, type=click.IntRange(1),
               help="The PyTorch-shaped model's ngf (the PyTorch example's: 64).")
+@click.option("--ganrun-n", default=GANRUN_N, show_default=True, type=click.IntRange(1),
+              help="Samples each whole ganrun process draws.")
 @click.option("--out", "out_dir", default="benchmarks/results", show_default=True,
               type=click.Path(file_okay=False))
-def main(batches, rounds, seconds, keras_width, ngf, out_dir):
+def main(batches, rounds, seconds, keras_width, ngf, ganrun_n, out_dir):
     """Compare gan-edge's fp32 and int8 files of two foreign generator shapes with Keras's call,
     the source file in onnxruntime and onnxruntime's stock int8 (minutes at full width)."""
     check_writable_dir(out_dir, "--out")  # before the minutes of work, not after them
     defaults = {"--batches": "64,256", "--rounds": 3, "--seconds": 1.0,
-                "--keras-width": KERAS_IO_WIDTH, "--ngf": PYTORCH_NGF}
+                "--keras-width": KERAS_IO_WIDTH, "--ngf": PYTORCH_NGF, "--ganrun-n": GANRUN_N}
     given = {"--batches": ",".join(map(str, batches)), "--rounds": rounds, "--seconds": seconds,
-             "--keras-width": keras_width, "--ngf": ngf}
+             "--keras-width": keras_width, "--ngf": ngf, "--ganrun-n": ganrun_n}
     command = " ".join(["python -m benchmarks.foreign", *(f"{k} {v:g}" if isinstance(v, float)
                                                           else f"{k} {v}"
                                                           for k, v in given.items()
                                                           if v != defaults[k])])
-    click.echo(str(run(Path(out_dir), batches, rounds, seconds, keras_width, ngf, command,
-                       log=lambda m: click.echo(m, err=True))))
+    click.echo(str(run(Path(out_dir), batches, rounds, seconds, keras_width, ngf, ganrun_n,
+                       command, log=lambda m: click.echo(m, err=True))))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ def measure_peak_gflops(seconds: float = 1.0, n: int = 1024) -> float:
     return best
 
 
+# Calls of a new batch size before timing. Keras traces its graph on the first. onnxruntime
+# records the memory a shape needs on the first and allocates it on the second: at keras-io's
+# face DCGAN widths and batch 256 that second call takes 1.2 million page faults and runs at a
+# quarter of the rate of the calls after it, which touch no new memory.
+WARM_UP_CALLS = 2
+
+
 def time_contenders(contenders: dict, batches, latent_dim: int, min_seconds: float,
                     rounds: int) -> dict:
     """{name: {batch: images/s}} as medians over alternating rounds."""
@@ -48,7 +55,8 @@ def time_contenders(contenders: dict, batches, latent_dim: int, min_seconds: flo
     for batch in batches:
         z = rng.standard_normal((batch, latent_dim)).astype(np.float32)
         for fn in contenders.values():
-            fn(z)  # warm-up: graph tracing, session memory plans
+            for _ in range(WARM_UP_CALLS):
+                fn(z)
         for _ in range(rounds):
             for name, fn in contenders.items():
                 calls, start = 0, time.perf_counter()

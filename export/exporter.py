@@ -63,6 +63,26 @@ def discriminator_metadata(source: Source) -> dict:
     return meta
 
 
+def largest_tensor_bytes(model) -> int:
+    """Bytes of the graph's largest tensor per sample, by ONNX shape inference over the tensors
+    whose first axis is the batch (0 where it finds none). It bounds the memory of one call,
+    so the runtime sizes its default batch by it (runtime/generator.py)."""
+    import math
+
+    from onnx import helper, shape_inference
+    graph = shape_inference.infer_shapes(model).graph
+    largest = 0
+    for value in (*graph.value_info, *graph.output):
+        tensor = value.type.tensor_type
+        dims = list(tensor.shape.dim)
+        if not dims or dims[0].HasField("dim_value") or \
+                any(not d.HasField("dim_value") for d in dims[1:]):
+            continue  # a constant's, or a shape that inference could not settle
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        largest = max(largest, math.prod(d.dim_value for d in dims[1:]) * itemsize)
+    return largest
+
+
 def write_metadata(path: Path, meta: dict) -> None:
     """Replace the file's metadata_props with `meta` (the gan.* keys the runtime reads)."""
     import onnx
@@ -116,6 +136,8 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
                   quality_samples: int = 2000, progress=print,
                   calibration: int = CALIBRATION_SAMPLES) -> dict:
     """Export, validate and publish; return the manifest."""
+    import onnx
+
     from export.validate import ValidationError, reference_quality, validate
     out_dir = Path(out_dir)
     if len(set(precisions)) != len(precisions):
@@ -139,7 +161,9 @@ def export_source(source: Source, out_dir: Path, precisions=PRECISIONS,
                 progress(f"{precision}: converting")
                 path = build_file(precision, source.model, source.spec, Path(tmp),
                                   progress=progress, calibration=calibration)
-                write_metadata(path, source_metadata(source, precision))
+                write_metadata(path, {**source_metadata(source, precision),
+                                      "gan.largest_tensor_bytes":
+                                          str(largest_tensor_bytes(onnx.load(str(path))))})
                 progress(f"{precision}: validating against {what}")
                 report = validate(path, source, precision, quality_samples, reference=reference)
                 built.append(path)

@@ -18,6 +18,14 @@ from runtime.core.spec import REQUIRED_METADATA, Spec
 from runtime.session import CPU, import_onnxruntime, open_session
 
 
+# Samples per onnxruntime call unless the caller says: MAX_DEFAULT_BATCH, or fewer where the
+# graph's largest tensor would pass CALL_TENSOR_BYTES in one call. Larger calls of such a graph
+# gain no speed and multiply its memory, and each new batch size's tensors are allocated afresh,
+# which tensors of hundreds of MB pay for in page faults (docs/bring-your-own.md).
+MAX_DEFAULT_BATCH = 256
+CALL_TENSOR_BYTES = 256 << 20
+
+
 # NamedTuples, not dataclasses: defining a dataclass is start-up time that ganrun saves
 # (python -X importtime -m runtime.cli --n 25).
 class ModelInfo(NamedTuple):
@@ -55,12 +63,25 @@ class ModelInfo(NamedTuple):
         """runtime.core.samples.IMAGE or POINT."""
         return self.spec.kind
 
+    @property
+    def default_batch(self) -> int:
+        """Samples per call by default: MAX_DEFAULT_BATCH, or as many as keep the file's largest
+        tensor (gan.largest_tensor_bytes, per sample) within CALL_TENSOR_BYTES. A file exported
+        before ganexport wrote that key gets MAX_DEFAULT_BATCH."""
+        per_sample = int(self.metadata.get("gan.largest_tensor_bytes", 0))
+        if per_sample == 0:
+            return MAX_DEFAULT_BATCH
+        return max(1, min(MAX_DEFAULT_BATCH, CALL_TENSOR_BYTES // per_sample))
+
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":
         missing = [k for k in (*REQUIRED_METADATA, "gan.precision") if k not in meta]
         if missing:
             raise GanEdgeError(f"{path} is not a gan-edge generator (metadata lacks "
                                f"{', '.join(missing)}); export it with ganexport")
+        if not meta.get("gan.largest_tensor_bytes", "0").isdigit():
+            raise GanEdgeError(f"{path} has malformed gan.* metadata (gan.largest_tensor_bytes "
+                               f"is not a count of bytes); re-export it with ganexport")
         return cls(Spec.from_metadata(meta, path), meta["gan.precision"], meta)
 
 
@@ -222,15 +243,17 @@ class Generator:
         n_classes = len(self.info.class_names)
         return np.random.default_rng([seed, 1]).integers(0, n_classes, n).astype(np.int64)
 
-    def generate(self, n: int, seed: int = 0, batch: int = 256,
+    def generate(self, n: int, seed: int = 0, batch: int | None = None,
                  labels: np.ndarray | None = None):
-        """Yield samples in the model's declared range, `batch` at a time (bounded memory).
+        """Yield samples in the model's declared range, `batch` at a time (bounded memory;
+        default: the file's ModelInfo.default_batch).
         Latents for the whole request come from one seeded stream of the model's prior
         (gan.latent_prior), so the samples do not depend on the batch size. A conditional
         generator makes sample i of class labels[i] (default: labels_for(n, seed))."""
         if self.conditional and labels is None:
             labels = self.labels_for(n, seed)
         rng = np.random.default_rng(seed)
+        batch = batch or self.info.default_batch
         for start in range(0, n, batch):
             k = min(batch, n - start)
             z = self.info.spec.latents(rng, k)

@@ -17,12 +17,13 @@ FEATURES = 4  # channels of the coarse map that is resized to the image
 
 
 def color_generator(path: Path, h: int, w: int, c: int, conditional: bool = False,
-                    output_range: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> Path:
+                    output_range: tuple[float, float] = (0.0, 1.0), seed: int = 0,
+                    **metadata: str) -> Path:
     """A generator of [h, w, c] samples into `path`: z -> Gemm -> Reshape [N, 4, 4, 4] (NCHW)
     -> linear Resize to h x w, plus a fixed per-pixel pattern (so that neighbouring pixels
     differ) -> LeakyRelu -> 3x3 Conv to c channels -> Sigmoid (range 0..1) or Tanh (-1..1) ->
     Transpose to NHWC. A conditional one adds a class embedding (Gather) to z; its classes
-    are named "class 0", "class 1", "class 2"."""
+    are named "class 0", "class 1", "class 2". `metadata`: more gan.* keys, "_" for "."."""
     rng = np.random.default_rng(seed)
 
     def const(name, array, dtype=np.float32):
@@ -68,4 +69,5 @@ def color_generator(path: Path, h: int, w: int, c: int, conditional: bool = Fals
     if conditional:
         meta.update({"gan.conditional": "1", "gan.n_classes": str(n_classes),
                      "gan.class_names": json.dumps([f"class {k}" for k in range(n_classes)])})
+    meta.update({k.replace("_", ".", 1): v for k, v in metadata.items()})
     return save_graph(graph, path, meta)

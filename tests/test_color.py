@@ -288,3 +288,17 @@ def test_a_walk_draws_its_keys_from_the_files_prior():
     uniform = walk_latents(5, normal._replace(latent_prior=UNIFORM), 2, 3)
     assert uniform.dtype == np.float32 and np.abs(uniform).max() <= 1.0
     assert np.abs(uniform[0]).max() > 0.5 and not np.array_equal(uniform[0], walk[0])
+
+
+def test_a_file_with_large_tensors_is_drawn_in_calls_that_keep_them_within_bounds(tmp_path):
+    """Without a batch size, a file whose largest tensor per sample (gan.largest_tensor_bytes)
+    would pass CALL_TENSOR_BYTES in 256 samples runs fewer a call; a file that states none runs
+    256. The samples are the seed's either way."""
+    from runtime.generator import CALL_TENSOR_BYTES, Generator
+    plain = Generator.from_file(color_generator(tmp_path / "plain.onnx", 8, 8, 3))
+    large = Generator.from_file(color_generator(
+        tmp_path / "large.onnx", 8, 8, 3, gan_largest_tensor_bytes=str(CALL_TENSOR_BYTES // 10)))
+    assert [len(b) for b in large.generate(25, seed=1)] == [10, 10, 5]
+    assert [len(b) for b in plain.generate(300, seed=1)] == [256, 44]
+    assert np.array_equal(np.concatenate(list(large.generate(25, seed=1))),
+                          np.concatenate(list(plain.generate(25, seed=1))))

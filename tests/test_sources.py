@@ -159,6 +159,35 @@ def test_a_keras_face_dcgan_exports_to_files_that_match_keras(face):
         _assert_within_bounds(gen, lambda x: model(x, training=False), (0, 1), entry["precision"], z)
 
 
+def _largest_tensor_when_run(path: Path) -> int:
+    """The bytes per sample of the largest tensor that running the file makes, seen by running it
+    at batch 1 and 2 with every node's output exposed: a per-sample tensor grows by one sample."""
+    import onnx
+    import onnxruntime as ort
+    model = onnx.load(str(path))
+    names = [out for node in model.graph.node for out in node.output if out]
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names
+                              if n not in {o.name for o in model.graph.output})
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options)
+    latent = session.get_inputs()[0].shape[1]
+    sizes = [[t.nbytes for t in session.run(None, {"z": np.zeros((n, latent), np.float32)})]
+             for n in (1, 2)]
+    return max(two - one for one, two in zip(*sizes))
+
+
+def test_each_file_states_the_largest_tensor_that_running_it_makes(face, torch_shaped):
+    """gan.largest_tensor_bytes, by which ganrun sizes its calls, is what the file really
+    holds at once per sample, in every precision."""
+    from runtime.generator import Generator
+    for folder in (face, torch_shaped):
+        for entry in _manifest(folder)["files"]:
+            path = folder / "export" / entry["file"]
+            stated = Generator.from_file(path).info.metadata["gan.largest_tensor_bytes"]
+            assert int(stated) == _largest_tensor_when_run(path), path
+
+
 def test_a_keras_discriminator_goes_with_its_generator_for_keep(face):
     import keras
 
