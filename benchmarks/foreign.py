@@ -36,7 +36,7 @@ from benchmarks.report import cpu_kind, cpu_text, table_head, write_report
 from export.quantize import CALIBRATION_SAMPLES
 from runtime.core.command import run_cli
 from runtime.core.files import check_writable_dir
-from runtime.generator import CALL_TENSOR_BYTES, MAX_DEFAULT_BATCH
+from runtime.core.batch import CALL_TENSOR_BYTES, MAX_DEFAULT_BATCH
 
 CALIBRATION = CALIBRATION_SAMPLES  # latents that calibrate both int8 files, ours and the stock one
 DIFF_SAMPLES = 256    # latents on which every contender is compared with the reference

@@ -41,9 +41,9 @@ def measure_peak_gflops(seconds: float = 1.0, n: int = 1024) -> float:
 
 
 # Calls of a new batch size before timing. Keras traces its graph on the first. onnxruntime
-# records the memory a shape needs on the first and allocates it on the second: at keras-io's
-# face DCGAN widths and batch 256 that second call takes 1.2 million page faults and runs at a
-# quarter of the rate of the calls after it, which touch no new memory.
+# records the memory a shape needs on the first and allocates it on the second, whose page
+# faults make it several times slower than the calls after it where tensors are hundreds of MB
+# (keras-io's face DCGAN at batch 256).
 WARM_UP_CALLS = 2
 
 

@@ -66,11 +66,14 @@ def discriminator_metadata(source: Source) -> dict:
 def largest_tensor_bytes(model) -> int:
     """Bytes of the graph's largest tensor per sample, by ONNX shape inference over the tensors
     whose first axis is the batch (0 where it finds none). It bounds the memory of one call,
-    so the runtime sizes its default batch by it (runtime/generator.py)."""
+    so the runtime sizes its default batch by it (runtime/core/batch.py). In an int8 file it
+    counts the float outputs of DequantizeLinear, which onnxruntime fuses into 8-bit operators
+    where it can: the bound is cautious there."""
     import math
 
     from onnx import helper, shape_inference
-    graph = shape_inference.infer_shapes(model).graph
+    # data_prop: shapes computed in the graph (Shape -> Reshape) are followed, not dropped
+    graph = shape_inference.infer_shapes(model, data_prop=True).graph
     largest = 0
     for value in (*graph.value_info, *graph.output):
         tensor = value.type.tensor_type

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from runtime.core.artifacts import LABELS_FILE, is_out_dir_file, sample_file
+from runtime.core.batch import DEFAULT_BATCH_TEXT
 from runtime.core.command import run_cli
 from runtime.core.errors import GanEdgeError
 from runtime.core.precision import PRECISIONS
@@ -133,9 +134,8 @@ def _check_grid_size(n: int, cols: int | None, sample_shape: tuple[int, ...],
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 1024),
               help="CPU threads for onnxruntime (0 = one per core).")
 @click.option("--batch", type=click.IntRange(1, 65536),
-              help="Samples per onnxruntime call; memory stays bounded for any --n.  [default: "
-                   "256, or fewer for a model whose largest tensor would pass 256 MB in one "
-                   "call]")
+              help="Samples per onnxruntime call; memory stays bounded for any --n.  "
+                   f"[default: {DEFAULT_BATCH_TEXT}]")
 @click.option("--walk", type=int,
               help="Write an animated GIF in which every tile moves smoothly (spherical "
                    "interpolation) through this many seeded latents and back.")
@@ -199,7 +199,8 @@ def main(n, out, out_dir, model, seed, cols, device, precision, threads, batch, 
         entry = shipped.model_entry(model)
         model, dataset = shipped.model_file(entry, precision, chosen.gpu), entry["dataset"]
     gen = Generator.from_file(model, device=chosen, threads=threads)
-    batch = batch or gen.info.default_batch
+    if batch is None:
+        batch = gen.info.default_batch
     # A conditional generator makes the asked classes itself; an unconditional one is filtered
     # by the project's classifier, as is any model under --min-confidence.
     choosing = min_confidence is not None or (class_spec is not None and not gen.conditional)

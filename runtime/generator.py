@@ -11,19 +11,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from runtime.core.batch import default_batch
 from runtime.core.errors import GanEdgeError
 from runtime.core.images import CHANNELS
 from runtime.core.samples import IMAGE
 from runtime.core.spec import REQUIRED_METADATA, Spec
 from runtime.session import CPU, import_onnxruntime, open_session
-
-
-# Samples per onnxruntime call unless the caller says: MAX_DEFAULT_BATCH, or fewer where the
-# graph's largest tensor would pass CALL_TENSOR_BYTES in one call. Larger calls of such a graph
-# gain no speed and multiply its memory, and each new batch size's tensors are allocated afresh,
-# which tensors of hundreds of MB pay for in page faults (docs/bring-your-own.md).
-MAX_DEFAULT_BATCH = 256
-CALL_TENSOR_BYTES = 256 << 20
 
 
 # NamedTuples, not dataclasses: defining a dataclass is start-up time that ganrun saves
@@ -65,13 +58,8 @@ class ModelInfo(NamedTuple):
 
     @property
     def default_batch(self) -> int:
-        """Samples per call by default: MAX_DEFAULT_BATCH, or as many as keep the file's largest
-        tensor (gan.largest_tensor_bytes, per sample) within CALL_TENSOR_BYTES. A file exported
-        before ganexport wrote that key gets MAX_DEFAULT_BATCH."""
-        per_sample = int(self.metadata.get("gan.largest_tensor_bytes", 0))
-        if per_sample == 0:
-            return MAX_DEFAULT_BATCH
-        return max(1, min(MAX_DEFAULT_BATCH, CALL_TENSOR_BYTES // per_sample))
+        """Samples per call by default, by the file's largest tensor (runtime/core/batch.py)."""
+        return default_batch(int(self.metadata.get("gan.largest_tensor_bytes", 0)))
 
     @classmethod
     def from_metadata(cls, meta: dict, path: Path) -> "ModelInfo":
@@ -79,7 +67,10 @@ class ModelInfo(NamedTuple):
         if missing:
             raise GanEdgeError(f"{path} is not a gan-edge generator (metadata lacks "
                                f"{', '.join(missing)}); export it with ganexport")
-        if not meta.get("gan.largest_tensor_bytes", "0").isdigit():
+        stated = meta.get("gan.largest_tensor_bytes", "0")
+        # ASCII digits only: int() also takes "²", signs, spaces and underscores, or raises on
+        # thousands of digits; a real tensor's size has at most 18.
+        if not (stated.isascii() and stated.isdigit() and len(stated) <= 18):
             raise GanEdgeError(f"{path} has malformed gan.* metadata (gan.largest_tensor_bytes "
                                f"is not a count of bytes); re-export it with ganexport")
         return cls(Spec.from_metadata(meta, path), meta["gan.precision"], meta)
@@ -253,7 +244,8 @@ class Generator:
         if self.conditional and labels is None:
             labels = self.labels_for(n, seed)
         rng = np.random.default_rng(seed)
-        batch = batch or self.info.default_batch
+        if batch is None:
+            batch = self.info.default_batch
         for start in range(0, n, batch):
             k = min(batch, n - start)
             z = self.info.spec.latents(rng, k)

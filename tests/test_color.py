@@ -294,7 +294,8 @@ def test_a_file_with_large_tensors_is_drawn_in_calls_that_keep_them_within_bound
     """Without a batch size, a file whose largest tensor per sample (gan.largest_tensor_bytes)
     would pass CALL_TENSOR_BYTES in 256 samples runs fewer a call; a file that states none runs
     256. The samples are the seed's either way."""
-    from runtime.generator import CALL_TENSOR_BYTES, Generator
+    from runtime.core.batch import CALL_TENSOR_BYTES
+    from runtime.generator import Generator
     plain = Generator.from_file(color_generator(tmp_path / "plain.onnx", 8, 8, 3))
     large = Generator.from_file(color_generator(
         tmp_path / "large.onnx", 8, 8, 3, gan_largest_tensor_bytes=str(CALL_TENSOR_BYTES // 10)))
@@ -302,3 +303,24 @@ def test_a_file_with_large_tensors_is_drawn_in_calls_that_keep_them_within_bound
     assert [len(b) for b in plain.generate(300, seed=1)] == [256, 44]
     assert np.array_equal(np.concatenate(list(large.generate(25, seed=1))),
                           np.concatenate(list(plain.generate(25, seed=1))))
+
+
+def test_ganrun_without_batch_draws_in_the_files_default_batch(tmp_path, monkeypatch):
+    from runtime import cli as ganrun_cli
+    from runtime.core.batch import CALL_TENSOR_BYTES
+    from runtime.generator import Generator
+    large = color_generator(tmp_path / "large.onnx", 8, 8, 3,
+                            gan_largest_tensor_bytes=str(CALL_TENSOR_BYTES // 10))
+    calls, run = [], Generator.run
+
+    def counted(self, z, labels=None):
+        calls.append(len(z))
+        return run(self, z, labels)
+    monkeypatch.setattr(Generator, "run", counted)
+    ganrun_cli.main.main(["--model", str(large), "--n", "25", "--out", str(tmp_path / "g.png"),
+                          "--quiet"], standalone_mode=False)
+    assert calls == [2, 10, 10, 5] and (tmp_path / "g.png").is_file()  # 2: the file's probe
+    calls.clear()
+    ganrun_cli.main.main(["--model", str(large), "--n", "25", "--batch", "20", "--out",
+                          str(tmp_path / "g.png"), "--quiet"], standalone_mode=False)
+    assert calls == [2, 20, 5]

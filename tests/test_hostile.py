@@ -224,6 +224,8 @@ def _broken_generator(path: Path) -> Path:
     ({"gan.sample_shape": "0,28,1"}, "impossible gan.* metadata"),
     ({"gan.latent_dim": "abc"}, "malformed gan.* metadata"),
     ({"gan.largest_tensor_bytes": "-1"}, "malformed gan.* metadata"),
+    ({"gan.largest_tensor_bytes": "\u00b2"}, "malformed gan.* metadata"),
+    ({"gan.largest_tensor_bytes": "9" * 5000}, "malformed gan.* metadata"),
 ])
 def test_models_whose_metadata_lies_are_refused(run, tmp_path, changes, fragment):
     (tmp_path / "m").mkdir()

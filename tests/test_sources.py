@@ -160,8 +160,9 @@ def test_a_keras_face_dcgan_exports_to_files_that_match_keras(face):
 
 
 def _largest_tensor_when_run(path: Path) -> int:
-    """The bytes per sample of the largest tensor that running the file makes, seen by running it
-    at batch 1 and 2 with every node's output exposed: a per-sample tensor grows by one sample."""
+    """The bytes per sample of the largest tensor that running the file's graph as written makes
+    (onnxruntime's fusions off), seen by running it at batch 1 and 2 with every node's output
+    exposed: a per-sample tensor grows by one sample."""
     import onnx
     import onnxruntime as ort
     model = onnx.load(str(path))
@@ -177,9 +178,9 @@ def _largest_tensor_when_run(path: Path) -> int:
     return max(two - one for one, two in zip(*sizes))
 
 
-def test_each_file_states_the_largest_tensor_that_running_it_makes(face, torch_shaped):
-    """gan.largest_tensor_bytes, by which ganrun sizes its calls, is what the file really
-    holds at once per sample, in every precision."""
+def test_each_file_states_the_largest_tensor_its_graph_makes(face, torch_shaped):
+    """gan.largest_tensor_bytes, by which ganrun sizes its calls, is the largest tensor the
+    file's graph makes per sample, in every precision."""
     from runtime.generator import Generator
     for folder in (face, torch_shaped):
         for entry in _manifest(folder)["files"]:
