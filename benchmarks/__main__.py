@@ -109,17 +109,17 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
     import numpy as np
 
     from benchmarks import cold_start, generation, train_step
+    from benchmarks.report import OtherWork
     from runtime.generator import Generator
     from training.config import get_config
     from training.evaluate import eval_latents, score_samples
     cfg = get_config(arch)
+    other_work = OtherWork()
     host, date = socket.gethostname(), time.strftime("%Y-%m-%d %H:%M")
     report = {"host": host, "date": date, "name": name or f"{host}-{date[:10]}",
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "processor": cpu_name(),
-                          "python": platform.python_version(),
-                          # other work on the machine: the ratios hold under it, the rates not
-                          "load_average_at_start": os.getloadavg()[0]},
+                          "python": platform.python_version()},
               "quick": quick, "arch": arch,
               "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []),
                                    "--arch", arch, *(f"--train-arch {a}" for a in train_archs),
@@ -170,7 +170,7 @@ def run_benchmarks(arch: str, train_archs: list[str], run: str | None, quick: bo
             q = score_samples(cfg, samples)
             report["files"][p] = {"bytes": files[p].stat().st_size,
                                   **without_histogram(q.to_row())}
-    report["machine"]["load_average_at_end"] = os.getloadavg()[0]
+    report["machine"]["other_work_share"] = other_work.share()
     report["goals"] = _goals(report)
     return _write(report, out_dir)
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from benchmarks.foreign_shapes import KERAS_IO_WIDTH, PYTORCH_NGF
 from benchmarks.generation import WARM_UP_CALLS
-from benchmarks.report import cpu_kind, cpu_text, table_head, write_report
+from benchmarks.report import (OtherWork, cpu_kind, cpu_text, other_work_text, table_head,
+                               write_report)
 from export.quantize import CALIBRATION_SAMPLES
 from runtime.core.command import run_cli
 from runtime.core.files import check_writable_dir
@@ -352,10 +353,9 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# gan-edge on generators it did not train ({r['kind']})", "",
              f"Made by `{r['command']}` on {r['date']} ({m['cpu']}, {m['cpus']} CPUs).", "",
-             f"Load average (1 min) {m['load_average_at_start']:.1f} at the start and "
-             f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work shared "
-             f"the machine. The contenders alternate in rounds ({r['settings']['rounds']} rounds, "
-             f"medians), so drift hits them all alike: read the ratios, not the rates. Each is "
+             f"{other_work_text(m['other_work_share'], m['cpus'])} The contenders alternate in "
+             f"rounds ({r['settings']['rounds']} rounds, medians), so drift hits them all alike: "
+             f"read the ratios, not the rates. Each is "
              f"timed alone in a fresh process, so none holds another's memory, and only after "
              f"{r['settings']['warm_up_calls']} calls of each batch size (onnxruntime allocates a "
              f"new size's memory on its second).", "",
@@ -416,13 +416,12 @@ def markdown(r: dict) -> str:
 
 def run(out_dir: Path, batches, rounds: int, seconds: float, keras_width: int, ngf: int,
         ganrun_n: int, command: str, log=print) -> Path:
-    start = os.getloadavg()[0]
+    other_work = OtherWork()
     shapes = {KERAS: measure_shape(KERAS, keras_width, batches, rounds, seconds, ganrun_n, log),
               PYTORCH: measure_shape(PYTORCH, ngf, batches, rounds, seconds, ganrun_n, log)}
     report = {"kind": cpu_kind(), "date": time.strftime("%Y-%m-%d"), "command": command,
               "machine": {"cpu": cpu_text(avx512=True), "cpus": os.cpu_count(),
-                          "load_average_at_start": start,
-                          "load_average_at_end": os.getloadavg()[0]},
+                          "other_work_share": other_work.share()},
               "weights": "fixed-seed random",
               "settings": {"batches": list(batches), "rounds": rounds, "min_seconds": seconds,
                            "keras_width": keras_width, "ngf": ngf, "calibration": CALIBRATION,

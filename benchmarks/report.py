@@ -3,6 +3,8 @@ its machine line, its table heads, and writing it as .json and .md."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 
@@ -45,6 +47,38 @@ def cpu_kind() -> str:
     return "avx2" if "avx2" in flags else platform.machine()
 
 
+class OtherWork:
+    """The share of the CPUs' time that processes other than the benchmark's own took while it
+    measured: the machine's busy time (/proc/stat) less the CPU time of this process and of the
+    children it has waited for, over the wall time of all CPUs. A load average cannot say it:
+    it counts the benchmark's own processes, and decays over minutes from what ran before."""
+
+    def __init__(self):
+        self.start = self.now()
+
+    @staticmethod
+    def now() -> tuple[float, float, float]:
+        """(wall seconds, the CPUs' busy seconds since boot, the benchmark's own CPU seconds)."""
+        import resource
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+        own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+        busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+        return time.monotonic(), busy, own
+
+    def share(self) -> float:
+        (wall0, busy0, own0), (wall1, busy1, own1) = self.start, self.now()
+        others = (busy1 - busy0) - (own1 - own0)
+        return min(1.0, max(0.0, others / ((wall1 - wall0) * os.cpu_count())))
+
+
+def other_work_text(share: float, cpus: int) -> str:
+    """A report's sentence on how much other work shared the machine (OtherWork.share)."""
+    return (f"Other processes took {share:.0%} of the {cpus} CPUs' time while it measured (the "
+            f"machine's busy time less the benchmark's own).")
+
+
 def table_head(*columns: str) -> list[str]:
     """A Markdown table's first two lines."""
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -61,10 +95,8 @@ def markdown(r: dict) -> str:
     lines = [f"# gan-edge benchmarks: {r['host']}, {r['date']}", "",
              f"Machine: {machine_text(m)}. Mode: {'quick' if r['quick'] else 'full'}. "
              f"Generator: `{r['arch']}`, {r['model_source']}.", "",
-             *([f"Load average (1 min) {m['load_average_at_start']:.1f} at the start and "
-                f"{m['load_average_at_end']:.1f} at the end, on {m['cpus']} CPUs: other work "
-                f"shared the machine; the contenders alternate, so the ratios hold better than "
-                f"the rates.", ""] if "load_average_at_end" in m else []),
+             f"{other_work_text(m['other_work_share'], m['cpus'])} The contenders alternate, "
+             f"so the ratios hold better than the rates under other work.", "",
              f"Made by `{r['command']}`.", "",
              "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for g in r["goals"]:

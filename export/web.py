@@ -7,7 +7,8 @@
 
 The folder holds index.html and gan-edge.js (ours, from export/web/), model.json (the
 generator's gan.* metadata, with a conditional model's class names for the page's class picker,
-and each file's size and SHA-256, which the page checks), the generator files (int8 for
+and each file's size and SHA-256, which the page checks, and its batch: the samples the page
+runs in one call, by ganrun's rule, runtime/core/batch.py), the generator files (int8 for
 WebAssembly, fp16 for WebGPU) and onnxruntime-web's files, copied from the npm package at a
 pinned version (fetched with `npm pack`, checked against the registry's integrity hash,
 cached). Its WebAssembly binary is stored gzipped (6.6 MB instead of 27) and inflated by the
@@ -135,8 +136,9 @@ def build_site(files: dict[str, Path], out: Path, name: str) -> dict:
         for precision, path in files.items():
             target = generator_file(precision)
             shutil.copy2(path, stage / target)
-            model["files"][precision] = {"file": target, "bytes": path.stat().st_size,
-                                         "sha256": sha256_file(path)}
+            model["files"][precision] = {
+                "file": target, "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                "batch": Generator.from_file(path).info.default_batch}
         write_text_atomic(stage / "model.json", json.dumps(model, indent=2) + "\n")
         # Swap in whole: the old page's files go only once the new ones are complete.
         for old in list(out.iterdir()):

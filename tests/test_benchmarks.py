@@ -1,6 +1,7 @@
 """The benchmark report: goals computed from the measurements, Markdown that says how to remake
 it, and PNG charts, checked on a small hand-made set of measurements (no timing asserts)."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def _measurements() -> dict:
     return {
         "host": "testhost", "date": "2026-11-23 12:00", "quick": True, "arch": "dcgan-mnist",
         "machine": {"cpus": 2, "platform": "Linux", "processor": "x86_64", "python": "3.11",
-                    "load_average_at_start": 3.5, "load_average_at_end": 4.25},
+                    "other_work_share": 0.125},
         "command": "python -m benchmarks --quick --arch dcgan-mnist --run dcgan-mnist",
         "model_source": "trained checkpoint dcgan-mnist/epoch_040",
         "training": [{"arch": "mlp-mnist", "project_s_per_step": 0.005,
@@ -43,6 +44,7 @@ def _measurements() -> dict:
 
 def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     from benchmarks.__main__ import _goals, _write
+    from benchmarks.report import other_work_text
     report = _measurements()
     report["goals"] = _goals(report)
     goals = {g["goal"]: g for g in report["goals"]}
@@ -67,7 +69,7 @@ def test_report_computes_goals_and_writes_json_markdown_and_charts(tmp_path):
     assert "| import click | 10.0 ms |" in md
     assert "| the steps after the import floor's, summed | 30.0 ms |" in md
     assert "| whole process above the import floor (difference of the medians above) | 100.0 ms |" in md
-    assert "Load average (1 min) 3.5 at the start and 4.2 at the end, on 2 CPUs" in md
+    assert other_work_text(0.125, 2) in md
     assert len(report["charts"]) == 2
     for chart in report["charts"]:
         with Image.open(chart) as img:
@@ -282,6 +284,27 @@ def test_score_noise_scores_each_shipped_image_model_on_several_latent_sets(tmp_
 
 
 @pytest.mark.slow  # a fresh process per contender and round
+def test_other_work_is_what_other_processes_take_not_the_benchmarks_own():
+    """A busy child process counts as other work until the benchmark waits for it; from then
+    on its CPU time is the benchmark's own, as a contender's timed in its own process is."""
+    import subprocess
+    import sys
+
+    from benchmarks.report import OtherWork
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    stat = Path(f"/proc/{child.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not yet waited for
+        time.sleep(0.01)
+    _, busy_before, own_before = OtherWork.now()
+    child.wait()
+    _, busy_after, own_after = OtherWork.now()
+    # the child's half second (and its start-up) leaves the others' seconds with the wait
+    moved = (busy_before - own_before) - (busy_after - own_after)
+    assert 0.45 <= moved <= 0.9, moved
+    assert 0.0 <= OtherWork().share() <= 1.0
+
+
 def test_foreign_measures_every_contender_of_both_shapes_and_states_each_goal(tmp_path,
                                                                               monkeypatch):
     """The foreign-generator report on narrow models, one short round: every contender of

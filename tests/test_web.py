@@ -16,6 +16,7 @@ import onnx
 import pytest
 
 from conftest import CALIBRATION, ROOT, assert_one_line_error, cli, missing, run_cli
+from foreign import LATENT, color_generator
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -204,6 +205,27 @@ def test_browser_samples_equal_python_onnxruntime(browser_tools, request, serve,
         {"wasm": "WebAssembly", "webgpu": "WebGPU"}[backend], precision)  # as the URL asks
     assert_samples_match_python(report, site / f"generator.{precision}.onnx", z, precision,
                                 backend)
+
+
+@pytest.mark.browser
+@pytest.mark.network
+def test_page_runs_a_file_with_large_tensors_in_calls_of_its_batch(browser_tools, serve,
+                                                                    tmp_path):
+    """A file whose largest tensor per sample (gan.largest_tensor_bytes) allows 10 samples a
+    call: model.json gives the batch that ganrun's rule gives, the page draws its 25 tiles in
+    calls of 10, 10 and 5, and its samples for 25 latents are Python onnxruntime's."""
+    from export.web import build_site, sibling_files
+    from runtime.core.batch import CALL_TENSOR_BYTES
+    from runtime.generator import Generator
+    path = color_generator(tmp_path / "large.onnx", 8, 8, 3,
+                           gan_largest_tensor_bytes=str(CALL_TENSOR_BYTES // 10))
+    model = build_site(sibling_files(path, ("fp32",)), tmp_path / "site", "large")
+    assert model["files"]["fp32"]["batch"] == Generator.from_file(path).info.default_batch == 10
+    z = np.random.default_rng(5).standard_normal((25, LATENT)).astype(np.float32)
+    report = open_page(serve(tmp_path / "site") + "index.html", z, tmp_path, canvas=True)
+    assert report["consoleErrors"] == [] and "error" not in report, report
+    assert report["canvas"]["n"] == 25 and report["canvas"]["calls"] == [10, 10, 5]
+    assert_samples_match_python(report, path, z, "fp32")
 
 
 @pytest.mark.browser

@@ -207,18 +207,39 @@ async function main() {
   }
 
   const per = info.shape.reduce((a, b) => a * b, 1);
+  // At most `batch` samples a call: model.json's, by ganrun's rule (runtime/core/batch.py), so a
+  // generator with large tensors stays within the same memory bound here as in ganrun.
+  const batch = entry.batch;
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new Error(`model.json gives ${entry.file} no batch size; rebuild the page`);
+  }
   // One session.run at a time: the walk's frames, the generate button and the test hook share
   // the session, and WebGPU sessions do not take overlapping runs.
   let queue = Promise.resolve();
+  // n samples in calls of at most `batch`: {samples, fed}, where fed is what the generator was
+  // given, read back from the tensors of its calls (so that a test sees the labels and call
+  // sizes the generator got, not those the page meant to give it): {n, latents, labels, calls}.
   function run(latents, n, labels) {
     if (conditional && (!labels || labels.length !== n)) {
       return Promise.reject(new Error('this model is conditional: pass one label per latent'));
     }
     const next = queue.then(async () => {
-      const feed = { z: new ort.Tensor('float32', Float32Array.from(latents), [n, info.latent]) };
-      // onnxruntime-web takes int64 tensors as BigInt64Array.
-      if (conditional) feed.label = new ort.Tensor('int64', BigInt64Array.from(labels, BigInt), [n]);
-      return { samples: (await session.run(feed)).sample.data, feed };
+      let samples = null;
+      const fed = { n, latents: [], labels: conditional ? [] : null, calls: [] };
+      for (let start = 0; start < n; start += batch) {
+        const k = Math.min(batch, n - start);
+        const z = Float32Array.from(latents.slice(start * info.latent, (start + k) * info.latent));
+        const feed = { z: new ort.Tensor('float32', z, [k, info.latent]) };
+        // onnxruntime-web takes int64 tensors as BigInt64Array.
+        if (conditional) feed.label = new ort.Tensor('int64', BigInt64Array.from(labels.slice(start, start + k), BigInt), [k]);
+        const out = (await session.run(feed)).sample.data;
+        samples = samples || new out.constructor(n * per);
+        samples.set(out, start * per);
+        fed.latents = fed.latents.concat(Array.from(feed.z.data));
+        if (conditional) fed.labels = fed.labels.concat(Array.from(feed.label.data, Number));
+        fed.calls.push(k);
+      }
+      return { samples, fed };
     });
     queue = next.catch(() => {});
     return next;
@@ -228,17 +249,17 @@ async function main() {
     (conditional ? labelsFor(n, seed, $('class').value, info.classNames.length) : null);
   const classText = () => (!conditional ? '' : $('class').value === '' ? ', classes drawn at random,'
     : ` of class ${info.classNames[Number($('class').value)]}`);
-  // The feed of the grid now on the canvas (a generate's or a walk frame's), for the test hook.
+  // What was fed for the grid now on the canvas (a generate's or a walk frame's), for the test hook.
   let lastDraw = Promise.resolve(null);
   async function generate() {
     const n = Math.max(1, Math.min(100, Number($('n').value) || 25));
     const seed = Math.max(0, Number($('seed').value) || 0);
     const started = performance.now();
     const z = latents(n * info.latent, seed, info.prior), labels = currentLabels(n, seed), asked = classText();
-    const { samples, feed } = await run(z, n, labels);
+    const { samples, fed } = await run(z, n, labels);
     draw(samples, n, info);
     $('status').textContent = `${n} samples${asked} in ${(performance.now() - started).toFixed(0)} ms`;
-    return feed;
+    return fed;
   }
   let walking = null;
   async function walk() {
@@ -252,9 +273,9 @@ async function main() {
       const k = Math.floor(frame / FRAMES_PER_STEP) % WALK_KEYS, t = (frame % FRAMES_PER_STEP) / FRAMES_PER_STEP;
       // Each tile keeps its class along the walk; a class picked meanwhile shows from the next frame.
       const z = slerp(keys[k], keys[(k + 1) % WALK_KEYS], t, info.latent);
-      lastDraw = run(z, n, currentLabels(n, seed)).then(({ samples, feed }) => {
+      lastDraw = run(z, n, currentLabels(n, seed)).then(({ samples, fed }) => {
         draw(samples, n, info);
-        return feed;
+        return fed;
       });
       await lastDraw;
       frame += 1;
@@ -282,19 +303,12 @@ async function main() {
   return { backend: provider, precision: backend.precision, arch: info.arch, latent: info.latent,
            sampleSize: per, classNames: info.classNames,
            run: async (latents, n, labels) => Array.from((await run(latents, n, labels)).samples),
-           drawn: async () => fedInputs(await lastDraw) };
-}
-
-// What a feed gave the generator, read back from its tensors (so that a test sees the labels
-// the generator got, not those the page meant to give it): {n, latents, labels}.
-function fedInputs(feed) {
-  return { n: feed.z.dims[0], latents: Array.from(feed.z.data),
-           labels: feed.label ? Array.from(feed.label.data, Number) : null };
+           drawn: async () => lastDraw };
 }
 
 // Test hook: window.ganEdge resolves to the backend chosen, a run(latents, n[, labels])
 // function and drawn(), what was fed the generator for the grid now on the canvas (a
-// generate's or the walk's latest frame), once it is drawn; or it rejects with the message
-// shown on the page.
+// generate's or the walk's latest frame: {n, latents, labels, calls}), once it is drawn; or it
+// rejects with the message shown on the page.
 window.ganEdge = main().catch((e) => { throw new Error(fail(String(e.message || e))); });
 window.ganEdge.catch(() => {});
