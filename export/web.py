@@ -120,7 +120,8 @@ def build_site(files: dict[str, Path], out: Path, name: str) -> dict:
     check_site_dir(out)
     ort_dir = ort_web_dir()
     out.mkdir(parents=True, exist_ok=True)
-    meta = Generator.from_file(next(iter(files.values()))).info.metadata
+    infos = {precision: Generator.from_file(path).info for precision, path in files.items()}
+    meta = next(iter(infos.values())).metadata
     model = {"name": name, "metadata": {k: v for k, v in meta.items() if k.startswith("gan.")},
              "ort": ORT_WEB, "files": {}}
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.tmp-") as tmp:
@@ -138,7 +139,7 @@ def build_site(files: dict[str, Path], out: Path, name: str) -> dict:
             shutil.copy2(path, stage / target)
             model["files"][precision] = {
                 "file": target, "bytes": path.stat().st_size, "sha256": sha256_file(path),
-                "batch": Generator.from_file(path).info.default_batch}
+                "batch": infos[precision].default_batch}
         write_text_atomic(stage / "model.json", json.dumps(model, indent=2) + "\n")
         # Swap in whole: the old page's files go only once the new ones are complete.
         for old in list(out.iterdir()):

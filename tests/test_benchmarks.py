@@ -302,7 +302,6 @@ def test_other_work_is_what_other_processes_take_not_the_benchmarks_own():
     # the child's half second (and its start-up) leaves the others' seconds with the wait
     moved = (busy_before - own_before) - (busy_after - own_after)
     assert 0.45 <= moved <= 0.9, moved
-    assert 0.0 <= OtherWork().share() <= 1.0
 
 
 @pytest.mark.slow  # a fresh process per contender and round
